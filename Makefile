@@ -1,0 +1,29 @@
+# OMTX-Hub: every install step lives here, so a fresh clone needs nothing done by hand.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo serve bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	$(BIN)/omtx-hub serve
+
+serve: demo
+
+bench: $(STAMP)
+	$(BIN)/python bench/queue_throughput.py
+
+clean:
+	rm -rf $(VENV) .omtx .pytest_cache

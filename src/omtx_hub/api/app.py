@@ -1,0 +1,41 @@
+"""``create_app(settings)``: the FastAPI application, its parts built explicitly (no globals)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from prometheus_client import CollectorRegistry
+
+import omtx_hub
+from omtx_hub.api import jobs, ops
+from omtx_hub.api.errors import install_error_handlers
+from omtx_hub.api.limits import BodyLimitMiddleware
+from omtx_hub.hub import Hub, open_hub
+from omtx_hub.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> FastAPI:
+    """Build the API over ``hub`` (or a hub opened from ``settings``, migrations included)."""
+    if hub is None:
+        hub = open_hub(settings or Settings())
+    app = FastAPI(
+        title="OMTX-Hub",
+        version=omtx_hub.__version__,
+        description="Protein–ligand prediction jobs and batch screens: submit, watch, rank, download.",
+    )
+    app.state.hub = hub
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(ops.QueueCollector(hub.manager, hub.settings.worker_seen_seconds))
+    app.state.metrics_registry = registry
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=hub.settings.max_body_bytes)
+    app.include_router(jobs.router)
+    app.include_router(ops.router)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app

@@ -1,0 +1,203 @@
+"""Jobs and batches: submit, status, children, list, record, cancel, retry, events, files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from omtx_hub.api.schemas import (
+    BatchRequest,
+    BatchSubmitted,
+    ChildrenPage,
+    JobPage,
+    JobStatusOut,
+    JobSubmitted,
+    PredictRequest,
+)
+from omtx_hub.api.views import (
+    child_view,
+    decode_cursor,
+    encode_cursor,
+    full_view,
+    iso,
+    status_view,
+    summary_view,
+)
+from omtx_hub.domain import ACTIVE, JobType
+from omtx_hub.errors import NotFound
+from omtx_hub.hub import Hub
+from omtx_hub.storage import is_safe_file_name
+from omtx_hub.submission import build_batch_submission, build_job_submission
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+
+_MEDIA = {"json": "application/json", "csv": "text/csv", "cif": "chemical/x-mmcif", "sdf": "chemical/x-mdl-sdfile",
+          "pdb": "chemical/x-pdb", "pdbqt": "text/plain", "txt": "text/plain", "zip": "application/zip"}  # fmt: skip
+StatusFilter = Query(None, pattern="^(pending|running|completed|failed|cancelled)$")
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+@router.post("/predict", status_code=202, response_model=JobSubmitted, summary="Submit one prediction")
+def submit_job(body: PredictRequest, request: Request) -> Any:
+    hub = _hub(request)
+    sub = build_job_submission(
+        hub.settings,
+        protein_sequence=body.protein_sequence,
+        ligand_smiles=body.ligand_smiles,
+        ligand_name=body.ligand_name,
+        predictor=body.predictor,
+        params=body.params,
+        priority=body.priority,
+        idempotency_key=body.idempotency_key,
+    )
+    result = hub.manager.submit_job(sub)
+    r = result.record
+    content = {"job_id": r["job_id"], "status": r["status"], "created_at": iso(r["created_at"])}
+    return JSONResponse(status_code=202 if result.created else 200, content=content)
+
+
+@router.post("/predict/batch", status_code=202, response_model=BatchSubmitted, summary="Submit a batch screen")
+def submit_batch(body: BatchRequest, request: Request) -> Any:
+    hub = _hub(request)
+    sub = build_batch_submission(
+        hub.settings,
+        batch_name=body.batch_name,
+        protein_sequence=body.protein_sequence,
+        ligands=[(lig.name, lig.smiles) for lig in body.ligands],
+        predictor=body.predictor,
+        params=body.params,
+        max_concurrent=body.max_concurrent,
+        priority=body.priority,
+        idempotency_key=body.idempotency_key,
+        skip_invalid=body.skip_invalid,
+    )
+    result = hub.manager.submit_batch(sub)
+    r = result.record
+    content = {"batch_id": r["job_id"], "job_id": r["job_id"], "status": r["status"], "total": r["n_total"],
+               "skipped": r["input"].get("skipped", []), "created_at": iso(r["created_at"])}  # fmt: skip
+    return JSONResponse(status_code=202 if result.created else 200, content=content)
+
+
+@router.get("", response_model=JobPage, summary="List jobs and batches, newest first")
+def list_jobs(
+    request: Request,
+    job_type: str | None = Query(None, pattern="^(INDIVIDUAL|BATCH_PARENT|BATCH_CHILD)$"),
+    status: str | None = StatusFilter,
+    limit: int = Query(50, ge=1, le=500),
+    cursor: str | None = None,
+) -> Any:
+    hub = _hub(request)
+    rows = hub.manager.list_jobs(
+        owner=hub.settings.owner, job_type=job_type, status=status, limit=limit + 1, before_id=decode_cursor(cursor)
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [summary_view(r) for r in rows], "next_cursor": encode_cursor(rows[-1]["id"]) if more else None}
+
+
+@router.get("/batch/{batch_id}/children", response_model=ChildrenPage, summary="Children of a batch")
+def list_children(
+    batch_id: str,
+    request: Request,
+    status: str | None = StatusFilter,
+    limit: int = Query(100, ge=1, le=1000),
+    cursor: str | None = None,
+) -> Any:
+    hub = _hub(request)
+    parent = hub.manager.get(batch_id, hub.settings.owner)
+    if parent["job_type"] != JobType.BATCH_PARENT.value:
+        raise NotFound(f"{batch_id} is not a batch", code="batch_not_found")
+    after = decode_cursor(cursor)
+    rows = hub.manager.list_children(batch_id, status=status, limit=limit + 1, after_index=-1 if after is None else after)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "batch_id": batch_id,
+        "items": [child_view(r) for r in rows],
+        "next_cursor": encode_cursor(rows[-1]["batch_index"]) if more else None,
+    }
+
+
+@router.get("/{job_id}/status", response_model=JobStatusOut, summary="Status, progress and results")
+def job_status(job_id: str, request: Request) -> Any:
+    hub = _hub(request)
+    r = hub.manager.get(job_id, hub.settings.owner)
+    warnings = []
+    if r["status"] in ACTIVE:
+        alive = hub.manager.live_workers(hub.settings.worker_seen_seconds)
+        if not any(r["predictor"] in w["predictors"] for w in alive):
+            warnings.append(
+                f"no worker that runs predictor {r['predictor']!r} has been seen in the last "
+                f"{hub.settings.worker_seen_seconds:g} s; the job waits until one starts "
+                f"(omtx-hub worker --predictor {r['predictor']})"
+            )
+    return status_view(r, warnings)
+
+
+@router.get("/{job_id}", summary="The full job record")
+def job_record(job_id: str, request: Request) -> Any:
+    hub = _hub(request)
+    return full_view(hub.manager.get(job_id, hub.settings.owner))
+
+
+@router.get("/{job_id}/events", summary="Audit trail: every state transition")
+def job_events(job_id: str, request: Request) -> Any:
+    hub = _hub(request)
+    hub.manager.get(job_id, hub.settings.owner)
+    items = [
+        {"from": e["from_status"], "to": e["to_status"], "at": iso(e["at"]), "worker_id": e["worker_id"],
+         "attempt": e["attempt"], "reason": e["reason"]}
+        for e in hub.manager.events(job_id)
+    ]  # fmt: skip
+    return {"job_id": job_id, "events": items}
+
+
+@router.post("/{job_id}/cancel", response_model=JobStatusOut, summary="Cancel a job or a whole batch")
+def cancel(job_id: str, request: Request) -> Any:
+    hub = _hub(request)
+    return status_view(hub.manager.cancel(job_id, hub.settings.owner), [])
+
+
+@router.post("/{job_id}/retry", response_model=JobStatusOut, summary="Retry a failed job or a batch's failed children")
+def retry(job_id: str, request: Request) -> Any:
+    hub = _hub(request)
+    return status_view(hub.manager.retry(job_id, hub.settings.owner), [])
+
+
+def _folder(hub: Hub, job_id: str) -> str:
+    r = hub.manager.get(job_id, hub.settings.owner)
+    if r["job_type"] == JobType.BATCH_PARENT.value:
+        return hub.store.batch_dir(job_id)
+    return hub.store.job_dir(job_id, r["batch_parent_id"])
+
+
+@router.get("/{job_id}/files", summary="Files stored for a job or batch")
+def list_files(job_id: str, request: Request) -> Any:
+    hub = _hub(request)
+    folder = _folder(hub, job_id)
+    return {"job_id": job_id, "files": [{"name": n, "size": hub.store.size(f"{folder}/{n}")}
+                                        for n in hub.store.list_files(folder)]}  # fmt: skip
+
+
+@router.get("/{job_id}/files/{name}", summary="Download one file", response_class=StreamingResponse)
+def download(job_id: str, name: str, request: Request) -> Any:
+    hub = _hub(request)
+    folder = _folder(hub, job_id)
+    if not is_safe_file_name(name) or name not in hub.store.list_files(folder):
+        raise NotFound(f"job {job_id} has no file named {name!r}", code="file_not_found")
+    media = _MEDIA.get(name.rsplit(".", 1)[-1].lower(), "application/octet-stream")
+    return StreamingResponse(
+        hub.store.iter_bytes(f"{folder}/{name}"),
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+

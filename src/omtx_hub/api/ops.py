@@ -1,0 +1,77 @@
+"""Health, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+
+from omtx_hub.domain import TERMINAL, JobStatus, JobType
+from omtx_hub.queue.manager import QueueManager
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["operations"])
+
+DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
+
+class QueueCollector:
+    """Reads the figures from the database at scrape time, so every API replica reports the same."""
+
+    def __init__(self, manager: QueueManager, worker_seen_seconds: float) -> None:
+        self.manager = manager
+        self.worker_seen_seconds = worker_seen_seconds
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.manager.status_counts()
+        depth = GaugeMetricFamily("omtx_queue_jobs", "Jobs (not batch parents) by status", labels=["status"])
+        finished = CounterMetricFamily("omtx_jobs_finished", "Jobs finished, by outcome", labels=["outcome"])
+        batches = GaugeMetricFamily("omtx_batches", "Batches by status", labels=["status"])
+        for status in JobStatus:
+            n = sum(v for (t, s), v in counts.items() if s == status.value and t != JobType.BATCH_PARENT.value)
+            depth.add_metric([status.value], n)
+            if status.value in TERMINAL:
+                finished.add_metric([status.value], n)
+            batches.add_metric([status.value], counts.get((JobType.BATCH_PARENT.value, status.value), 0))
+        yield depth
+        yield finished
+        yield batches
+        cumulative, total, count = self.manager.duration_histogram(DURATION_BUCKETS)
+        buckets = [(str(b), c) for b, c in zip(DURATION_BUCKETS, cumulative)] + [("+Inf", count)]
+        yield HistogramMetricFamily(
+            "omtx_job_duration_seconds", "Run time of completed jobs (claim to completion)",
+            buckets=buckets, sum_value=total,
+        )  # fmt: skip
+        alive = self.manager.live_workers(self.worker_seen_seconds)
+        workers = GaugeMetricFamily("omtx_workers_alive", "Workers heard from recently")
+        workers.add_metric([], len(alive))
+        yield workers
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: the database answers", response_model=None)
+def readyz(request: Request) -> Any:
+    try:
+        request.app.state.hub.manager.ping()
+    except Exception as exc:  # any failure to reach the database means not ready
+        return JSONResponse(
+            status_code=503,
+            content={"error": {"code": "database_unreachable", "message": str(exc).splitlines()[0][:300],
+                               "details": None}},
+        )  # fmt: skip
+    return {"status": "ready"}
+
+
+@router.get("/metrics", summary="Prometheus metrics")
+def metrics(request: Request) -> Response:
+    registry: CollectorRegistry = request.app.state.metrics_registry
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

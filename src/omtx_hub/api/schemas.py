@@ -1,0 +1,126 @@
+"""Request and response bodies of the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "BatchRequest",
+    "BatchSubmitted",
+    "ChildrenPage",
+    "JobPage",
+    "JobStatusOut",
+    "JobSubmitted",
+    "LigandIn",
+    "PredictRequest",
+    "Progress",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PredictRequest(_Strict):
+    protein_sequence: str = Field(description="Target protein, one-letter amino-acid codes.")
+    ligand_smiles: str = Field(description="Ligand as SMILES; parsed by RDKit before anything is queued.")
+    ligand_name: str = Field("ligand", description="A name for the ligand, shown in results.")
+    predictor: str | None = Field(None, description="Predictor name; default: the hub's OMTX_DEFAULT_PREDICTOR.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Predictor parameters.")
+    priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
+    idempotency_key: str | None = Field(
+        None, max_length=200, description="Resubmitting with the same key returns the first job (200)."
+    )
+
+
+class LigandIn(_Strict):
+    name: str
+    smiles: str
+
+
+class BatchRequest(_Strict):
+    batch_name: str = Field(description="A name for the screen.")
+    protein_sequence: str
+    ligands: list[LigandIn] = Field(description="Ligands to screen; names must be unique within the batch.")
+    max_concurrent: int | None = Field(None, ge=1, description="Cap on this batch's running children.")
+    predictor: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    priority: int = Field(0, ge=-100, le=100)
+    idempotency_key: str | None = Field(None, max_length=200)
+    skip_invalid: bool = Field(False, description="Queue the valid ligands and report the invalid ones.")
+
+
+class Progress(BaseModel):
+    total: int
+    pending: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+
+
+class JobSubmitted(BaseModel):
+    job_id: str
+    status: str
+    created_at: str
+
+
+class BatchSubmitted(BaseModel):
+    batch_id: str
+    job_id: str
+    status: str
+    total: int
+    skipped: list[dict[str, Any]]
+    created_at: str
+
+
+class JobStatusOut(BaseModel):
+    job_id: str
+    job_type: str
+    status: str
+    name: str | None
+    predictor: str
+    batch_id: str | None = None
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+    cancel_requested: bool
+    progress: Progress | None = None
+    results: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ChildOut(BaseModel):
+    job_id: str
+    batch_index: int
+    ligand_name: str
+    ligand_smiles: str
+    status: str
+    attempts: int
+    results: dict[str, Any] | None
+    error: dict[str, Any] | None
+
+
+class ChildrenPage(BaseModel):
+    batch_id: str
+    items: list[ChildOut]
+    next_cursor: str | None
+
+
+class JobSummary(BaseModel):
+    job_id: str
+    job_type: str
+    status: str
+    name: str | None
+    predictor: str
+    created_at: str
+    completed_at: str | None
+    progress: Progress | None = None
+
+
+class JobPage(BaseModel):
+    items: list[JobSummary]
+    next_cursor: str | None

@@ -1,0 +1,54 @@
+"""Validation of protein sequences and ligand SMILES (RDKit)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rdkit import Chem, RDLogger
+
+__all__ = ["AMINO_ACIDS", "SmilesCheck", "check_smiles", "clean_protein_sequence"]
+
+RDLogger.DisableLog("rdApp.*")
+
+# The 20 standard residues plus X (unknown), which Boltz-2 accepts.
+AMINO_ACIDS = frozenset("ACDEFGHIKLMNPQRSTVWYX")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def clean_protein_sequence(raw: str, max_length: int) -> str:
+    """Return the sequence upper-cased without whitespace, or raise ValueError saying what is wrong."""
+    sequence = _WHITESPACE.sub("", raw or "").upper()
+    if not sequence:
+        raise ValueError("protein_sequence is empty")
+    bad = sorted({c for c in sequence if c not in AMINO_ACIDS})
+    if bad:
+        first = next(i for i, c in enumerate(sequence) if c not in AMINO_ACIDS)
+        raise ValueError(
+            f"protein_sequence has characters that are not amino-acid letters: {''.join(bad)!r} "
+            f"(first at position {first + 1}); use one-letter codes ACDEFGHIKLMNPQRSTVWY (X for unknown)"
+        )
+    if len(sequence) > max_length:
+        raise ValueError(f"protein_sequence has {len(sequence)} residues; the limit is {max_length}")
+    return sequence
+
+
+@dataclass(frozen=True)
+class SmilesCheck:
+    ok: bool
+    reason: str = ""
+
+
+def check_smiles(smiles: str) -> SmilesCheck:
+    """Parse a SMILES with RDKit (with sanitisation): the check every ligand passes before it is queued."""
+    text = (smiles or "").strip()
+    if not text:
+        return SmilesCheck(False, "empty SMILES")
+    if any(c.isspace() for c in text):
+        return SmilesCheck(False, "SMILES contains whitespace")
+    mol = Chem.MolFromSmiles(text)
+    if mol is None:
+        return SmilesCheck(False, "RDKit could not parse this SMILES (syntax, valence or aromaticity error)")
+    if mol.GetNumHeavyAtoms() == 0:
+        return SmilesCheck(False, "SMILES has no heavy atoms")
+    return SmilesCheck(True)

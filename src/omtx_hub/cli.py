@@ -1,0 +1,324 @@
+"""The ``omtx-hub`` command: a thin layer over the library and the HTTP client."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from omtx_hub.client import HubClient, HubError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(help="OMTX-Hub: protein–ligand prediction jobs and batch screens.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+console = Console()
+err = Console(stderr=True)
+
+UrlOption = Annotated[str, typer.Option("--url", envvar="OMTX_URL", help="Base URL of the hub's API.")]
+PredictorsOption = Annotated[
+    list[str] | None,
+    typer.Option("--predictor", "-p", help="Predictor to run (repeatable); default: every one that loads."),
+]
+ParamOption = Annotated[
+    list[str] | None, typer.Option("--param", help="Predictor parameter KEY=VALUE (repeatable; VALUE as JSON if it parses).")
+]
+
+
+def main() -> None:
+    app()
+
+
+def _setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+
+
+def _params(items: list[str] | None) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--param expects KEY=VALUE, got {item!r}")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def _load_predictors(names: list[str] | None, *, strict: bool) -> dict[str, Any]:
+    from omtx_hub.errors import PredictorUnavailable
+    from omtx_hub.registry import available_predictors, load_predictor
+    from omtx_hub.settings import Settings
+
+    settings = Settings()
+    wanted = names or sorted(available_predictors(settings))
+    loaded = {}
+    for name in wanted:
+        try:
+            loaded[name] = load_predictor(name, settings)
+        except PredictorUnavailable as exc:
+            if strict or names:
+                err.print(f"[red]error:[/red] {exc.message}")
+                raise typer.Exit(2) from exc
+            err.print(f"[yellow]skipping predictor {name}:[/yellow] {exc.message}")
+    return loaded
+
+
+def _fail(exc: HubError) -> None:
+    err.print(f"[red]error {exc.status} {exc.code}:[/red] {exc.message}")
+    if isinstance(exc.details, dict) and exc.details.get("ligands"):
+        for item in exc.details["ligands"][:50]:
+            err.print(f"  ligand #{item['index']} {item['name']!r}: {item['reason']}")
+    raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------- server side
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default OMTX_HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default OMTX_PORT, 8000).")] = None,
+    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Run a worker in this process.")] = True,
+    predictor: PredictorsOption = None,
+) -> None:
+    """Start the API (and, by default, an in-process worker) on the configured database and store."""
+    import uvicorn
+
+    from omtx_hub.api import create_app
+    from omtx_hub.hub import open_hub
+    from omtx_hub.settings import Settings
+    from omtx_hub.worker import Worker
+
+    _setup_logging()
+    settings = Settings()
+    hub = open_hub(settings)
+    in_process = None
+    if worker:
+        predictors = _load_predictors(predictor, strict=False)
+        if predictors:
+            in_process = Worker(settings, hub.manager, hub.store, predictors)
+            threading.Thread(target=in_process.run, name="in-process-worker", daemon=True).start()
+        else:
+            err.print("[yellow]no predictor could be loaded: jobs wait until an `omtx-hub worker` runs[/yellow]")
+    bind_host, bind_port = host or settings.host, port or settings.port
+    console.print(f"OMTX-Hub API on http://{bind_host}:{bind_port}  (docs: /docs, data: {settings.home})")
+    try:
+        uvicorn.run(create_app(hub=hub), host=bind_host, port=bind_port, log_level="info")
+    finally:
+        if in_process is not None:
+            in_process.stop(grace_seconds=10)
+
+
+@app.command("worker")
+def worker_command(
+    predictor: PredictorsOption = None,
+    exit_when_idle: Annotated[bool, typer.Option(help="Exit (code 0) once nothing is runnable for this worker.")] = False,
+    grace_seconds: Annotated[float, typer.Option(help="On SIGTERM, time to finish running jobs before releasing them.")] = 30.0,
+) -> None:
+    """Run a worker process against OMTX_DATABASE_URL (SQLite file or postgresql://…)."""
+    from omtx_hub.hub import open_hub
+    from omtx_hub.settings import Settings
+    from omtx_hub.worker import Worker
+
+    _setup_logging()
+    predictors = _load_predictors(predictor, strict=True)
+    if not predictors:
+        err.print("[red]error:[/red] no predictor is installed; see the README (predictors)")
+        raise typer.Exit(2)
+    settings = Settings()
+    hub = open_hub(settings)
+    w = Worker(settings, hub.manager, hub.store, predictors)
+
+    def _on_signal(signum: int, _frame: Any) -> None:
+        err.print(f"signal {signum}: finishing running jobs (up to {grace_seconds:g} s), then stopping")
+        w.stop(grace_seconds)
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    w.run(exit_when_idle=exit_when_idle)
+    hub.close()
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Create or upgrade the schema of OMTX_DATABASE_URL."""
+    from omtx_hub.hub import open_hub
+    from omtx_hub.settings import Settings
+
+    open_hub(Settings()).close()
+    console.print("schema is up to date")
+
+
+# ---------------------------------------------------------------------- client side
+
+
+@app.command()
+def submit(
+    protein_sequence: Annotated[str, typer.Option("--protein-sequence", "-s", help="Target protein sequence.")],
+    smiles: Annotated[str, typer.Option("--smiles", help="Ligand SMILES.")],
+    name: Annotated[str, typer.Option("--name", help="Ligand name.")] = "ligand",
+    predictor: Annotated[str | None, typer.Option("--predictor", "-p")] = None,
+    param: ParamOption = None,
+    wait: Annotated[bool, typer.Option(help="Wait for the result and print it.")] = False,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Submit one protein–ligand prediction."""
+    with HubClient(url) as hub:
+        try:
+            job = hub.submit(protein_sequence, smiles, name, predictor=predictor, params=_params(param))
+            console.print(f"{job['job_id']}  {job['status']}")
+            if wait:
+                final = hub.wait(job["job_id"])
+                console.print_json(json.dumps(final))
+        except HubError as exc:
+            _fail(exc)
+
+
+@app.command()
+def screen(
+    ligands_file: Annotated[Path, typer.Argument(help="Ligands: .csv (smiles[,name]), .smi or .sdf.", exists=True)],
+    protein_sequence: Annotated[str, typer.Option("--protein-sequence", "-s", help="Target protein sequence.")],
+    batch_name: Annotated[str | None, typer.Option("--name", help="Batch name (default: the file name).")] = None,
+    predictor: Annotated[str | None, typer.Option("--predictor", "-p")] = None,
+    param: ParamOption = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="Cap on this batch's running jobs.")] = None,
+    skip_invalid: Annotated[bool, typer.Option(help="Queue the valid ligands, report the invalid ones.")] = False,
+    wait: Annotated[bool, typer.Option(help="Show progress until done, then the ranked table.")] = False,
+    top: Annotated[int, typer.Option(help="Rows of the ranked table.")] = 20,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Screen a ligand file against one protein target as a batch."""
+    from omtx_hub.ligand_files import read_ligands
+
+    try:
+        ligands = read_ligands(ligands_file)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    with HubClient(url) as hub:
+        try:
+            batch = hub.submit_batch(
+                batch_name or ligands_file.stem, protein_sequence, ligands, predictor=predictor,
+                params=_params(param), max_concurrent=max_concurrent, skip_invalid=skip_invalid,
+            )  # fmt: skip
+        except HubError as exc:
+            _fail(exc)
+        console.print(f"batch {batch['batch_id']}: {batch['total']} ligands queued")
+        for item in batch["skipped"]:
+            err.print(f"  skipped #{item['index']} {item['name']!r}: {item['reason']}")
+        if wait:
+            _watch(hub, batch["batch_id"], batch["total"], top)
+
+
+def _watch(hub: HubClient, batch_id: str, total: int, top: int) -> None:
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("running", total=total)
+
+        def update(status: dict[str, Any]) -> None:
+            p = status["progress"]
+            finished = p["completed"] + p["failed"] + p["cancelled"]
+            bar.update(task, completed=finished,
+                       description=f"{p['running']} running, {p['failed']} failed")  # fmt: skip
+
+        final = hub.wait(batch_id, on_progress=update)
+    _print_ranked(hub, batch_id, final, top)
+
+
+def _print_ranked(hub: HubClient, batch_id: str, final: dict[str, Any], top: int) -> None:
+    summary = final.get("results") or {}
+    console.print(f"batch {batch_id}: {final['status']}  {final['progress']}")
+    if not summary.get("top"):
+        return
+    rank_by = summary["rank_by"]
+    table = Table(title=f"Top {min(top, len(summary['top']))} by {rank_by} ({summary['direction']}ending = better)")
+    for col in ("rank", "ligand", rank_by, "SMILES", "job"):
+        table.add_column(col)
+    rows = [c for c in hub.children(batch_id, status="completed") if c["results"] is not None]
+    key = (lambda c: c["results"].get(rank_by, float("inf"))) if summary["direction"] == "asc" else (
+        lambda c: -c["results"].get(rank_by, float("-inf")))  # fmt: skip
+    for rank, child in enumerate(sorted(rows, key=key)[:top], start=1):
+        table.add_row(str(rank), child["ligand_name"], f"{child['results'].get(rank_by)}", child["ligand_smiles"],
+                      child["job_id"])  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def status(job_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """Show a job's or batch's status, progress and results."""
+    with HubClient(url) as hub:
+        try:
+            console.print_json(json.dumps(hub.status(job_id)))
+        except HubError as exc:
+            _fail(exc)
+
+
+@app.command()
+def cancel(job_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """Cancel a job, or every unfinished job of a batch."""
+    with HubClient(url) as hub:
+        try:
+            result = hub.cancel(job_id)
+            console.print(f"{job_id}: {result['status']}" + (" (stop requested)" if result["cancel_requested"] else ""))
+        except HubError as exc:
+            _fail(exc)
+
+
+@app.command()
+def retry(job_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """Retry a failed or cancelled job, or the failed jobs of a batch."""
+    with HubClient(url) as hub:
+        try:
+            console.print(f"{job_id}: {hub.retry(job_id)['status']}")
+        except HubError as exc:
+            _fail(exc)
+
+
+@app.command()
+def results(
+    job_id: str,
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the files into.")],
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Download every file of a job (for a batch: its result tables and each completed job's files)."""
+    with HubClient(url) as hub:
+        try:
+            written = hub.download_all(job_id, out)
+        except HubError as exc:
+            _fail(exc)
+    console.print(f"{len(written)} files written under {out}")
+
+
+@app.command("jobs")
+def list_jobs(
+    job_type: Annotated[str | None, typer.Option("--type", help="INDIVIDUAL, BATCH_PARENT or BATCH_CHILD.")] = None,
+    status_filter: Annotated[str | None, typer.Option("--status")] = None,
+    limit: int = 20,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """List recent jobs and batches."""
+    with HubClient(url) as hub:
+        try:
+            items = hub.jobs(job_type=job_type, status=status_filter, limit=limit)
+        except HubError as exc:
+            _fail(exc)
+    table = Table()
+    for col in ("job_id", "type", "status", "name", "predictor", "created", "progress"):
+        table.add_column(col)
+    for j in items:
+        p = j["progress"]
+        table.add_row(j["job_id"], j["job_type"], j["status"], j["name"] or "", j["predictor"], j["created_at"][:19],
+                      f"{p['completed']}/{p['total']}" if p else "")  # fmt: skip
+    console.print(table)

@@ -1,0 +1,195 @@
+"""A typed HTTP client for OMTX-Hub. It imports nothing of the server: ``httpx`` is all it needs.
+
+    from omtx_hub.client import HubClient
+    hub = HubClient("http://127.0.0.1:8000")
+    batch = hub.submit_batch("screen-1", sequence, [("aspirin", "CC(=O)Oc1ccccc1C(=O)O")], predictor="vina")
+    final = hub.wait(batch["batch_id"])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["HubClient", "HubError"]
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+class HubError(Exception):
+    """An error answer of the hub: ``status`` (HTTP), ``code``, ``message`` and ``details``."""
+
+    def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+class HubClient:
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        *,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HubClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                err = response.json()["error"]
+                raise HubError(response.status_code, err["code"], err["message"], err.get("details"))
+            except (ValueError, KeyError, TypeError):
+                raise HubError(response.status_code, "http_error", response.text[:500]) from None
+        return response.json()
+
+    # submission -----------------------------------------------------------
+
+    def submit(
+        self,
+        protein_sequence: str,
+        ligand_smiles: str,
+        ligand_name: str = "ligand",
+        *,
+        predictor: str | None = None,
+        params: dict[str, Any] | None = None,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        body = {"protein_sequence": protein_sequence, "ligand_smiles": ligand_smiles, "ligand_name": ligand_name,
+                "predictor": predictor, "params": params or {}, "priority": priority,
+                "idempotency_key": idempotency_key}  # fmt: skip
+        result: dict[str, Any] = self._request("POST", "/api/v1/jobs/predict", json=body)
+        return result
+
+    def submit_batch(
+        self,
+        batch_name: str,
+        protein_sequence: str,
+        ligands: Sequence[tuple[str, str]],
+        *,
+        predictor: str | None = None,
+        params: dict[str, Any] | None = None,
+        max_concurrent: int | None = None,
+        priority: int = 0,
+        skip_invalid: bool = False,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """``ligands`` are (name, smiles) pairs."""
+        body = {"batch_name": batch_name, "protein_sequence": protein_sequence,
+                "ligands": [{"name": n, "smiles": s} for n, s in ligands], "predictor": predictor,
+                "params": params or {}, "max_concurrent": max_concurrent, "priority": priority,
+                "skip_invalid": skip_invalid, "idempotency_key": idempotency_key}  # fmt: skip
+        result: dict[str, Any] = self._request("POST", "/api/v1/jobs/predict/batch", json=body)
+        return result
+
+    # reading --------------------------------------------------------------
+
+    def status(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/api/v1/jobs/{job_id}/status")
+        return result
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/api/v1/jobs/{job_id}")
+        return result
+
+    def events(self, job_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request("GET", f"/api/v1/jobs/{job_id}/events")["events"]
+        return result
+
+    def jobs(self, *, job_type: str | None = None, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        params = {k: v for k, v in {"job_type": job_type, "status": status, "limit": limit}.items() if v is not None}
+        result: list[dict[str, Any]] = self._request("GET", "/api/v1/jobs", params=params)["items"]
+        return result
+
+    def children(self, batch_id: str, *, status: str | None = None, page_size: int = 500) -> Iterator[dict[str, Any]]:
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if status:
+                params["status"] = status
+            if cursor:
+                params["cursor"] = cursor
+            page = self._request("GET", f"/api/v1/jobs/batch/{batch_id}/children", params=params)
+            yield from page["items"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return
+
+    def files(self, job_id: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request("GET", f"/api/v1/jobs/{job_id}/files")["files"]
+        return result
+
+    def download(self, job_id: str, name: str, dest: Path) -> Path:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        with self._http.stream("GET", f"/api/v1/jobs/{job_id}/files/{name}") as response:
+            if response.status_code >= 400:
+                response.read()
+                err = response.json().get("error", {})
+                raise HubError(response.status_code, err.get("code", "http_error"), err.get("message", ""))
+            with open(dest, "wb") as fh:
+                for chunk in response.iter_bytes():
+                    fh.write(chunk)
+        return dest
+
+    def download_all(self, job_id: str, out_dir: Path) -> list[Path]:
+        """Every file of a job; for a batch, its own files and each child's under ``jobs/{child}/``."""
+        written = [self.download(job_id, f["name"], out_dir / f["name"]) for f in self.files(job_id)]
+        if self.status(job_id)["job_type"] == "BATCH_PARENT":
+            for child in self.children(job_id, status="completed"):
+                child_dir = out_dir / "jobs" / child["job_id"]
+                written += [self.download(child["job_id"], f["name"], child_dir / f["name"])
+                            for f in self.files(child["job_id"])]  # fmt: skip
+        return written
+
+    # control --------------------------------------------------------------
+
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("POST", f"/api/v1/jobs/{job_id}/cancel")
+        return result
+
+    def retry(self, job_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("POST", f"/api/v1/jobs/{job_id}/retry")
+        return result
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        poll_seconds: float = 1.0,
+        timeout: float | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, Any]:
+        """Poll until the job is finished (a batch: finished and its results aggregated)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.status(job_id)
+            if on_progress:
+                on_progress(status)
+            done = status["status"] in TERMINAL
+            if done and status["job_type"] == "BATCH_PARENT" and status["progress"]["completed"]:
+                done = status["results"] is not None
+            if done:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{job_id} is still {status['status']} after {timeout} s")
+            time.sleep(poll_seconds)

@@ -1,0 +1,107 @@
+"""The declared schema (SQLAlchemy Core). Migrations must produce exactly this; a test compares them.
+
+Timestamps are UNIX seconds (float): portable between SQLite and PostgreSQL and cheap to compare in
+the claim query. The API renders them as ISO 8601.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = ["job_events", "jobs", "metadata", "workers"]
+
+metadata = sa.MetaData()
+
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+_pending = sa.text("status = 'pending'")
+_running = sa.text("status = 'running'")
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(48), nullable=False, unique=True),
+    sa.Column("job_type", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("name", sa.String(300), nullable=True),
+    sa.Column("predictor", sa.String(40), nullable=False),
+    sa.Column("params", sa.JSON(), nullable=False),
+    sa.Column("target_key", sa.String(64), nullable=False),
+    sa.Column("input", sa.JSON(), nullable=False),
+    sa.Column("batch_parent_id", sa.String(48), nullable=True),
+    sa.Column("batch_index", sa.Integer(), nullable=True),
+    # progress counters, parents only; updated in the same transaction as each child's transition
+    sa.Column("n_total", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("n_pending", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("n_running", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("n_completed", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("n_failed", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("n_cancelled", sa.Integer(), nullable=False, server_default="0"),
+    # scheduling
+    sa.Column("max_concurrent", sa.Integer(), nullable=True),
+    sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_claimed_at", sa.Float(), nullable=True),
+    # queue state
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("run_after", sa.Float(), nullable=False),
+    sa.Column("worker_id", sa.String(100), nullable=True),
+    sa.Column("lease_expires_at", sa.Float(), nullable=True),
+    sa.Column("cancel_requested", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # outcome
+    sa.Column("results", sa.JSON(), nullable=True),
+    sa.Column("error", sa.JSON(), nullable=True),
+    sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("created_at", sa.Float(), nullable=False),
+    sa.Column("started_at", sa.Float(), nullable=True),
+    sa.Column("completed_at", sa.Float(), nullable=True),
+    sa.Column("wall_seconds", sa.Float(), nullable=True),
+    sa.Column("accelerator_seconds", sa.Float(), nullable=True),
+    sa.Column("aggregated_at", sa.Float(), nullable=True),
+    sa.UniqueConstraint("owner", "idempotency_key", name="uq_jobs_owner_idempotency_key"),
+    # claim: pending jobs of one batch (or of no batch) in submission order
+    sa.Index(
+        "ix_jobs_pending_claim",
+        "batch_parent_id",
+        "id",
+        sqlite_where=_pending,
+        postgresql_where=_pending,
+    ),
+    # reaper and heartbeat: running jobs by lease and by worker
+    sa.Index("ix_jobs_running_lease", "lease_expires_at", sqlite_where=_running, postgresql_where=_running),
+    sa.Index("ix_jobs_running_worker", "worker_id", sqlite_where=_running, postgresql_where=_running),
+    # children pages, with and without a status filter
+    sa.Index("ix_jobs_parent_index", "batch_parent_id", "batch_index"),
+    sa.Index("ix_jobs_parent_status_index", "batch_parent_id", "status", "batch_index"),
+    # job lists
+    sa.Index("ix_jobs_owner_type_id", "owner", "job_type", "id"),
+    sa.Index("ix_jobs_type_status", "job_type", "status"),
+)
+
+job_events = sa.Table(
+    "job_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("job_id", sa.String(48), nullable=False),
+    sa.Column("from_status", sa.String(16), nullable=True),
+    sa.Column("to_status", sa.String(16), nullable=False),
+    sa.Column("at", sa.Float(), nullable=False),
+    sa.Column("worker_id", sa.String(100), nullable=True),
+    sa.Column("attempt", sa.Integer(), nullable=True),
+    sa.Column("reason", sa.String(500), nullable=True),
+    sa.Index("ix_job_events_job_id", "job_id", "id"),
+)
+
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("worker_id", sa.String(100), primary_key=True),
+    sa.Column("hostname", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer(), nullable=False),
+    sa.Column("predictors", sa.JSON(), nullable=False),
+    sa.Column("started_at", sa.Float(), nullable=False),
+    sa.Column("last_seen_at", sa.Float(), nullable=False),
+    sa.Column("stopped_at", sa.Float(), nullable=True),
+)

@@ -1,0 +1,813 @@
+"""The queue manager: one method per job operation, each one database transaction.
+
+The jobs table is both the record and the queue. Every state change of a child updates its
+parent's counters in the same transaction, and is written to ``job_events``.
+
+Lock order on PostgreSQL (to stay free of deadlocks): child rows before the parent row. The one
+exception, ``claim``, locks the parent first but then only takes children with SKIP LOCKED, so it
+never waits on a child.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from omtx_hub.db.schema import job_events, jobs, workers
+from omtx_hub.domain import ACTIVE, TERMINAL, ClaimedJob, JobStatus, JobType, Ligand, target_key_for
+from omtx_hub.errors import Conflict, NotFound
+from omtx_hub.queue.retry import RetryPolicy
+
+__all__ = ["BatchSubmission", "Finished", "JobSubmission", "QueueManager", "Submitted"]
+
+Record = dict[str, Any]
+
+PENDING, RUNNING = JobStatus.PENDING.value, JobStatus.RUNNING.value
+COMPLETED, FAILED, CANCELLED = JobStatus.COMPLETED.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value
+_COUNTER = {PENDING: "n_pending", RUNNING: "n_running", COMPLETED: "n_completed", FAILED: "n_failed",
+            CANCELLED: "n_cancelled"}  # fmt: skip
+_INSERT_CHUNK = 5000
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(15)}"
+
+
+@dataclass(frozen=True)
+class JobSubmission:
+    owner: str
+    predictor: str
+    protein_sequence: str
+    ligand: Ligand
+    max_attempts: int
+    params: dict[str, Any] = field(default_factory=dict)
+    target: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchSubmission:
+    owner: str
+    predictor: str
+    protein_sequence: str
+    batch_name: str
+    ligands: Sequence[Ligand]
+    max_attempts: int
+    params: dict[str, Any] = field(default_factory=dict)
+    target: dict[str, Any] = field(default_factory=dict)
+    max_concurrent: int | None = None
+    priority: int = 0
+    idempotency_key: str | None = None
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    record: Record
+    created: bool
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a worker's finishing call did: ``applied`` is False when the worker no longer held the lease."""
+
+    applied: bool
+    status: str | None = None
+    parent_finished: str | None = None
+
+
+class QueueManager:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        lease_seconds: float = 60.0,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.lease_seconds = lease_seconds
+        self.retry_policy = retry or RetryPolicy()
+        self.clock = clock
+        self._pg = engine.dialect.name == "postgresql"
+
+    # ------------------------------------------------------------------ connections
+
+    def _write(self) -> Any:
+        return self.engine.begin()
+
+    def read(self) -> Any:
+        """A read-only connection (no write lock on SQLite)."""
+        return self.engine.connect().execution_options(readonly=True)
+
+    # ------------------------------------------------------------------ submission
+
+    def submit_job(self, sub: JobSubmission) -> Submitted:
+        existing = self._by_idempotency_key(sub.owner, sub.idempotency_key)
+        if existing is not None:
+            return Submitted(existing, created=False)
+        now = self.clock()
+        row = {
+            "job_id": new_id("job"),
+            "job_type": JobType.INDIVIDUAL.value,
+            "status": PENDING,
+            "owner": sub.owner,
+            "name": sub.ligand.name,
+            "predictor": sub.predictor,
+            "params": sub.params,
+            "target_key": target_key_for(sub.predictor, sub.protein_sequence, sub.target),
+            "input": {
+                "protein_sequence": sub.protein_sequence,
+                "target": sub.target,
+                "ligand_name": sub.ligand.name,
+                "ligand_smiles": sub.ligand.smiles,
+            },
+            "priority": sub.priority,
+            "max_attempts": sub.max_attempts,
+            "run_after": now,
+            "idempotency_key": sub.idempotency_key,
+            "created_at": now,
+        }
+        try:
+            with self._write() as conn:
+                conn.execute(jobs.insert(), row)
+                self._event(conn, row["job_id"], None, PENDING, now, reason="submitted")
+        except sa.exc.IntegrityError:
+            existing = self._by_idempotency_key(sub.owner, sub.idempotency_key)
+            if existing is None:
+                raise
+            return Submitted(existing, created=False)
+        return Submitted(self._get(row["job_id"]), created=True)
+
+    def submit_batch(self, sub: BatchSubmission) -> Submitted:
+        existing = self._by_idempotency_key(sub.owner, sub.idempotency_key)
+        if existing is not None:
+            return Submitted(existing, created=False)
+        now = self.clock()
+        batch_id = new_id("batch")
+        key = target_key_for(sub.predictor, sub.protein_sequence, sub.target)
+        total = len(sub.ligands)
+        parent = {
+            "job_id": batch_id,
+            "job_type": JobType.BATCH_PARENT.value,
+            "status": PENDING,
+            "owner": sub.owner,
+            "name": sub.batch_name,
+            "predictor": sub.predictor,
+            "params": sub.params,
+            "target_key": key,
+            "input": {"protein_sequence": sub.protein_sequence, "target": sub.target, "skipped": sub.skipped},
+            "n_total": total,
+            "n_pending": total,
+            "max_concurrent": sub.max_concurrent,
+            "priority": sub.priority,
+            "max_attempts": sub.max_attempts,
+            "run_after": now,
+            "idempotency_key": sub.idempotency_key,
+            "created_at": now,
+        }
+        child_common = {
+            "job_type": JobType.BATCH_CHILD.value,
+            "status": PENDING,
+            "owner": sub.owner,
+            "predictor": sub.predictor,
+            "params": sub.params,
+            "target_key": key,
+            "batch_parent_id": batch_id,
+            "priority": sub.priority,
+            "max_attempts": sub.max_attempts,
+            "run_after": now,
+            "created_at": now,
+        }
+        try:
+            with self._write() as conn:
+                conn.execute(jobs.insert(), parent)
+                for start in range(0, total, _INSERT_CHUNK):
+                    chunk = sub.ligands[start : start + _INSERT_CHUNK]
+                    conn.execute(
+                        jobs.insert(),
+                        [
+                            {
+                                **child_common,
+                                "job_id": new_id("job"),
+                                "name": lig.name,
+                                "batch_index": start + i,
+                                "input": {"ligand_name": lig.name, "ligand_smiles": lig.smiles},
+                            }
+                            for i, lig in enumerate(chunk)
+                        ],
+                    )
+                self._event(conn, batch_id, None, PENDING, now, reason=f"submitted with {total} ligands")
+        except sa.exc.IntegrityError:
+            existing = self._by_idempotency_key(sub.owner, sub.idempotency_key)
+            if existing is None:
+                raise
+            return Submitted(existing, created=False)
+        return Submitted(self._get(batch_id), created=True)
+
+    def _by_idempotency_key(self, owner: str, key: str | None) -> Record | None:
+        if key is None:
+            return None
+        with self.read() as conn:
+            row = conn.execute(
+                sa.select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == key)
+            ).first()
+        return dict(row._mapping) if row else None
+
+    # ------------------------------------------------------------------ claiming
+
+    def claim(self, worker_id: str, predictors: Iterable[str], limit: int = 1) -> list[ClaimedJob]:
+        """Claim up to ``limit`` pending jobs of one target for ``worker_id`` (a micro-batch).
+
+        Order: priority, then fair share (the batch served longest ago, an individual job counting
+        as a group of its own that was last served when it was submitted), then age.
+        """
+        names = sorted(set(predictors))
+        if not names:
+            return []
+        now = self.clock()
+        with self._write() as conn:
+            for kind, ident in self._claim_candidates(conn, names, now):
+                if kind == "batch":
+                    claimed = self._claim_children(conn, ident, worker_id, limit, now)
+                else:
+                    claimed = self._claim_individuals(conn, ident, worker_id, limit, now)
+                if claimed:
+                    return claimed
+        return []
+
+    def _claim_candidates(self, conn: sa.Connection, names: list[str], now: float) -> list[tuple[str, Any]]:
+        turn = sa.func.coalesce(jobs.c.last_claimed_at, jobs.c.created_at)
+        batches = conn.execute(
+            sa.select(jobs.c.job_id, jobs.c.priority, turn.label("turn"), jobs.c.id)
+            .where(
+                jobs.c.job_type == JobType.BATCH_PARENT.value,
+                jobs.c.status.in_(ACTIVE),
+                jobs.c.n_pending > 0,
+                jobs.c.predictor.in_(names),
+                sa.or_(jobs.c.max_concurrent.is_(None), jobs.c.n_running < jobs.c.max_concurrent),
+            )
+            .order_by(jobs.c.priority.desc(), turn, jobs.c.id)
+            .limit(16)
+        ).all()
+        head = conn.execute(
+            sa.select(jobs.c.id, jobs.c.priority, jobs.c.created_at, jobs.c.predictor, jobs.c.target_key)
+            .where(
+                jobs.c.batch_parent_id.is_(None),
+                jobs.c.status == PENDING,
+                jobs.c.job_type == JobType.INDIVIDUAL.value,
+                jobs.c.run_after <= now,
+                jobs.c.predictor.in_(names),
+            )
+            .order_by(jobs.c.priority.desc(), jobs.c.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        ).first()
+        ranked: list[tuple[tuple[float, float, int], str, Any]] = [
+            ((-b.priority, b.turn, b.id), "batch", b.job_id) for b in batches
+        ]
+        if head is not None:
+            ranked.append(((-head.priority, head.created_at, head.id), "individual", head))
+        ranked.sort(key=lambda item: item[0])
+        return [(kind, ident) for _, kind, ident in ranked]
+
+    def _claim_children(
+        self, conn: sa.Connection, batch_id: str, worker_id: str, limit: int, now: float
+    ) -> list[ClaimedJob]:
+        parent = conn.execute(
+            sa.select(jobs.c.status, jobs.c.n_running, jobs.c.max_concurrent, jobs.c.input)
+            .where(jobs.c.job_id == batch_id)
+            .with_for_update()
+        ).one()
+        if parent.status not in ACTIVE:
+            return []
+        cap = limit if parent.max_concurrent is None else min(limit, parent.max_concurrent - parent.n_running)
+        if cap <= 0:
+            return []
+        rows = conn.execute(
+            sa.select(*_claim_columns())
+            .where(jobs.c.batch_parent_id == batch_id, jobs.c.status == PENDING, jobs.c.run_after <= now)
+            .order_by(jobs.c.id)
+            .limit(cap)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return []
+        self._mark_running(conn, rows, worker_id, now)
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.job_id == batch_id)
+            .values(
+                n_pending=jobs.c.n_pending - len(rows),
+                n_running=jobs.c.n_running + len(rows),
+                last_claimed_at=now,
+                status=RUNNING,
+                started_at=sa.func.coalesce(jobs.c.started_at, now),
+            )
+        )
+        if parent.status == PENDING:
+            self._event(conn, batch_id, PENDING, RUNNING, now, worker_id=worker_id, reason="first child claimed")
+        shared = {"protein_sequence": parent.input["protein_sequence"], "target": parent.input.get("target", {})}
+        return [_claimed(row, {**shared, **row.input}) for row in rows]
+
+    def _claim_individuals(
+        self, conn: sa.Connection, head: Any, worker_id: str, limit: int, now: float
+    ) -> list[ClaimedJob]:
+        rows = conn.execute(
+            sa.select(*_claim_columns())
+            .where(
+                jobs.c.batch_parent_id.is_(None),
+                jobs.c.status == PENDING,
+                jobs.c.job_type == JobType.INDIVIDUAL.value,
+                jobs.c.run_after <= now,
+                jobs.c.predictor == head.predictor,
+                jobs.c.target_key == head.target_key,
+            )
+            .order_by(jobs.c.priority.desc(), jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).all()
+        if not rows:
+            return []
+        self._mark_running(conn, rows, worker_id, now)
+        return [_claimed(row, row.input) for row in rows]
+
+    def _mark_running(self, conn: sa.Connection, rows: Sequence[Any], worker_id: str, now: float) -> None:
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.id.in_([r.id for r in rows]))
+            .values(
+                status=RUNNING,
+                worker_id=worker_id,
+                attempts=jobs.c.attempts + 1,
+                lease_expires_at=now + self.lease_seconds,
+                started_at=now,
+            )
+        )
+        conn.execute(
+            job_events.insert(),
+            [
+                {"job_id": r.job_id, "from_status": PENDING, "to_status": RUNNING, "at": now,
+                 "worker_id": worker_id, "attempt": r.attempts + 1, "reason": "claimed"}
+                for r in rows
+            ],
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ leases
+
+    def heartbeat(self, worker_id: str, job_ids: Sequence[str]) -> set[str]:
+        """Extend the leases ``worker_id`` holds; return the jobs it must stop (cancelled or lost)."""
+        now = self.clock()
+        with self._write() as conn:
+            conn.execute(sa.update(workers).where(workers.c.worker_id == worker_id).values(last_seen_at=now))
+            if not job_ids:
+                return set()
+            conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.job_id.in_(job_ids), jobs.c.status == RUNNING, jobs.c.worker_id == worker_id)
+                .values(lease_expires_at=now + self.lease_seconds)
+            )
+            rows = conn.execute(
+                sa.select(jobs.c.job_id, jobs.c.status, jobs.c.worker_id, jobs.c.cancel_requested).where(
+                    jobs.c.job_id.in_(job_ids)
+                )
+            ).all()
+        return {
+            r.job_id for r in rows if r.cancel_requested or r.status != RUNNING or r.worker_id != worker_id
+        }
+
+    def register_worker(self, worker_id: str, hostname: str, pid: int, predictors: Sequence[str]) -> None:
+        now = self.clock()
+        with self._write() as conn:
+            conn.execute(sa.delete(workers).where(workers.c.worker_id == worker_id))
+            conn.execute(
+                workers.insert(),
+                {"worker_id": worker_id, "hostname": hostname, "pid": pid, "predictors": sorted(predictors),
+                 "started_at": now, "last_seen_at": now},
+            )  # fmt: skip
+
+    def unregister_worker(self, worker_id: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                sa.update(workers).where(workers.c.worker_id == worker_id).values(stopped_at=self.clock())
+            )
+
+    def reap_expired(self, limit: int = 500) -> int:
+        """Give every job whose lease expired back to the queue (or fail it when out of attempts)."""
+        now = self.clock()
+        with self._write() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.job_id, jobs.c.worker_id, jobs.c.attempts)
+                .where(jobs.c.status == RUNNING, jobs.c.lease_expires_at < now)
+                .order_by(jobs.c.lease_expires_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            ).all()
+            for row in rows:
+                self._fail_locked(
+                    conn, row.job_id, row.worker_id, row.attempts, now,
+                    error={"code": "worker_lost", "message": f"worker {row.worker_id} stopped renewing its lease"},
+                    transient=True,
+                )  # fmt: skip
+        return len(rows)
+
+    # ------------------------------------------------------------------ finishing (by the lease holder)
+
+    def complete(
+        self,
+        job: ClaimedJob,
+        worker_id: str,
+        results: dict[str, Any],
+        *,
+        wall_seconds: float | None = None,
+        accelerator_seconds: float | None = None,
+    ) -> Finished:
+        now = self.clock()
+        with self._write() as conn:
+            return self._transition(
+                conn, job.job_id, worker_id, job.attempt, COMPLETED, now, reason="completed",
+                values={"results": results, "error": None, "completed_at": now, "lease_expires_at": None,
+                        "wall_seconds": wall_seconds, "accelerator_seconds": accelerator_seconds},
+            )  # fmt: skip
+
+    def fail(self, job: ClaimedJob, worker_id: str, *, code: str, message: str, transient: bool) -> Finished:
+        now = self.clock()
+        with self._write() as conn:
+            return self._fail_locked(
+                conn, job.job_id, worker_id, job.attempt, now,
+                error={"code": code, "message": message}, transient=transient,
+            )  # fmt: skip
+
+    def stopped(self, job: ClaimedJob, worker_id: str) -> Finished:
+        """The worker stopped ``job`` because it was asked to cancel it."""
+        now = self.clock()
+        with self._write() as conn:
+            return self._transition(
+                conn, job.job_id, worker_id, job.attempt, CANCELLED, now, reason="stopped on cancel request",
+                values={"completed_at": now, "lease_expires_at": None},
+            )  # fmt: skip
+
+    def release(self, job: ClaimedJob, worker_id: str) -> Finished:
+        """Give a claimed job back untouched (graceful shutdown); the attempt is not counted."""
+        now = self.clock()
+        with self._write() as conn:
+            return self._transition(
+                conn, job.job_id, worker_id, job.attempt, PENDING, now, reason="released by worker",
+                values={"worker_id": None, "lease_expires_at": None, "run_after": now,
+                        "attempts": jobs.c.attempts - 1},
+            )  # fmt: skip
+
+    def _fail_locked(
+        self,
+        conn: sa.Connection,
+        job_id: str,
+        worker_id: str,
+        attempt: int,
+        now: float,
+        *,
+        error: dict[str, str],
+        transient: bool,
+    ) -> Finished:
+        row = conn.execute(
+            sa.select(jobs.c.max_attempts, jobs.c.cancel_requested).where(jobs.c.job_id == job_id)
+        ).first()
+        if row is None:
+            return Finished(applied=False)
+        if row.cancel_requested:
+            return self._transition(
+                conn, job_id, worker_id, attempt, CANCELLED, now, reason=f"cancelled ({error['code']})",
+                values={"completed_at": now, "lease_expires_at": None},
+            )  # fmt: skip
+        decision = self.retry_policy.decide(attempt=attempt, max_attempts=row.max_attempts, transient=transient)
+        if decision.retry:
+            return self._transition(
+                conn, job_id, worker_id, attempt, PENDING, now,
+                reason=f"retry in {decision.delay_seconds:g}s after {error['code']}: {error['message']}"[:500],
+                values={"error": error, "worker_id": None, "lease_expires_at": None,
+                        "run_after": now + decision.delay_seconds},
+            )  # fmt: skip
+        return self._transition(
+            conn, job_id, worker_id, attempt, FAILED, now, reason=f"{error['code']}: {error['message']}"[:500],
+            values={"error": error, "completed_at": now, "lease_expires_at": None},
+        )  # fmt: skip
+
+    def _transition(
+        self,
+        conn: sa.Connection,
+        job_id: str,
+        worker_id: str,
+        attempt: int,
+        to: str,
+        now: float,
+        *,
+        reason: str,
+        values: dict[str, Any],
+    ) -> Finished:
+        """Move a running job out of ``running``, guarded: only the holder of that attempt can."""
+        result = conn.execute(
+            sa.update(jobs)
+            .where(
+                jobs.c.job_id == job_id,
+                jobs.c.status == RUNNING,
+                jobs.c.worker_id == worker_id,
+                jobs.c.attempts == attempt,
+            )
+            .values(status=to, **values)
+            .returning(jobs.c.batch_parent_id)
+        ).first()
+        if result is None:
+            return Finished(applied=False)
+        self._event(conn, job_id, RUNNING, to, now, worker_id=worker_id, attempt=attempt, reason=reason)
+        finished = None
+        if result.batch_parent_id is not None:
+            finished = self._shift_parent(conn, result.batch_parent_id, Counter({(RUNNING, to): 1}), now)
+        return Finished(applied=True, status=to, parent_finished=finished)
+
+    # ------------------------------------------------------------------ user operations
+
+    def cancel(self, job_id: str, owner: str | None = None) -> Record:
+        record = self.get(job_id, owner)
+        now = self.clock()
+        if record["status"] in TERMINAL:
+            raise Conflict(f"job {job_id} is already {record['status']}; nothing to cancel", code="job_finished")
+        with self._write() as conn:
+            if record["job_type"] == JobType.BATCH_PARENT.value:
+                cancelled = conn.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.batch_parent_id == job_id, jobs.c.status == PENDING)
+                    .values(status=CANCELLED, completed_at=now)
+                    .returning(jobs.c.job_id)
+                ).scalars().all()
+                conn.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.batch_parent_id == job_id, jobs.c.status == RUNNING)
+                    .values(cancel_requested=True)
+                )
+                self._events(conn, cancelled, PENDING, CANCELLED, now, reason="batch cancelled")
+                conn.execute(sa.update(jobs).where(jobs.c.job_id == job_id).values(cancel_requested=True))
+                self._shift_parent(conn, job_id, Counter({(PENDING, CANCELLED): len(cancelled)}), now)
+            else:
+                row = conn.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.job_id == job_id, jobs.c.status == PENDING)
+                    .values(status=CANCELLED, completed_at=now)
+                    .returning(jobs.c.batch_parent_id)
+                ).first()
+                if row is not None:
+                    self._event(conn, job_id, PENDING, CANCELLED, now, reason="cancelled by user")
+                    if row.batch_parent_id:
+                        self._shift_parent(conn, row.batch_parent_id, Counter({(PENDING, CANCELLED): 1}), now)
+                else:
+                    conn.execute(
+                        sa.update(jobs)
+                        .where(jobs.c.job_id == job_id, jobs.c.status == RUNNING)
+                        .values(cancel_requested=True)
+                    )
+        return self.get(job_id, owner)
+
+    def retry(self, job_id: str, owner: str | None = None) -> Record:
+        record = self.get(job_id, owner)
+        now = self.clock()
+        reset = {"status": PENDING, "attempts": 0, "error": None, "results": None, "run_after": now,
+                 "completed_at": None, "worker_id": None, "lease_expires_at": None, "cancel_requested": False}  # fmt: skip
+        with self._write() as conn:
+            if record["job_type"] == JobType.BATCH_PARENT.value:
+                ids = conn.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.batch_parent_id == job_id, jobs.c.status == FAILED)
+                    .values(**reset)
+                    .returning(jobs.c.job_id)
+                ).scalars().all()
+                if not ids:
+                    raise Conflict(f"batch {job_id} has no failed children to retry", code="nothing_to_retry")
+                self._events(conn, ids, FAILED, PENDING, now, reason="retried by user")
+                conn.execute(sa.update(jobs).where(jobs.c.job_id == job_id).values(cancel_requested=False))
+                self._shift_parent(conn, job_id, Counter({(FAILED, PENDING): len(ids)}), now)
+            else:
+                if record["status"] not in (FAILED, CANCELLED):
+                    raise Conflict(
+                        f"job {job_id} is {record['status']}; only failed or cancelled jobs can be retried",
+                        code="not_retryable",
+                    )
+                row = conn.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.job_id == job_id, jobs.c.status == record["status"])
+                    .values(**reset)
+                    .returning(jobs.c.batch_parent_id)
+                ).first()
+                if row is None:
+                    raise Conflict(f"job {job_id} changed state meanwhile; try again", code="state_changed")
+                self._event(conn, job_id, record["status"], PENDING, now, reason="retried by user")
+                if row.batch_parent_id:
+                    conn.execute(
+                        sa.update(jobs).where(jobs.c.job_id == row.batch_parent_id).values(cancel_requested=False)
+                    )
+                    self._shift_parent(conn, row.batch_parent_id, Counter({(record["status"], PENDING): 1}), now)
+        return self.get(job_id, owner)
+
+    # ------------------------------------------------------------------ parents
+
+    def _shift_parent(
+        self, conn: sa.Connection, parent_id: str, moves: Counter[tuple[str, str]], now: float
+    ) -> str | None:
+        """Apply child moves to the parent's counters, then settle its status. Returns a final status."""
+        deltas: Counter[str] = Counter()
+        for (src, dst), n in moves.items():
+            deltas[_COUNTER[src]] -= n
+            deltas[_COUNTER[dst]] += n
+        values = {col: jobs.c[col] + d for col, d in deltas.items() if d}
+        if values:
+            conn.execute(sa.update(jobs).where(jobs.c.job_id == parent_id).values(**values))
+        p = conn.execute(
+            sa.select(jobs.c.status, jobs.c.n_pending, jobs.c.n_running, jobs.c.n_completed, jobs.c.n_failed)
+            .where(jobs.c.job_id == parent_id)
+        ).one()
+        active = p.n_pending + p.n_running
+        if active == 0 and p.status in ACTIVE:
+            final = COMPLETED if p.n_completed else FAILED if p.n_failed else CANCELLED
+            conn.execute(sa.update(jobs).where(jobs.c.job_id == parent_id).values(status=final, completed_at=now))
+            self._event(conn, parent_id, p.status, final, now, reason="no child left to run")
+            return final
+        if active and p.status in TERMINAL:
+            reopened = RUNNING if p.n_running else PENDING
+            conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.job_id == parent_id)
+                .values(status=reopened, completed_at=None, aggregated_at=None)
+            )
+            self._event(conn, parent_id, p.status, reopened, now, reason="children retried")
+        return None
+
+    def batches_to_aggregate(self, predictors: Iterable[str], limit: int = 20) -> list[str]:
+        with self.read() as conn:
+            return list(
+                conn.execute(
+                    sa.select(jobs.c.job_id)
+                    .where(
+                        jobs.c.job_type == JobType.BATCH_PARENT.value,
+                        jobs.c.status.in_(TERMINAL),
+                        jobs.c.aggregated_at.is_(None),
+                        jobs.c.predictor.in_(sorted(set(predictors))),
+                    )
+                    .limit(limit)
+                ).scalars()
+            )
+
+    def mark_aggregated(self, batch_id: str, summary: dict[str, Any]) -> None:
+        with self._write() as conn:
+            conn.execute(
+                sa.update(jobs)
+                .where(jobs.c.job_id == batch_id, jobs.c.status.in_(TERMINAL))
+                .values(results=summary, aggregated_at=self.clock())
+            )
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, job_id: str, owner: str | None = None) -> Record:
+        record = self._get(job_id)
+        if record is None or (owner is not None and record["owner"] != owner):
+            raise NotFound(f"no job or batch with id {job_id!r}", code="job_not_found")
+        return record
+
+    def _get(self, job_id: str) -> Record | None:
+        with self.read() as conn:
+            row = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).first()
+        return dict(row._mapping) if row else None
+
+    def list_jobs(
+        self,
+        *,
+        owner: str | None = None,
+        job_type: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[Record]:
+        """Newest first. Without ``job_type``, lists individual jobs and batches (not children)."""
+        query = sa.select(jobs).order_by(jobs.c.id.desc()).limit(limit)
+        if owner is not None:
+            query = query.where(jobs.c.owner == owner)
+        if job_type is not None:
+            query = query.where(jobs.c.job_type == job_type)
+        else:
+            query = query.where(jobs.c.job_type != JobType.BATCH_CHILD.value)
+        if status is not None:
+            query = query.where(jobs.c.status == status)
+        if before_id is not None:
+            query = query.where(jobs.c.id < before_id)
+        with self.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def list_children(
+        self, batch_id: str, *, status: str | None = None, limit: int = 100, after_index: int = -1
+    ) -> list[Record]:
+        query = (
+            sa.select(jobs)
+            .where(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index > after_index)
+            .order_by(jobs.c.batch_index)
+            .limit(limit)
+        )
+        if status is not None:
+            query = query.where(jobs.c.status == status)
+        with self.read() as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]
+
+    def iter_children(self, batch_id: str, page: int = 2000) -> Iterator[Record]:
+        after = -1
+        while True:
+            rows = self.list_children(batch_id, limit=page, after_index=after)
+            yield from rows
+            if len(rows) < page:
+                return
+            after = rows[-1]["batch_index"]
+
+    def events(self, job_id: str) -> list[Record]:
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def live_workers(self, within_seconds: float) -> list[Record]:
+        since = self.clock() - within_seconds
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(workers).where(workers.c.last_seen_at >= since, workers.c.stopped_at.is_(None))
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def status_counts(self) -> dict[tuple[str, str], int]:
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.job_type, jobs.c.status, sa.func.count()).group_by(jobs.c.job_type, jobs.c.status)
+            )
+            return {(r[0], r[1]): r[2] for r in rows}
+
+    def duration_histogram(self, bounds: Sequence[float]) -> tuple[list[int], float, int]:
+        """Cumulative counts of completed jobs' run time (started → completed) per upper bound."""
+        duration = jobs.c.completed_at - jobs.c.started_at
+        done = sa.and_(jobs.c.status == COMPLETED, jobs.c.job_type != JobType.BATCH_PARENT.value)
+        columns = [sa.func.sum(sa.case((duration <= b, 1), else_=0)) for b in bounds]
+        columns += [sa.func.coalesce(sa.func.sum(duration), 0.0), sa.func.count()]
+        with self.read() as conn:
+            row = conn.execute(sa.select(*columns).where(done)).one()
+        return [int(v or 0) for v in row[: len(bounds)]], float(row[-2]), int(row[-1])
+
+    def ping(self) -> None:
+        with self.read() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    # ------------------------------------------------------------------ events
+
+    def _event(
+        self,
+        conn: sa.Connection,
+        job_id: str,
+        src: str | None,
+        dst: str,
+        now: float,
+        *,
+        worker_id: str | None = None,
+        attempt: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        conn.execute(
+            job_events.insert(),
+            {"job_id": job_id, "from_status": src, "to_status": dst, "at": now, "worker_id": worker_id,
+             "attempt": attempt, "reason": reason},
+        )  # fmt: skip
+
+    def _events(self, conn: sa.Connection, ids: Sequence[str], src: str, dst: str, now: float, reason: str) -> None:
+        for start in range(0, len(ids), _INSERT_CHUNK):
+            conn.execute(
+                job_events.insert(),
+                [{"job_id": i, "from_status": src, "to_status": dst, "at": now, "reason": reason}
+                 for i in ids[start : start + _INSERT_CHUNK]],
+            )  # fmt: skip
+
+
+def _claim_columns() -> list[Any]:
+    c = jobs.c
+    return [c.id, c.job_id, c.attempts, c.max_attempts, c.predictor, c.params, c.target_key, c.input,
+            c.batch_parent_id, c.batch_index]  # fmt: skip
+
+
+def _claimed(row: Any, job_input: dict[str, Any]) -> ClaimedJob:
+    return ClaimedJob(
+        job_id=row.job_id,
+        attempt=row.attempts + 1,
+        max_attempts=row.max_attempts,
+        predictor=row.predictor,
+        params=row.params,
+        target_key=row.target_key,
+        input=job_input,
+        batch_parent_id=row.batch_parent_id,
+        batch_index=row.batch_index,
+    )

@@ -1,0 +1,61 @@
+"""One settings object for the whole hub, read from ``OMTX_*`` environment variables.
+
+Every field is documented in ``docs/settings.md``; a test fails when one is not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMTX_", extra="ignore")
+
+    home: Path = Field(Path(".omtx"), description="Folder of the embedded default (SQLite file, results).")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL: sqlite:///path or postgresql://…; default: SQLite in `home`."
+    )
+    storage_url: str | None = Field(
+        None, description="Result store: a local folder or an fsspec URL (s3://…); default: `home`/results."
+    )
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8000, description="Port the API listens on.")
+    owner: str = Field("local", description="Owner recorded on jobs submitted through this hub.")
+
+    default_predictor: str = Field("boltz2", description="Predictor used when a submission names none.")
+    predictor_plugins: dict[str, str] = Field(
+        default_factory=dict,
+        description='Extra predictors, JSON {"name": "module:factory"}; added to the entry points.',
+    )
+
+    lease_seconds: float = Field(60.0, description="How long a claim stays valid without a heartbeat.")
+    heartbeat_seconds: float = Field(10.0, description="How often a worker renews the leases it holds.")
+    max_attempts: int = Field(3, ge=1, description="Attempts per job before a transient failure is final.")
+    retry_base_seconds: float = Field(5.0, description="First retry delay; doubles with each attempt.")
+    retry_max_seconds: float = Field(300.0, description="Upper bound of the retry delay.")
+    claim_batch_size: int = Field(
+        8, ge=1, description="Micro-batch: how many jobs of one target a worker claims at once."
+    )
+    poll_seconds: float = Field(0.5, description="How long an idle worker waits before asking again.")
+    worker_seen_seconds: float = Field(
+        60.0, description="A worker heard from within this window counts as alive in job status."
+    )
+
+    max_batch_size: int = Field(100_000, ge=1, description="Largest number of ligands in one batch.")
+    max_sequence_length: int = Field(4000, ge=1, description="Longest protein sequence accepted.")
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'hub.db').resolve()}"
+
+    def resolved_storage_url(self) -> str:
+        if self.storage_url:
+            return self.storage_url
+        return str((self.home / "results").resolve())

@@ -1,0 +1,125 @@
+"""The result store: files of jobs and batches in a fixed layout, on a local folder or any fsspec URL.
+
+Layout (DESIGN.md §5)::
+
+    jobs/{job_id}/input.json  results.json  structure.cif  …
+    batches/{batch_id}/batch_results.json  batch_results.csv
+    batches/{batch_id}/jobs/{child_job_id}/input.json  results.json  structure.cif  …
+    cache/targets/{target_key}/…
+
+Writes are atomic: on a local folder a file is written under a temporary name and renamed into
+place; object stores (s3://, gs://) publish an object only when its upload completes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+
+from omtx_hub.errors import NotFound, StorageError
+
+__all__ = ["ResultStore", "is_safe_file_name"]
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def is_safe_file_name(name: str) -> bool:
+    return bool(_SAFE_NAME.match(name)) and ".tmp-" not in name
+
+
+def _check_id(value: str) -> str:
+    if not _SAFE_ID.match(value):
+        raise NotFound(f"no job or batch with id {value!r}", code="job_not_found")
+    return value
+
+
+class ResultStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.fs, root = fsspec.core.url_to_fs(url)
+        self.root = root.rstrip("/")
+        self._local = isinstance(self.fs, LocalFileSystem)
+        if self._local:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+
+    # layout ---------------------------------------------------------------
+
+    @staticmethod
+    def job_dir(job_id: str, batch_id: str | None = None) -> str:
+        if batch_id is not None:
+            return f"batches/{_check_id(batch_id)}/jobs/{_check_id(job_id)}"
+        return f"jobs/{_check_id(job_id)}"
+
+    @staticmethod
+    def batch_dir(batch_id: str) -> str:
+        return f"batches/{_check_id(batch_id)}"
+
+    @staticmethod
+    def target_cache_dir(target_key: str) -> str:
+        return f"cache/targets/{_check_id(target_key)}"
+
+    def _full(self, relpath: str) -> str:
+        return f"{self.root}/{relpath}"
+
+    # writing --------------------------------------------------------------
+
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        path = self._full(relpath)
+        try:
+            if self._local:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            else:
+                self.fs.pipe_file(path, data)
+        except OSError as exc:
+            raise StorageError(f"could not write {relpath}: {exc}") from exc
+
+    def write_json(self, relpath: str, value: Any) -> None:
+        self.write_bytes(relpath, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
+
+    # reading --------------------------------------------------------------
+
+    def list_files(self, directory: str) -> list[str]:
+        """Names of the files directly in ``directory`` (no folders, no temporary files)."""
+        path = self._full(directory)
+        try:
+            entries = self.fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return []
+        names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") == "file"]
+        return sorted(n for n in names if is_safe_file_name(n))
+
+    def exists(self, relpath: str) -> bool:
+        return bool(self.fs.exists(self._full(relpath)))
+
+    def read_bytes(self, relpath: str) -> bytes:
+        try:
+            return bytes(self.fs.cat_file(self._full(relpath)))
+        except FileNotFoundError as exc:
+            raise NotFound(f"file {relpath} does not exist", code="file_not_found") from exc
+
+    def iter_bytes(self, relpath: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        try:
+            fh = self.fs.open(self._full(relpath), "rb")
+        except FileNotFoundError as exc:
+            raise NotFound(f"file {relpath} does not exist", code="file_not_found") from exc
+        with fh:
+            while chunk := fh.read(chunk_size):
+                yield chunk
+
+    def size(self, relpath: str) -> int:
+        return int(self.fs.size(self._full(relpath)))

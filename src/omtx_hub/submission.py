@@ -1,0 +1,147 @@
+"""Turning a user's request into queue submissions: every check happens here, before anything is stored."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from omtx_hub.chem import check_smiles, clean_protein_sequence
+from omtx_hub.domain import Ligand
+from omtx_hub.errors import InvalidInput, PayloadTooLarge
+from omtx_hub.queue.manager import BatchSubmission, JobSubmission
+from omtx_hub.registry import available_predictors
+from omtx_hub.settings import Settings
+
+__all__ = ["build_batch_submission", "build_job_submission"]
+
+MAX_NAME_LENGTH = 200
+
+
+def _predictor(settings: Settings, name: str | None) -> str:
+    chosen = name or settings.default_predictor
+    known = available_predictors(settings)
+    if chosen not in known:
+        raise InvalidInput(
+            f"unknown predictor {chosen!r}; this hub knows: {', '.join(sorted(known)) or 'none installed'}",
+            code="unknown_predictor",
+            details={"predictor": chosen, "known": sorted(known)},
+        )
+    return chosen
+
+
+def _sequence(settings: Settings, raw: str) -> str:
+    try:
+        return clean_protein_sequence(raw, settings.max_sequence_length)
+    except ValueError as exc:
+        raise InvalidInput(str(exc), code="invalid_protein_sequence", details={"field": "protein_sequence"}) from exc
+
+
+def _ligand_problem(name: str, smiles: str) -> str | None:
+    if not name.strip():
+        return "ligand name is empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"ligand name is longer than {MAX_NAME_LENGTH} characters"
+    check = check_smiles(smiles)
+    return None if check.ok else check.reason
+
+
+def build_job_submission(
+    settings: Settings,
+    *,
+    protein_sequence: str,
+    ligand_smiles: str,
+    ligand_name: str,
+    predictor: str | None = None,
+    params: dict[str, Any] | None = None,
+    priority: int = 0,
+    idempotency_key: str | None = None,
+) -> JobSubmission:
+    chosen = _predictor(settings, predictor)
+    sequence = _sequence(settings, protein_sequence)
+    problem = _ligand_problem(ligand_name, ligand_smiles)
+    if problem:
+        raise InvalidInput(
+            f"ligand {ligand_name!r}: {problem}",
+            code="invalid_ligand",
+            details={"ligands": [{"index": 0, "name": ligand_name, "smiles": ligand_smiles, "reason": problem}]},
+        )
+    return JobSubmission(
+        owner=settings.owner,
+        predictor=chosen,
+        protein_sequence=sequence,
+        ligand=Ligand(name=ligand_name.strip(), smiles=ligand_smiles.strip()),
+        params=params or {},
+        priority=priority,
+        idempotency_key=idempotency_key,
+        max_attempts=settings.max_attempts,
+    )
+
+
+def build_batch_submission(
+    settings: Settings,
+    *,
+    batch_name: str,
+    protein_sequence: str,
+    ligands: Sequence[tuple[str, str]],
+    predictor: str | None = None,
+    params: dict[str, Any] | None = None,
+    max_concurrent: int | None = None,
+    priority: int = 0,
+    idempotency_key: str | None = None,
+    skip_invalid: bool = False,
+) -> BatchSubmission:
+    """``ligands`` are (name, smiles) pairs. Every problem is reported at once, by index and name."""
+    if not batch_name.strip():
+        raise InvalidInput("batch_name is empty", code="invalid_batch_name", details={"field": "batch_name"})
+    if not ligands:
+        raise InvalidInput("the batch has no ligands", code="no_ligands", details={"field": "ligands"})
+    if len(ligands) > settings.max_batch_size:
+        raise PayloadTooLarge(
+            f"the batch has {len(ligands)} ligands; the limit is {settings.max_batch_size} (OMTX_MAX_BATCH_SIZE)",
+            code="batch_too_large",
+            details={"count": len(ligands), "limit": settings.max_batch_size},
+        )
+    chosen = _predictor(settings, predictor)
+    sequence = _sequence(settings, protein_sequence)
+
+    problems: list[dict[str, Any]] = []
+    seen: dict[str, list[int]] = defaultdict(list)
+    for index, (name, smiles) in enumerate(ligands):
+        seen[name.strip()].append(index)
+        problem = _ligand_problem(name, smiles)
+        if problem:
+            problems.append({"index": index, "name": name, "smiles": smiles, "reason": problem})
+    for name, indices in seen.items():
+        if len(indices) > 1 and name:
+            problems.extend(
+                {"index": i, "name": name, "smiles": ligands[i][1],
+                 "reason": f"duplicate ligand name (also at index {indices[0]})"}
+                for i in indices[1:]
+            )  # fmt: skip
+    problems.sort(key=lambda p: p["index"])
+
+    bad = {p["index"] for p in problems}
+    if problems and not skip_invalid:
+        raise InvalidInput(
+            f"{len(bad)} of {len(ligands)} ligands are invalid; nothing was queued "
+            "(fix them, or send skip_invalid=true to queue only the valid ones)",
+            code="invalid_ligands",
+            details={"ligands": problems},
+        )
+    kept = [Ligand(name=n.strip(), smiles=s.strip()) for i, (n, s) in enumerate(ligands) if i not in bad]
+    if not kept:
+        raise InvalidInput("no valid ligand left in the batch", code="no_valid_ligands", details={"ligands": problems})
+    return BatchSubmission(
+        owner=settings.owner,
+        predictor=chosen,
+        protein_sequence=sequence,
+        batch_name=batch_name.strip(),
+        ligands=kept,
+        params=params or {},
+        max_concurrent=max_concurrent,
+        priority=priority,
+        idempotency_key=idempotency_key,
+        max_attempts=settings.max_attempts,
+        skipped=problems,
+    )

@@ -1,0 +1,270 @@
+"""The worker: claim a micro-batch → predict → store files → finish, with heartbeats and a reaper.
+
+One ``Worker`` keeps its predictors loaded for its whole life and keeps each target's prepared
+artefacts (MSA, receptor maps, …) in memory, so a batch of one target pays per-target work once.
+A result reaches the database only after its files are in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omtx_hub.aggregate import aggregate_batch
+from omtx_hub.domain import ClaimedJob, Target
+from omtx_hub.errors import PredictionError, StorageError
+from omtx_hub.predictors.base import Outcome, PredictionTask, Predictor, TargetArtifacts
+from omtx_hub.queue.manager import QueueManager
+from omtx_hub.settings import Settings
+from omtx_hub.storage import ResultStore, is_safe_file_name
+
+__all__ = ["Worker", "new_worker_id"]
+
+logger = logging.getLogger("omtx_hub.worker")
+_TARGET_CACHE_SIZE = 8
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        manager: QueueManager,
+        store: ResultStore,
+        predictors: Mapping[str, Predictor],
+        *,
+        worker_id: str | None = None,
+    ) -> None:
+        if not predictors:
+            raise ValueError("a worker needs at least one predictor")
+        self.settings = settings
+        self.manager = manager
+        self.store = store
+        self.predictors = dict(predictors)
+        self.worker_id = worker_id or new_worker_id()
+        self._workdir = Path(tempfile.mkdtemp(prefix="omtx-worker-"))
+        self._targets: OrderedDict[tuple[str, str], TargetArtifacts] = OrderedDict()
+        self._active: set[str] = set()
+        self._to_stop: set[str] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._grace_deadline: float | None = None
+        self._last_maintenance = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def run(self, *, exit_when_idle: bool = False) -> None:
+        """Work until ``stop()`` is called (or, with ``exit_when_idle``, until nothing is runnable)."""
+        self.manager.register_worker(self.worker_id, socket.gethostname(), os.getpid(), sorted(self.predictors))
+        self._log("start", predictors=",".join(sorted(self.predictors)))
+        beat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.worker_id}", daemon=True)
+        beat.start()
+        try:
+            while not self._stop.is_set():
+                self._maintenance()
+                if self.run_once():
+                    continue
+                if exit_when_idle:
+                    self._log("idle_exit")
+                    break
+                self._stop.wait(self.settings.poll_seconds)
+        finally:
+            self._stop.set()
+            beat.join(timeout=5)
+            self.manager.unregister_worker(self.worker_id)
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._log("stop")
+
+    def stop(self, grace_seconds: float = 30.0) -> None:
+        """Stop claiming; the running micro-batch has ``grace_seconds`` to finish, then is released."""
+        self._grace_deadline = time.monotonic() + grace_seconds
+        self._stop.set()
+
+    def run_once(self) -> int:
+        """Claim and process one micro-batch; return how many jobs it held."""
+        claims = self.manager.claim(self.worker_id, self.predictors, self.settings.claim_batch_size)
+        if claims:
+            self._process(claims)
+        return len(claims)
+
+    # ------------------------------------------------------------------ background duties
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self.settings.heartbeat_seconds):
+            self.heartbeat()
+
+    def heartbeat(self) -> None:
+        with self._lock:
+            held = sorted(self._active)
+        try:
+            stop = self.manager.heartbeat(self.worker_id, held)
+        except Exception:  # the database may be briefly unreachable; the lease has slack for that
+            logger.exception("heartbeat failed", extra={"action": "heartbeat", "worker": self.worker_id})
+            return
+        with self._lock:
+            self._to_stop |= stop
+
+    def _maintenance(self) -> None:
+        now = time.monotonic()
+        if now - self._last_maintenance < max(1.0, self.settings.lease_seconds / 4):
+            return
+        self._last_maintenance = now
+        reaped = self.manager.reap_expired()
+        if reaped:
+            self._log("reap", count=reaped)
+        for batch_id in self.manager.batches_to_aggregate(self.predictors):
+            self._aggregate(batch_id)
+
+    def _aggregate(self, batch_id: str) -> None:
+        predictor = self.predictors[self.manager.get(batch_id)["predictor"]]
+        try:
+            aggregate_batch(
+                self.manager, self.store, batch_id,
+                rank_by=predictor.primary_score, direction=predictor.score_direction,
+            )  # fmt: skip
+            self._log("aggregate", job=batch_id)
+        except StorageError:
+            logger.exception("aggregation failed", extra={"action": "aggregate", "job": batch_id})
+
+    # ------------------------------------------------------------------ one micro-batch
+
+    def should_stop(self, job_id: str) -> bool:
+        if self._grace_deadline is not None and time.monotonic() > self._grace_deadline:
+            return True
+        with self._lock:
+            return job_id in self._to_stop
+
+    def _process(self, claims: Sequence[ClaimedJob]) -> None:
+        ids = {c.job_id for c in claims}
+        with self._lock:
+            self._active |= ids
+        pending = {c.job_id: c for c in claims}
+        predictor = self.predictors[claims[0].predictor]
+        target = claims[0].target
+        run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self._workdir))
+        self._log("claim", job=",".join(sorted(ids)), target=target.key)
+        try:
+            artifacts = self._prepare(predictor, target)
+            tasks = [PredictionTask(job_id=c.job_id, ligand=c.ligand, params=c.params) for c in claims]
+            mark = time.monotonic()
+            for outcome in predictor.predict(target, artifacts, tasks, run_dir, self.should_stop):
+                claim = pending.pop(outcome.job_id, None)
+                if claim is None:
+                    raise RuntimeError(f"predictor {predictor.name} returned an outcome for unknown job {outcome.job_id}")
+                now = time.monotonic()
+                self._finish(claim, outcome, wall_seconds=now - mark)
+                mark = now
+        except PredictionError as exc:
+            for claim in pending.values():
+                self._fail(claim, exc.code, exc.message, transient=exc.transient)
+            pending.clear()
+        except Exception as exc:  # a crash in a predictor must not lose the jobs: they retry
+            logger.exception("predictor crashed", extra={"action": "predict", "worker": self.worker_id})
+            for claim in pending.values():
+                self._fail(claim, "predictor_crashed", f"{type(exc).__name__}: {exc}", transient=True)
+            pending.clear()
+        finally:
+            for claim in pending.values():  # the predictor stopped early
+                if self._grace_deadline is not None and time.monotonic() > self._grace_deadline:
+                    self.manager.release(claim, self.worker_id)
+                    self._log("release", job=claim.job_id)
+                elif self.should_stop(claim.job_id):
+                    self.manager.stopped(claim, self.worker_id)
+                    self._log("cancelled", job=claim.job_id)
+                else:
+                    self._fail(claim, "no_outcome", "the predictor returned no result for this job", transient=True)
+            with self._lock:
+                self._active -= ids
+                self._to_stop -= ids
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+    def _prepare(self, predictor: Predictor, target: Target) -> TargetArtifacts:
+        key = (predictor.name, target.key)
+        if key in self._targets:
+            self._targets.move_to_end(key)
+            return self._targets[key]
+        directory = self._workdir / "targets" / predictor.name / target.key
+        directory.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        artifacts = predictor.prepare_target(target, directory)
+        self._log("prepare_target", target=target.key, seconds=f"{time.monotonic() - started:.3f}")
+        self._targets[key] = artifacts
+        while len(self._targets) > _TARGET_CACHE_SIZE:
+            _, old = self._targets.popitem(last=False)
+            shutil.rmtree(old.directory, ignore_errors=True)
+        return artifacts
+
+    def _finish(self, claim: ClaimedJob, outcome: Outcome, *, wall_seconds: float) -> None:
+        if outcome.error is not None:
+            self._fail(claim, outcome.error.code, outcome.error.message, transient=outcome.error.transient)
+            return
+        if outcome.results is None:
+            self._fail(claim, "no_outcome", "the predictor returned neither results nor an error", transient=True)
+            return
+        directory = self.store.job_dir(claim.job_id, claim.batch_parent_id)
+        files = sorted(outcome.files)
+        try:
+            for name in files:
+                if not is_safe_file_name(name):
+                    raise StorageError(f"predictor produced a file with an unsafe name: {name!r}")
+                self.store.write_bytes(f"{directory}/{name}", outcome.files[name])
+            self.store.write_json(f"{directory}/input.json", _input_document(claim))
+            self.store.write_json(
+                f"{directory}/results.json",
+                {"job_id": claim.job_id, "predictor": claim.predictor, "status": "completed",
+                 "attempt": claim.attempt, "worker_id": self.worker_id, "wall_seconds": wall_seconds,
+                 "accelerator_seconds": outcome.accelerator_seconds, "results": outcome.results,
+                 "files": ["input.json", "results.json", *files]},
+            )  # fmt: skip
+        except StorageError as exc:
+            self._fail(claim, "storage_error", exc.message, transient=True)
+            return
+        finished = self.manager.complete(
+            claim, self.worker_id, outcome.results,
+            wall_seconds=wall_seconds, accelerator_seconds=outcome.accelerator_seconds,
+        )  # fmt: skip
+        if not finished.applied:
+            self._log("lease_lost", job=claim.job_id, note="result discarded; another attempt owns the job")
+            return
+        self._log("complete", job=claim.job_id, seconds=f"{wall_seconds:.3f}")
+        if finished.parent_finished and claim.batch_parent_id:
+            self._aggregate(claim.batch_parent_id)
+
+    def _fail(self, claim: ClaimedJob, code: str, message: str, *, transient: bool) -> None:
+        finished = self.manager.fail(claim, self.worker_id, code=code, message=message, transient=transient)
+        self._log("fail", job=claim.job_id, code=code, outcome=finished.status or "lease_lost")
+        if finished.parent_finished and claim.batch_parent_id:
+            self._aggregate(claim.batch_parent_id)
+
+    def _log(self, action: str, job: str | None = None, **fields: Any) -> None:
+        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+        logger.info(
+            "action=%s worker=%s job=%s %s", action, self.worker_id, job or "-", extra,
+            extra={"action": action, "worker": self.worker_id, "job": job},
+        )  # fmt: skip
+
+
+def _input_document(claim: ClaimedJob) -> dict[str, Any]:
+    return {
+        "job_id": claim.job_id,
+        "batch_id": claim.batch_parent_id,
+        "batch_index": claim.batch_index,
+        "predictor": claim.predictor,
+        "params": claim.params,
+        "protein_sequence": claim.input["protein_sequence"],
+        "target": claim.input.get("target", {}),
+        "ligand_name": claim.input["ligand_name"],
+        "ligand_smiles": claim.input["ligand_smiles"],
+    }
