@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 import uuid
@@ -10,12 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 
 SUPPORT = Path(__file__).parent / "support"
 sys.path.insert(0, str(SUPPORT))
+
+from hub_testing import ApiClient  # noqa: E402
 
 from omtx_hub.api import create_app  # noqa: E402
 from omtx_hub.hub import Hub, open_hub  # noqa: E402
@@ -89,27 +89,6 @@ def hub(settings: Settings) -> Iterator[Hub]:
     h = open_hub(settings)
     yield h
     h.close()
-
-
-class ApiClient:
-    """A synchronous face over httpx.AsyncClient + ASGITransport: the real app, in-process."""
-
-    def __init__(self, app: Any) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub")
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        return self._loop.run_until_complete(self._client.request(method, url, **kwargs))
-
-    def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("POST", url, **kwargs)
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._client.aclose())
-        self._loop.close()
 
 
 @pytest.fixture

@@ -67,8 +67,7 @@ class Worker:
 
     def run(self, *, exit_when_idle: bool = False) -> None:
         """Work until ``stop()`` is called (or, with ``exit_when_idle``, until nothing is runnable)."""
-        self.manager.register_worker(self.worker_id, socket.gethostname(), os.getpid(), sorted(self.predictors))
-        self._log("start", predictors=",".join(sorted(self.predictors)))
+        self.register()
         beat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.worker_id}", daemon=True)
         beat.start()
         try:
@@ -86,6 +85,11 @@ class Worker:
             self.manager.unregister_worker(self.worker_id)
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._log("stop")
+
+    def register(self) -> None:
+        """Record this worker and the predictors it runs (job status uses it to tell whether work will run)."""
+        self.manager.register_worker(self.worker_id, socket.gethostname(), os.getpid(), sorted(self.predictors))
+        self._log("start", predictors=",".join(sorted(self.predictors)))
 
     def stop(self, grace_seconds: float = 30.0) -> None:
         """Stop claiming; the running micro-batch has ``grace_seconds`` to finish, then is released."""

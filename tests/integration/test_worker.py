@@ -1,0 +1,144 @@
+"""The worker loop with the test predictor: files in the storage layout, aggregation, failures, cancel."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from omtx_test_predictor import TestPredictor
+
+from omtx_hub.domain import Ligand
+from omtx_hub.hub import Hub
+from omtx_hub.queue.manager import BatchSubmission, JobSubmission
+from omtx_hub.worker import Worker
+
+SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
+SMILES = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "C1CCCCC1N", "OCC(O)CO"]
+
+
+def screen(n: int, params: dict | None = None, **kw: object) -> BatchSubmission:
+    ligands = [Ligand(f"lig{i}", SMILES[i % len(SMILES)]) for i in range(n)]
+    return BatchSubmission(owner="local", predictor="test", protein_sequence=SEQ, batch_name="s", ligands=ligands,
+                           max_attempts=3, params=params or {}, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def predictor() -> TestPredictor:
+    return TestPredictor()
+
+
+@pytest.fixture
+def worker(hub: Hub, predictor: TestPredictor) -> Iterator[Worker]:
+    w = Worker(hub.settings, hub.manager, hub.store, {"test": predictor})
+    thread = threading.Thread(target=w.run, daemon=True)
+    thread.start()
+    yield w
+    w.stop(grace_seconds=2)
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
+def wait_until(check, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+def test_batch_runs_to_the_end_with_files_and_ranking(hub: Hub, worker: Worker, predictor: TestPredictor) -> None:
+    bid = hub.manager.submit_batch(screen(12)).record["job_id"]
+    wait_until(lambda: hub.manager.get(bid)["aggregated_at"] is not None)
+    parent = hub.manager.get(bid)
+    assert (parent["status"], parent["n_completed"]) == ("completed", 12)
+    assert predictor.prepared == [parent["target_key"]]  # per-target work done once
+    root = Path(hub.settings.storage_url or "")
+    for child in hub.manager.iter_children(bid):
+        folder = root / "batches" / bid / "jobs" / child["job_id"]
+        assert sorted(p.name for p in folder.iterdir()) == ["input.json", "results.json", "structure.cif"]
+        stored = json.loads((folder / "results.json").read_text())
+        assert stored["results"] == child["results"]
+        assert json.loads((folder / "input.json").read_text())["ligand_smiles"] == child["input"]["ligand_smiles"]
+    table = list(csv.DictReader(io.StringIO((root / "batches" / bid / "batch_results.csv").read_text())))
+    scores = [float(r["test_score"]) for r in table]
+    assert scores == sorted(scores) and [r["rank"] for r in table] == [str(i) for i in range(1, 13)]
+    document = json.loads((root / "batches" / bid / "batch_results.json").read_text())
+    assert document["rank_by"] == "test_score" and document["counts"]["completed"] == 12
+    assert parent["results"]["top"][0]["test_score"] == scores[0]
+
+
+def test_individual_job_files(hub: Hub, worker: Worker) -> None:
+    sub = JobSubmission(owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("eth", "CCO"),
+                        max_attempts=3)
+    jid = hub.manager.submit_job(sub).record["job_id"]
+    wait_until(lambda: hub.manager.get(jid)["status"] == "completed")
+    assert hub.store.list_files(f"jobs/{jid}") == ["input.json", "results.json", "structure.cif"]
+    assert hub.manager.get(jid)["wall_seconds"] is not None
+
+
+def test_permanent_failure_fails_only_that_job_and_transient_retries(hub: Hub, worker: Worker, tmp_path: Path) -> None:
+    bad = hub.manager.submit_batch(screen(2, {"fail": "permanent"})).record["job_id"]
+    flaky = hub.manager.submit_batch(screen(3, {"fail_once_dir": str(tmp_path / "markers")})).record["job_id"]
+    wait_until(lambda: hub.manager.get(bad)["aggregated_at"] is not None
+               and hub.manager.get(flaky)["aggregated_at"] is not None)
+    b = hub.manager.get(bad)
+    assert (b["status"], b["n_failed"]) == ("failed", 2)
+    child = next(hub.manager.iter_children(bad))
+    assert child["error"]["code"] == "test_permanent" and child["attempts"] == 1
+    f = hub.manager.get(flaky)
+    assert (f["status"], f["n_completed"]) == ("completed", 3)
+    assert all(c["attempts"] == 2 for c in hub.manager.iter_children(flaky))
+
+
+def test_unknown_params_fail_with_a_readable_error(hub: Hub, worker: Worker) -> None:
+    bid = hub.manager.submit_batch(screen(1, {"colour": "blue"})).record["job_id"]
+    wait_until(lambda: hub.manager.get(bid)["status"] == "failed")
+    child = next(hub.manager.iter_children(bid))
+    assert child["error"] == {"code": "invalid_params", "message": "unknown parameters: colour"}
+
+
+def test_cancel_stops_a_running_job(hub: Hub, worker: Worker) -> None:
+    bid = hub.manager.submit_batch(screen(4, {"delay_seconds": 30})).record["job_id"]
+    wait_until(lambda: hub.manager.get(bid)["n_running"] > 0)
+    hub.manager.cancel(bid)
+    wait_until(lambda: hub.manager.get(bid)["status"] == "cancelled", timeout=10)
+    assert hub.manager.get(bid)["n_cancelled"] == 4
+
+
+def test_stop_releases_unfinished_jobs(hub: Hub, predictor: TestPredictor) -> None:
+    w = Worker(hub.settings, hub.manager, hub.store, {"test": predictor})
+    thread = threading.Thread(target=w.run, daemon=True)
+    thread.start()
+    jid = hub.manager.submit_job(
+        JobSubmission(owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("eth", "CCO"),
+                      max_attempts=3, params={"delay_seconds": 30})
+    ).record["job_id"]
+    wait_until(lambda: hub.manager.get(jid)["status"] == "running")
+    w.stop(grace_seconds=0.2)
+    thread.join(timeout=10)
+    record = hub.manager.get(jid)
+    assert (record["status"], record["attempts"]) == ("pending", 0)
+
+
+def test_storage_failure_retries_and_never_completes_without_files(hub: Hub, predictor: TestPredictor) -> None:
+    root = Path(hub.settings.storage_url or "")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "jobs").write_text("a file where the jobs folder should be: every write below it fails")
+    jid = hub.manager.submit_job(
+        JobSubmission(owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("eth", "CCO"),
+                      max_attempts=2)
+    ).record["job_id"]
+    w = Worker(hub.settings, hub.manager, hub.store, {"test": predictor})
+    assert w.run_once() == 1
+    assert hub.manager.get(jid)["status"] == "pending"
+    assert w.run_once() == 1
+    record = hub.manager.get(jid)
+    assert record["status"] == "failed" and record["error"]["code"] == "storage_error"
+    assert record["results"] is None
