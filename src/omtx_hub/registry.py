@@ -34,9 +34,9 @@ def load_predictor(name: str, settings: Settings) -> Predictor:
     known = available_predictors(settings)
     if name not in known:
         raise PredictorUnavailable(
-            f"no predictor named {name!r}; known predictors: {', '.join(sorted(known)) or 'none'}. "
-            "Install a predictor package (for example: pip install 'omtx-hub[vina]') or add one with "
-            'OMTX_PREDICTOR_PLUGINS=\'{"name": "module:factory"}\''
+            f"no predictor named {name!r} is installed (known: {', '.join(sorted(known)) or 'none'}). "
+            f"Install the package that provides it (it registers an '{GROUP}' entry point), or point "
+            'OMTX_PREDICTOR_PLUGINS=\'{"name": "module:factory"}\' at your own; for example: pip install <package>'
         )
     module_name, _, attr = known[name].partition(":")
     try:
