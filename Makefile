@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[vina,test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -18,9 +18,10 @@ test: $(STAMP)
 	$(BIN)/pytest
 
 demo: $(STAMP)
-	$(BIN)/omtx-hub serve
+	$(BIN)/omtx-hub demo
 
-serve: demo
+serve: $(STAMP)
+	$(BIN)/omtx-hub serve
 
 bench: $(STAMP)
 	$(BIN)/python bench/queue_throughput.py

@@ -39,7 +39,7 @@ class SmilesCheck:
     reason: str = ""
 
 
-def check_smiles(smiles: str) -> SmilesCheck:
+def check_smiles(smiles: str, max_heavy_atoms: int = 128) -> SmilesCheck:
     """Parse a SMILES with RDKit (with sanitisation): the check every ligand passes before it is queued."""
     text = (smiles or "").strip()
     if not text:
@@ -51,4 +51,9 @@ def check_smiles(smiles: str) -> SmilesCheck:
         return SmilesCheck(False, "RDKit could not parse this SMILES (syntax, valence or aromaticity error)")
     if mol.GetNumHeavyAtoms() == 0:
         return SmilesCheck(False, "SMILES has no heavy atoms")
+    largest = max(Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False), key=lambda m: m.GetNumHeavyAtoms())
+    if largest.GetNumHeavyAtoms() > max_heavy_atoms:
+        return SmilesCheck(
+            False, f"ligand has {largest.GetNumHeavyAtoms()} heavy atoms; the limit is {max_heavy_atoms}"
+        )
     return SmilesCheck(True)

@@ -164,10 +164,15 @@ def db_migrate() -> None:
 # ---------------------------------------------------------------------- client side
 
 
+TargetOption = Annotated[str | None, typer.Option("--target", "-t", help="Docking target id (omtx-hub target create).")]
+SequenceOption = Annotated[str | None, typer.Option("--protein-sequence", "-s", help="Target protein sequence.")]
+
+
 @app.command()
 def submit(
-    protein_sequence: Annotated[str, typer.Option("--protein-sequence", "-s", help="Target protein sequence.")],
     smiles: Annotated[str, typer.Option("--smiles", help="Ligand SMILES.")],
+    protein_sequence: SequenceOption = None,
+    target: TargetOption = None,
     name: Annotated[str, typer.Option("--name", help="Ligand name.")] = "ligand",
     predictor: Annotated[str | None, typer.Option("--predictor", "-p")] = None,
     param: ParamOption = None,
@@ -177,7 +182,8 @@ def submit(
     """Submit one protein–ligand prediction."""
     with HubClient(url) as hub:
         try:
-            job = hub.submit(protein_sequence, smiles, name, predictor=predictor, params=_params(param))
+            job = hub.submit(protein_sequence, smiles, name, target_id=target, predictor=predictor,
+                             params=_params(param))  # fmt: skip
             console.print(f"{job['job_id']}  {job['status']}")
             if wait:
                 final = hub.wait(job["job_id"])
@@ -189,7 +195,8 @@ def submit(
 @app.command()
 def screen(
     ligands_file: Annotated[Path, typer.Argument(help="Ligands: .csv (smiles[,name]), .smi or .sdf.", exists=True)],
-    protein_sequence: Annotated[str, typer.Option("--protein-sequence", "-s", help="Target protein sequence.")],
+    protein_sequence: SequenceOption = None,
+    target: TargetOption = None,
     batch_name: Annotated[str | None, typer.Option("--name", help="Batch name (default: the file name).")] = None,
     predictor: Annotated[str | None, typer.Option("--predictor", "-p")] = None,
     param: ParamOption = None,
@@ -210,7 +217,7 @@ def screen(
     with HubClient(url) as hub:
         try:
             batch = hub.submit_batch(
-                batch_name or ligands_file.stem, protein_sequence, ligands, predictor=predictor,
+                batch_name or ligands_file.stem, protein_sequence, ligands, target_id=target, predictor=predictor,
                 params=_params(param), max_concurrent=max_concurrent, skip_invalid=skip_invalid,
             )  # fmt: skip
         except HubError as exc:
@@ -237,6 +244,12 @@ def _watch(hub: HubClient, batch_id: str, total: int, top: int) -> None:
     _print_ranked(hub, batch_id, final, top)
 
 
+_EXTRA_COLUMNS = {
+    "ligand_efficiency_kcal_mol_per_heavy_atom": "LE kcal/mol/HA",
+    "rmsd_to_reference_angstrom": "RMSD to ref Å",
+}
+
+
 def _print_ranked(hub: HubClient, batch_id: str, final: dict[str, Any], top: int) -> None:
     summary = final.get("results") or {}
     console.print(f"batch {batch_id}: {final['status']}  {final['progress']}")
@@ -244,13 +257,15 @@ def _print_ranked(hub: HubClient, batch_id: str, final: dict[str, Any], top: int
         return
     rank_by = summary["rank_by"]
     table = Table(title=f"Top {min(top, len(summary['top']))} by {rank_by} ({summary['direction']}ending = better)")
-    for col in ("rank", "ligand", rank_by, "SMILES", "job"):
-        table.add_column(col)
     rows = [c for c in hub.children(batch_id, status="completed") if c["results"] is not None]
+    extras = [k for k in _EXTRA_COLUMNS if any(c["results"].get(k) is not None for c in rows)]
+    for col in ("rank", "ligand", rank_by, *(_EXTRA_COLUMNS[k] for k in extras), "job"):
+        table.add_column(col, overflow="fold")
     key = (lambda c: c["results"].get(rank_by, float("inf"))) if summary["direction"] == "asc" else (
         lambda c: -c["results"].get(rank_by, float("-inf")))  # fmt: skip
     for rank, child in enumerate(sorted(rows, key=key)[:top], start=1):
-        table.add_row(str(rank), child["ligand_name"], f"{child['results'].get(rank_by)}", child["ligand_smiles"],
+        extra_values = ["" if child["results"].get(k) is None else f"{child['results'][k]}" for k in extras]
+        table.add_row(str(rank), child["ligand_name"], f"{child['results'].get(rank_by)}", *extra_values,
                       child["job_id"])  # fmt: skip
     console.print(table)
 
@@ -322,3 +337,152 @@ def list_jobs(
         table.add_row(j["job_id"], j["job_type"], j["status"], j["name"] or "", j["predictor"], j["created_at"][:19],
                       f"{p['completed']}/{p['total']}" if p else "")  # fmt: skip
     console.print(table)
+
+
+# ---------------------------------------------------------------------- docking targets
+
+target_app = typer.Typer(help="Docking targets: a receptor structure and its binding site.", no_args_is_help=True)
+app.add_typer(target_app, name="target")
+
+
+def _floats(text: str | None, what: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError as exc:
+        raise typer.BadParameter(f"{what} expects three numbers like 15.2,53.9,16.9") from exc
+    if len(values) != 3:
+        raise typer.BadParameter(f"{what} expects three numbers like 15.2,53.9,16.9")
+    return values
+
+
+@target_app.command("create")
+def target_create(
+    receptor: Annotated[Path, typer.Argument(help="Receptor structure (.pdb or .cif).", exists=True)],
+    name: Annotated[str, typer.Option("--name", help="Target name.")],
+    box_center: Annotated[str | None, typer.Option(help="Box center x,y,z in Å.")] = None,
+    box_size: Annotated[str | None, typer.Option(help="Box size x,y,z in Å.")] = None,
+    reference_ligand: Annotated[Path | None, typer.Option(help="Reference ligand (.sdf): box around it.", exists=True)] = None,
+    residues: Annotated[str | None, typer.Option(help="Pocket residues, e.g. A:315,A:381: box around them.")] = None,
+    blind: Annotated[bool, typer.Option(help="Box around the whole receptor (slower, less reliable).")] = False,
+    padding: Annotated[float, typer.Option(help="Å added on each side (reference ligand, residues, blind).")] = 5.0,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Upload a receptor once with its binding site; prints the target id to use with --target."""
+    chosen = [box_center is not None, residues is not None, blind]
+    if sum(chosen) > 1 or (sum(chosen) == 0 and reference_ligand is None):
+        err.print("[red]error:[/red] give one binding site: --box-center/--box-size, --reference-ligand, "
+                  "--residues or --blind")  # fmt: skip
+        raise typer.Exit(1)
+    site: dict[str, Any]
+    if box_center is not None:
+        site = {"mode": "box", "center": _floats(box_center, "--box-center"), "size": _floats(box_size or "20,20,20",
+                                                                                               "--box-size")}  # fmt: skip
+    elif residues is not None:
+        site = {"mode": "residues", "residues": [r for r in residues.split(",") if r], "padding": padding}
+    elif blind:
+        site = {"mode": "blind", "padding": padding}
+    else:
+        site = {"mode": "ligand", "padding": padding}
+    with HubClient(url) as hub:
+        try:
+            target = hub.create_target(name, receptor, site, reference_ligand=reference_ligand)
+        except HubError as exc:
+            _fail(exc)
+    console.print(f"{target['target_id']}  {target['name']}  box center {target['binding_site']['center']} "
+                  f"size {target['binding_site']['size']}")  # fmt: skip
+    for warning in target["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@target_app.command("list")
+def target_list(url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """List docking targets."""
+    with HubClient(url) as hub:
+        try:
+            items = hub.targets()
+        except HubError as exc:
+            _fail(exc)
+    table = Table()
+    for col in ("target_id", "name", "site", "center", "size", "created"):
+        table.add_column(col)
+    for t in items:
+        site = t["binding_site"]
+        table.add_row(t["target_id"], t["name"], site["mode"], str(site["center"]), str(site["size"]),
+                      t["created_at"][:19])  # fmt: skip
+    console.print(table)
+
+
+@target_app.command("show")
+def target_show(target_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """Show one docking target as JSON."""
+    with HubClient(url) as hub:
+        try:
+            console.print_json(json.dumps(hub.target(target_id)))
+        except HubError as exc:
+            _fail(exc)
+
+
+# ---------------------------------------------------------------------- demo
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port of the demo hub.")] = 8000,
+    exhaustiveness: Annotated[int, typer.Option(help="Vina exhaustiveness for the demo screen.")] = 4,
+    keep_serving: Annotated[bool, typer.Option(help="Keep the hub running after the screen (Ctrl-C stops).")] = True,
+) -> None:
+    """Start the hub, dock 10 known drugs into Abl kinase (PDB 1IEP) with Vina, print the ranking."""
+    from importlib.resources import files
+
+    from omtx_hub.hub import open_hub
+    from omtx_hub.ligand_files import read_ligands
+    from omtx_hub.server import BackgroundServer
+    from omtx_hub.settings import Settings
+    from omtx_hub.worker import Worker
+
+    _setup_logging("WARNING")
+    settings = Settings()
+    predictors = _load_predictors(["vina"], strict=True)
+    hub = open_hub(settings)
+    worker = Worker(settings, hub.manager, hub.store, predictors)
+    threading.Thread(target=worker.run, name="demo-worker", daemon=True).start()
+    server = BackgroundServer(hub, settings.host, port).start()
+    data = Path(str(files("omtx_hub.demo")))
+    console.print(f"OMTX-Hub running at {server.url} (data in {settings.home.resolve()})")
+    try:
+        with HubClient(server.url) as client:
+            target = client.create_target(
+                "Abl kinase, PDB 1IEP (imatinib site)", data / "1iep" / "1iep_receptorH.pdb",
+                {"mode": "box", "center": [15.190, 53.903, 16.917], "size": [20.0, 20.0, 20.0]},
+                reference_ligand=data / "1iep" / "1iep_ligand.sdf",
+            )  # fmt: skip
+            ligands = read_ligands(data / "ligands.csv")
+            batch = client.submit_batch(
+                "demo: 10 drugs vs Abl kinase (1IEP)", None, ligands, target_id=target["target_id"],
+                predictor="vina", params={"exhaustiveness": exhaustiveness},
+            )  # fmt: skip
+            console.print(f"target {target['target_id']}; batch {batch['batch_id']}: docking {batch['total']} "
+                          f"ligands with Vina (exhaustiveness {exhaustiveness}) on this machine's CPUs")  # fmt: skip
+            _watch(client, batch["batch_id"], batch["total"], top=10)
+            folder = f"{settings.resolved_storage_url()}/batches/{batch['batch_id']}"
+            console.print(f"\nFiles: {folder}/batch_results.csv, batch_results.json and jobs/<job_id>/ "
+                          "(poses.sdf, structure.cif = receptor + top pose, poses.pdbqt, results.json)")
+            console.print(f"API: {server.url}/docs   status: {server.url}/api/v1/jobs/{batch['batch_id']}/status")
+            console.print(f"Download everything: omtx-hub results {batch['batch_id']} --out demo-results "
+                          f"--url {server.url}")  # fmt: skip
+        if keep_serving:
+            console.print("The hub keeps running for more work; Ctrl-C stops it.")
+            stop = threading.Event()
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            try:
+                stop.wait()
+            except KeyboardInterrupt:
+                pass
+    except HubError as exc:
+        _fail(exc)
+    finally:
+        worker.stop(grace_seconds=5)
+        server.stop()
+        hub.close()

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -66,17 +67,18 @@ class HubClient:
 
     def submit(
         self,
-        protein_sequence: str,
+        protein_sequence: str | None,
         ligand_smiles: str,
         ligand_name: str = "ligand",
         *,
+        target_id: str | None = None,
         predictor: str | None = None,
         params: dict[str, Any] | None = None,
         priority: int = 0,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         body = {"protein_sequence": protein_sequence, "ligand_smiles": ligand_smiles, "ligand_name": ligand_name,
-                "predictor": predictor, "params": params or {}, "priority": priority,
+                "target_id": target_id, "predictor": predictor, "params": params or {}, "priority": priority,
                 "idempotency_key": idempotency_key}  # fmt: skip
         result: dict[str, Any] = self._request("POST", "/api/v1/jobs/predict", json=body)
         return result
@@ -84,9 +86,10 @@ class HubClient:
     def submit_batch(
         self,
         batch_name: str,
-        protein_sequence: str,
+        protein_sequence: str | None,
         ligands: Sequence[tuple[str, str]],
         *,
+        target_id: str | None = None,
         predictor: str | None = None,
         params: dict[str, Any] | None = None,
         max_concurrent: int | None = None,
@@ -95,11 +98,35 @@ class HubClient:
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
         """``ligands`` are (name, smiles) pairs."""
-        body = {"batch_name": batch_name, "protein_sequence": protein_sequence,
+        body = {"batch_name": batch_name, "protein_sequence": protein_sequence, "target_id": target_id,
                 "ligands": [{"name": n, "smiles": s} for n, s in ligands], "predictor": predictor,
                 "params": params or {}, "max_concurrent": max_concurrent, "priority": priority,
                 "skip_invalid": skip_invalid, "idempotency_key": idempotency_key}  # fmt: skip
         result: dict[str, Any] = self._request("POST", "/api/v1/jobs/predict/batch", json=body)
+        return result
+
+    def create_target(
+        self,
+        name: str,
+        receptor: Path,
+        binding_site: dict[str, Any],
+        *,
+        reference_ligand: Path | None = None,
+    ) -> dict[str, Any]:
+        """Upload a receptor (.pdb/.cif) with its binding site; returns the target (``target_id``)."""
+        files = {"receptor": (receptor.name, receptor.read_bytes())}
+        if reference_ligand is not None:
+            files["reference_ligand"] = (reference_ligand.name, reference_ligand.read_bytes())
+        data = {"name": name, "binding_site": json.dumps(binding_site)}
+        result: dict[str, Any] = self._request("POST", "/api/v1/targets", data=data, files=files)
+        return result
+
+    def target(self, target_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._request("GET", f"/api/v1/targets/{target_id}")
+        return result
+
+    def targets(self, limit: int = 50) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request("GET", "/api/v1/targets", params={"limit": limit})["items"]
         return result
 
     # reading --------------------------------------------------------------

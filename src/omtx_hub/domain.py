@@ -6,6 +6,7 @@ import enum
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = [
@@ -51,6 +52,7 @@ class Target:
     key: str
     protein_sequence: str
     extra: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)  # local copies, filled in by the worker
 
 
 def target_key_for(predictor: str, protein_sequence: str, extra: dict[str, Any] | None = None) -> str:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
 from omtx_hub.db import create_db_engine, migrate
+from omtx_hub.db.targets import TargetRepository
 from omtx_hub.queue.manager import QueueManager
 from omtx_hub.queue.retry import RetryPolicy
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore
+from omtx_hub.targets import prepare_target_files
 
 __all__ = ["Hub", "open_hub"]
 
@@ -21,9 +26,47 @@ class Hub:
     engine: sa.Engine
     manager: QueueManager
     store: ResultStore
+    targets: TargetRepository
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def create_target(
+        self,
+        *,
+        name: str,
+        receptor: bytes,
+        receptor_filename: str,
+        site: dict[str, Any],
+        reference_ligand: bytes | None = None,
+        reference_filename: str = "reference.sdf",
+    ) -> dict[str, Any]:
+        """Validate a docking target, store its files, then record it (files first, like results)."""
+        if not name.strip():
+            from omtx_hub.errors import InvalidInput
+
+            raise InvalidInput("target name is empty", code="invalid_target_name")
+        prepared = prepare_target_files(receptor, receptor_filename, site, reference_ligand, reference_filename)
+        target_id = f"tgt_{secrets.token_urlsafe(12)}"
+        folder = self.store.target_dir(target_id)
+        files = {"receptor.pdb": f"{folder}/receptor.pdb"}
+        self.store.write_bytes(files["receptor.pdb"], prepared.receptor_pdb)
+        if prepared.reference_ligand_sdf is not None:
+            files["reference_ligand.sdf"] = f"{folder}/reference_ligand.sdf"
+            self.store.write_bytes(files["reference_ligand.sdf"], prepared.reference_ligand_sdf)
+        record = {
+            "target_id": target_id,
+            "owner": self.settings.owner,
+            "name": name.strip(),
+            "kind": "receptor",
+            "protein_sequence": prepared.protein_sequence,
+            "chains": prepared.chains,
+            "site": prepared.site,
+            "files": files,
+            "warnings": prepared.warnings,
+        }
+        self.store.write_bytes(f"{folder}/target.json", json.dumps(record, indent=2).encode())
+        return self.targets.create(record)
 
 
 def open_hub(settings: Settings, *, run_migrations: bool = True) -> Hub:
@@ -35,4 +78,10 @@ def open_hub(settings: Settings, *, run_migrations: bool = True) -> Hub:
         lease_seconds=settings.lease_seconds,
         retry=RetryPolicy(base_seconds=settings.retry_base_seconds, max_delay_seconds=settings.retry_max_seconds),
     )
-    return Hub(settings=settings, engine=engine, manager=manager, store=ResultStore(settings.resolved_storage_url()))
+    return Hub(
+        settings=settings,
+        engine=engine,
+        manager=manager,
+        store=ResultStore(settings.resolved_storage_url()),
+        targets=TargetRepository(engine),
+    )

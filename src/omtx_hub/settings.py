@@ -48,6 +48,9 @@ class Settings(BaseSettings):
 
     max_batch_size: int = Field(100_000, ge=1, description="Largest number of ligands in one batch.")
     max_sequence_length: int = Field(4000, ge=1, description="Longest protein sequence accepted.")
+    max_heavy_atoms: int = Field(128, ge=1, description="Most heavy atoms in a ligand (after salt stripping).")
+    max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest receptor or ligand file upload.")
+    vina_cpu: int = Field(0, ge=0, description="Threads one Vina docking uses; 0 = all cores.")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
 
     def resolved_database_url(self) -> str:

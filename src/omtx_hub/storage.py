@@ -5,7 +5,8 @@ Layout (DESIGN.md §5)::
     jobs/{job_id}/input.json  results.json  structure.cif  …
     batches/{batch_id}/batch_results.json  batch_results.csv
     batches/{batch_id}/jobs/{child_job_id}/input.json  results.json  structure.cif  …
-    cache/targets/{target_key}/…
+    cache/targets/{target_key}/…          per-target artefacts shared by workers (prepared receptor, …)
+    targets/{target_id}/receptor.pdb  reference_ligand.sdf  target.json     uploaded docking targets
 
 Writes are atomic: on a local folder a file is written under a temporary name and renamed into
 place; object stores (s3://, gs://) publish an object only when its upload completes.
@@ -62,6 +63,10 @@ class ResultStore:
     @staticmethod
     def batch_dir(batch_id: str) -> str:
         return f"batches/{_check_id(batch_id)}"
+
+    @staticmethod
+    def target_dir(target_id: str) -> str:
+        return f"targets/{_check_id(target_id)}"
 
     @staticmethod
     def target_cache_dir(target_key: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 from omtx_hub.chem import check_smiles, clean_protein_sequence
 from omtx_hub.domain import Ligand
 from omtx_hub.errors import InvalidInput, PayloadTooLarge
+from omtx_hub.params import validate_params
 from omtx_hub.queue.manager import BatchSubmission, JobSubmission
 from omtx_hub.registry import available_predictors
 from omtx_hub.settings import Settings
@@ -16,6 +17,32 @@ from omtx_hub.settings import Settings
 __all__ = ["build_batch_submission", "build_job_submission"]
 
 MAX_NAME_LENGTH = 200
+# Predictors that dock into a receptor structure: they need a target (POST /api/v1/targets).
+RECEPTOR_PREDICTORS = frozenset({"vina"})
+
+
+def _target_input(
+    settings: Settings, predictor: str, protein_sequence: str | None, target: dict[str, Any] | None
+) -> tuple[str, dict[str, Any]]:
+    """The protein sequence and the ``target`` dict a job carries, from the request and the target record."""
+    if predictor in RECEPTOR_PREDICTORS and target is None:
+        raise InvalidInput(
+            f"predictor {predictor!r} docks into a receptor structure: create a target "
+            "(POST /api/v1/targets or `omtx-hub target create`) and pass its target_id",
+            code="target_required",
+        )
+    if target is None:
+        if protein_sequence is None:
+            raise InvalidInput("give protein_sequence or target_id", code="invalid_protein_sequence",
+                               details={"field": "protein_sequence"})  # fmt: skip
+        return _sequence(settings, protein_sequence), {}
+    sequence = _sequence(settings, protein_sequence) if protein_sequence else target["protein_sequence"]
+    return sequence, {
+        "target_id": target["target_id"],
+        "name": target["name"],
+        "box": {"center": target["site"]["center"], "size": target["site"]["size"]},
+        "files": target["files"],
+    }
 
 
 def _predictor(settings: Settings, name: str | None) -> str:
@@ -37,29 +64,31 @@ def _sequence(settings: Settings, raw: str) -> str:
         raise InvalidInput(str(exc), code="invalid_protein_sequence", details={"field": "protein_sequence"}) from exc
 
 
-def _ligand_problem(name: str, smiles: str) -> str | None:
+def _ligand_problem(name: str, smiles: str, max_heavy_atoms: int) -> str | None:
     if not name.strip():
         return "ligand name is empty"
     if len(name) > MAX_NAME_LENGTH:
         return f"ligand name is longer than {MAX_NAME_LENGTH} characters"
-    check = check_smiles(smiles)
+    check = check_smiles(smiles, max_heavy_atoms)
     return None if check.ok else check.reason
 
 
 def build_job_submission(
     settings: Settings,
     *,
-    protein_sequence: str,
+    protein_sequence: str | None,
     ligand_smiles: str,
     ligand_name: str,
     predictor: str | None = None,
     params: dict[str, Any] | None = None,
     priority: int = 0,
     idempotency_key: str | None = None,
+    target: dict[str, Any] | None = None,
 ) -> JobSubmission:
     chosen = _predictor(settings, predictor)
-    sequence = _sequence(settings, protein_sequence)
-    problem = _ligand_problem(ligand_name, ligand_smiles)
+    sequence, target_input = _target_input(settings, chosen, protein_sequence, target)
+    checked_params = validate_params(chosen, params or {})
+    problem = _ligand_problem(ligand_name, ligand_smiles, settings.max_heavy_atoms)
     if problem:
         raise InvalidInput(
             f"ligand {ligand_name!r}: {problem}",
@@ -71,7 +100,8 @@ def build_job_submission(
         predictor=chosen,
         protein_sequence=sequence,
         ligand=Ligand(name=ligand_name.strip(), smiles=ligand_smiles.strip()),
-        params=params or {},
+        params=checked_params,
+        target=target_input,
         priority=priority,
         idempotency_key=idempotency_key,
         max_attempts=settings.max_attempts,
@@ -82,7 +112,7 @@ def build_batch_submission(
     settings: Settings,
     *,
     batch_name: str,
-    protein_sequence: str,
+    protein_sequence: str | None,
     ligands: Sequence[tuple[str, str]],
     predictor: str | None = None,
     params: dict[str, Any] | None = None,
@@ -90,6 +120,7 @@ def build_batch_submission(
     priority: int = 0,
     idempotency_key: str | None = None,
     skip_invalid: bool = False,
+    target: dict[str, Any] | None = None,
 ) -> BatchSubmission:
     """``ligands`` are (name, smiles) pairs. Every problem is reported at once, by index and name."""
     if not batch_name.strip():
@@ -103,13 +134,14 @@ def build_batch_submission(
             details={"count": len(ligands), "limit": settings.max_batch_size},
         )
     chosen = _predictor(settings, predictor)
-    sequence = _sequence(settings, protein_sequence)
+    sequence, target_input = _target_input(settings, chosen, protein_sequence, target)
+    checked_params = validate_params(chosen, params or {})
 
     problems: list[dict[str, Any]] = []
     seen: dict[str, list[int]] = defaultdict(list)
     for index, (name, smiles) in enumerate(ligands):
         seen[name.strip()].append(index)
-        problem = _ligand_problem(name, smiles)
+        problem = _ligand_problem(name, smiles, settings.max_heavy_atoms)
         if problem:
             problems.append({"index": index, "name": name, "smiles": smiles, "reason": problem})
     for name, indices in seen.items():
@@ -138,7 +170,8 @@ def build_batch_submission(
         protein_sequence=sequence,
         batch_name=batch_name.strip(),
         ligands=kept,
-        params=params or {},
+        params=checked_params,
+        target=target_input,
         max_concurrent=max_concurrent,
         priority=priority,
         idempotency_key=idempotency_key,

@@ -55,7 +55,7 @@ class Worker:
         self.predictors = dict(predictors)
         self.worker_id = worker_id or new_worker_id()
         self._workdir = Path(tempfile.mkdtemp(prefix="omtx-worker-"))
-        self._targets: OrderedDict[tuple[str, str], TargetArtifacts] = OrderedDict()
+        self._targets: OrderedDict[tuple[str, str], tuple[Target, TargetArtifacts]] = OrderedDict()
         self._active: set[str] = set()
         self._to_stop: set[str] = set()
         self._lock = threading.Lock()
@@ -160,7 +160,7 @@ class Worker:
         run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=self._workdir))
         self._log("claim", job=",".join(sorted(ids)), target=target.key)
         try:
-            artifacts = self._prepare(predictor, target)
+            target, artifacts = self._prepare(predictor, target)
             tasks = [PredictionTask(job_id=c.job_id, ligand=c.ligand, params=c.params) for c in claims]
             mark = time.monotonic()
             for outcome in predictor.predict(target, artifacts, tasks, run_dir, self.should_stop):
@@ -194,21 +194,43 @@ class Worker:
                 self._to_stop -= ids
             shutil.rmtree(run_dir, ignore_errors=True)
 
-    def _prepare(self, predictor: Predictor, target: Target) -> TargetArtifacts:
+    def _prepare(self, predictor: Predictor, target: Target) -> tuple[Target, TargetArtifacts]:
+        """Per-target work, once per worker: kept in memory, and shared through ``cache/targets/{key}/``.
+
+        Before ``prepare_target`` the worker copies the target's input files (an uploaded receptor …)
+        and whatever another worker already cached for this target into the target's folder; after
+        it, it publishes the new files of that folder to the cache, so the next worker skips the work.
+        """
         key = (predictor.name, target.key)
         if key in self._targets:
             self._targets.move_to_end(key)
             return self._targets[key]
         directory = self._workdir / "targets" / predictor.name / target.key
-        directory.mkdir(parents=True, exist_ok=True)
+        inputs = directory / "inputs"
+        inputs.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for name, relpath in target.extra.get("files", {}).items():
+            local = inputs / name
+            local.write_bytes(self.store.read_bytes(relpath))
+            files[name] = local
+        cache = self.store.target_cache_dir(target.key)
+        cached = self.store.list_files(cache)
+        for name in cached:
+            (directory / name).write_bytes(self.store.read_bytes(f"{cache}/{name}"))
+        local_target = Target(key=target.key, protein_sequence=target.protein_sequence, extra=target.extra,
+                              files=files)  # fmt: skip
         started = time.monotonic()
-        artifacts = predictor.prepare_target(target, directory)
-        self._log("prepare_target", target=target.key, seconds=f"{time.monotonic() - started:.3f}")
-        self._targets[key] = artifacts
+        artifacts = predictor.prepare_target(local_target, directory)
+        for path in sorted(directory.iterdir()):
+            if path.is_file() and path.name not in cached and is_safe_file_name(path.name):
+                self.store.write_bytes(f"{cache}/{path.name}", path.read_bytes())
+        self._log("prepare_target", target=target.key, seconds=f"{time.monotonic() - started:.3f}",
+                  reused_from_cache=",".join(cached) or "-")  # fmt: skip
+        self._targets[key] = (local_target, artifacts)
         while len(self._targets) > _TARGET_CACHE_SIZE:
-            _, old = self._targets.popitem(last=False)
+            _, (_, old) = self._targets.popitem(last=False)
             shutil.rmtree(old.directory, ignore_errors=True)
-        return artifacts
+        return local_target, artifacts
 
     def _finish(self, claim: ClaimedJob, outcome: Outcome, *, wall_seconds: float) -> None:
         if outcome.error is not None:

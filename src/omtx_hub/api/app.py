@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse
 from prometheus_client import CollectorRegistry
 
 import omtx_hub
-from omtx_hub.api import jobs, ops
+from omtx_hub.api import jobs, ops, targets
 from omtx_hub.api.errors import install_error_handlers
 from omtx_hub.api.limits import BodyLimitMiddleware
 from omtx_hub.hub import Hub, open_hub
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=hub.settings.max_body_bytes)
     app.include_router(jobs.router)
+    app.include_router(targets.router)
     app.include_router(ops.router)
 
     @app.get("/", include_in_schema=False)

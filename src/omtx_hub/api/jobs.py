@@ -50,6 +50,7 @@ def submit_job(body: PredictRequest, request: Request) -> Any:
     hub = _hub(request)
     sub = build_job_submission(
         hub.settings,
+        target=hub.targets.get(body.target_id, hub.settings.owner) if body.target_id else None,
         protein_sequence=body.protein_sequence,
         ligand_smiles=body.ligand_smiles,
         ligand_name=body.ligand_name,
@@ -69,6 +70,7 @@ def submit_batch(body: BatchRequest, request: Request) -> Any:
     hub = _hub(request)
     sub = build_batch_submission(
         hub.settings,
+        target=hub.targets.get(body.target_id, hub.settings.owner) if body.target_id else None,
         batch_name=body.batch_name,
         protein_sequence=body.protein_sequence,
         ligands=[(lig.name, lig.smiles) for lig in body.ligands],

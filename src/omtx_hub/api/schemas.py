@@ -24,7 +24,10 @@ class _Strict(BaseModel):
 
 
 class PredictRequest(_Strict):
-    protein_sequence: str = Field(description="Target protein, one-letter amino-acid codes.")
+    protein_sequence: str | None = Field(
+        None, description="Target protein, one-letter amino-acid codes (optional with target_id)."
+    )
+    target_id: str | None = Field(None, description="A docking target (POST /api/v1/targets); needed by vina.")
     ligand_smiles: str = Field(description="Ligand as SMILES; parsed by RDKit before anything is queued.")
     ligand_name: str = Field("ligand", description="A name for the ligand, shown in results.")
     predictor: str | None = Field(None, description="Predictor name; default: the hub's OMTX_DEFAULT_PREDICTOR.")
@@ -42,7 +45,8 @@ class LigandIn(_Strict):
 
 class BatchRequest(_Strict):
     batch_name: str = Field(description="A name for the screen.")
-    protein_sequence: str
+    protein_sequence: str | None = None
+    target_id: str | None = None
     ligands: list[LigandIn] = Field(description="Ligands to screen; names must be unique within the batch.")
     max_concurrent: int | None = Field(None, ge=1, description="Cap on this batch's running children.")
     predictor: str | None = None

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["job_events", "jobs", "metadata", "workers"]
+__all__ = ["job_events", "jobs", "metadata", "targets", "workers"]
 
 metadata = sa.MetaData()
 
@@ -104,4 +104,21 @@ workers = sa.Table(
     sa.Column("started_at", sa.Float(), nullable=False),
     sa.Column("last_seen_at", sa.Float(), nullable=False),
     sa.Column("stopped_at", sa.Float(), nullable=True),
+)
+
+targets = sa.Table(
+    "targets",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("target_id", sa.String(48), nullable=False, unique=True),
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("name", sa.String(300), nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("protein_sequence", sa.Text(), nullable=False),
+    sa.Column("chains", sa.JSON(), nullable=False),
+    sa.Column("site", sa.JSON(), nullable=False),
+    sa.Column("files", sa.JSON(), nullable=False),
+    sa.Column("warnings", sa.JSON(), nullable=False),
+    sa.Column("created_at", sa.Float(), nullable=False),
+    sa.Index("ix_targets_owner_id", "owner", "id"),
 )

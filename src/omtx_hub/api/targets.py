@@ -1,0 +1,91 @@
+"""Docking targets: upload a receptor once with its binding site, then reference it by id."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+
+from omtx_hub.api.views import decode_cursor, encode_cursor, iso
+from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge
+from omtx_hub.hub import Hub
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/targets", tags=["targets"])
+
+
+def _view(r: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "target_id": r["target_id"],
+        "name": r["name"],
+        "kind": r["kind"],
+        "protein_sequence": r["protein_sequence"],
+        "chains": r["chains"],
+        "binding_site": r["site"],
+        "files": sorted(r["files"]),
+        "warnings": r["warnings"],
+        "created_at": iso(r["created_at"]),
+    }
+
+
+async def _read(upload: UploadFile, limit: int) -> bytes:
+    data = await upload.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"{upload.filename}: larger than {limit} bytes (OMTX_MAX_UPLOAD_BYTES)",
+                              code="upload_too_large")  # fmt: skip
+    return data
+
+
+@router.post("", status_code=201, summary="Create a docking target (receptor file + binding site)")
+async def create_target(
+    request: Request,
+    name: Annotated[str, Form(description="A name for the target.")],
+    binding_site: Annotated[str, Form(description='JSON, e.g. {"mode": "box", "center": [x,y,z], "size": [20,20,20]}')],
+    receptor: Annotated[UploadFile, File(description="Receptor structure, .pdb or .cif.")],
+    reference_ligand: Annotated[UploadFile | None, File(description="Reference ligand pose, .sdf.")] = None,
+) -> Any:
+    hub: Hub = request.app.state.hub
+    try:
+        site = json.loads(binding_site)
+    except ValueError as exc:
+        raise InvalidInput("binding_site is not valid JSON", code="invalid_binding_site") from exc
+    if not isinstance(site, dict):
+        raise InvalidInput("binding_site must be a JSON object", code="invalid_binding_site")
+    limit = hub.settings.max_upload_bytes
+    receptor_data = await _read(receptor, limit)
+    ref_data = await _read(reference_ligand, limit) if reference_ligand is not None else None
+    record = hub.create_target(
+        name=name, receptor=receptor_data, receptor_filename=receptor.filename or "receptor",
+        site=site, reference_ligand=ref_data,
+        reference_filename=(reference_ligand.filename or "reference.sdf") if reference_ligand else "reference.sdf",
+    )  # fmt: skip
+    return _view(record)
+
+
+@router.get("", summary="List docking targets, newest first")
+def list_targets(request: Request, limit: int = Query(50, ge=1, le=500), cursor: str | None = None) -> Any:
+    hub: Hub = request.app.state.hub
+    rows = hub.targets.list(hub.settings.owner, limit=limit + 1, before_id=decode_cursor(cursor))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [_view(r) for r in rows], "next_cursor": encode_cursor(rows[-1]["id"]) if more else None}
+
+
+@router.get("/{target_id}", summary="One docking target")
+def get_target(target_id: str, request: Request) -> Any:
+    hub: Hub = request.app.state.hub
+    return _view(hub.targets.get(target_id, hub.settings.owner))
+
+
+@router.get("/{target_id}/files/{name}", summary="Download a target file (receptor.pdb, reference_ligand.sdf)")
+def target_file(target_id: str, name: str, request: Request) -> Any:
+    from fastapi.responses import Response
+
+    hub: Hub = request.app.state.hub
+    record = hub.targets.get(target_id, hub.settings.owner)
+    if name not in record["files"]:
+        raise NotFound(f"target {target_id} has no file named {name!r}", code="file_not_found")
+    return Response(hub.store.read_bytes(record["files"][name]), media_type="chemical/x-pdb" if name.endswith(".pdb")
+                    else "chemical/x-mdl-sdfile")  # fmt: skip

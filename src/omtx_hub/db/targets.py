@@ -1,0 +1,40 @@
+"""Docking targets in the database: created once, then read by submissions and the API."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from omtx_hub.db.schema import targets
+from omtx_hub.errors import NotFound
+
+__all__ = ["TargetRepository"]
+
+Record = dict[str, Any]
+
+
+class TargetRepository:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def create(self, record: Record) -> Record:
+        row = {**record, "created_at": record.get("created_at", time.time())}
+        with self.engine.begin() as conn:
+            conn.execute(targets.insert(), row)
+        return self.get(row["target_id"])
+
+    def get(self, target_id: str, owner: str | None = None) -> Record:
+        with self.engine.connect().execution_options(readonly=True) as conn:
+            row = conn.execute(sa.select(targets).where(targets.c.target_id == target_id)).first()
+        if row is None or (owner is not None and row.owner != owner):
+            raise NotFound(f"no target with id {target_id!r}", code="target_not_found")
+        return dict(row._mapping)
+
+    def list(self, owner: str, limit: int = 50, before_id: int | None = None) -> list[Record]:
+        query = sa.select(targets).where(targets.c.owner == owner).order_by(targets.c.id.desc()).limit(limit)
+        if before_id is not None:
+            query = query.where(targets.c.id < before_id)
+        with self.engine.connect().execution_options(readonly=True) as conn:
+            return [dict(r._mapping) for r in conn.execute(query)]

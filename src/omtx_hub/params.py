@@ -1,0 +1,48 @@
+"""Parameter schemas of the predictors this package ships, checked at submission (422 on a bad one).
+
+Pure pydantic, no predictor imports, so the API can check parameters on a machine where the
+predictor's packages are not installed. Predictors parse their params with the same models.
+Plugins without a schema here get their params checked by the predictor itself (a permanent
+``invalid_params`` failure).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from omtx_hub.errors import InvalidInput
+
+__all__ = ["PARAM_MODELS", "VinaParams", "validate_params"]
+
+
+class VinaParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    exhaustiveness: int = Field(8, ge=1, le=64, description="Vina search effort; 8 is Vina's default.")
+    n_poses: int = Field(9, ge=1, le=20, description="Most poses kept.")
+    energy_range_kcal_mol: float = Field(3.0, gt=0, le=10, description="Poses kept within this of the best.")
+    seed: int = Field(42, ge=1, le=2**31 - 1, description="Seed of the search and of the 3D embedding.")
+    ph: float = Field(7.4, ge=0, le=14, description="pH for the ligand's protonation state (dimorphite-dl).")
+    protonate: bool = Field(True, description="Set the protonation state at `ph`; false docks the SMILES as given.")
+
+
+PARAM_MODELS: dict[str, type[BaseModel]] = {"vina": VinaParams}
+
+
+def validate_params(predictor: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Return the params with defaults filled in, or raise InvalidInput listing every problem."""
+    model = PARAM_MODELS.get(predictor)
+    if model is None:
+        return dict(params)
+    try:
+        return model.model_validate(params).model_dump()
+    except ValidationError as exc:
+        problems = [{"param": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()]
+        raise InvalidInput(
+            f"invalid parameters for predictor {predictor!r}: "
+            + "; ".join(f"{p['param']}: {p['reason']}" for p in problems),
+            code="invalid_params",
+            details={"params": problems, "allowed": sorted(model.model_fields)},
+        ) from exc

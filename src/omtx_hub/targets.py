@@ -1,0 +1,219 @@
+"""Docking targets: a receptor structure read once, cleaned, and a binding site resolved to a box.
+
+A binding site is one of
+
+- ``box``: an explicit center and size (Å);
+- ``ligand``: a box around a reference ligand (SDF) plus ``padding`` on each side;
+- ``residues``: a box around pocket residues (``"A:315"``, chain and number) plus ``padding``;
+- ``blind``: the whole receptor plus ``padding`` (slower and less reliable: a warning says so).
+
+Every check happens here, before anything is stored: a file that is not a structure, a receptor
+without protein, a box that holds no receptor atom or has a non-positive size, unknown residues.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import gemmi
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from rdkit import Chem
+
+from omtx_hub.errors import InvalidInput
+
+__all__ = ["BindingSite", "PreparedTarget", "prepare_target_files"]
+
+MAX_BOX_SIDE = 126.0  # Å; Vina's grids grow with the cube of this
+_RESIDUE = re.compile(r"^\s*([A-Za-z0-9]{1,4})\s*:\s*(-?\d+)([A-Za-z]?)\s*$")
+
+
+class BindingSite(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["box", "ligand", "residues", "blind"]
+    center: list[float] | None = Field(None, description="Box center x, y, z (Å); mode box.")
+    size: list[float] | None = Field(None, description="Box edge lengths x, y, z (Å); mode box.")
+    residues: list[str] | None = Field(None, description='Pocket residues as "CHAIN:NUMBER"; mode residues.')
+    padding: float = Field(5.0, ge=0, le=20, description="Å added on each side; modes ligand, residues, blind.")
+
+    @field_validator("center", "size")
+    @classmethod
+    def _three(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and len(value) != 3:
+            raise ValueError("needs exactly three numbers (x, y, z)")
+        return value
+
+
+@dataclass
+class PreparedTarget:
+    receptor_pdb: bytes
+    protein_sequence: str
+    chains: list[dict[str, Any]]
+    site: dict[str, Any]
+    reference_ligand_sdf: bytes | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _invalid(message: str, code: str, **details: Any) -> InvalidInput:
+    return InvalidInput(message, code=code, details=details or None)
+
+
+def read_receptor(data: bytes, filename: str) -> gemmi.Structure:
+    """Parse a PDB or mmCIF receptor and keep its protein: first model, no water, ligands, H or altlocs."""
+    suffix = filename.lower().rsplit(".", 1)[-1] if "." in filename else ""
+    text = data.decode("utf-8", errors="replace")
+    try:
+        if suffix in ("cif", "mmcif"):
+            structure = gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
+        elif suffix in ("pdb", "ent"):
+            structure = gemmi.read_pdb_string(text)
+        else:
+            raise _invalid(f"receptor file {filename!r}: use a .pdb or .cif (mmCIF) file", "invalid_receptor")
+    except (RuntimeError, ValueError) as exc:
+        if isinstance(exc, InvalidInput):
+            raise
+        raise _invalid(f"receptor file {filename!r} is not a readable structure: {exc}", "invalid_receptor") from exc
+    if len(structure) == 0:
+        raise _invalid(f"receptor file {filename!r} holds no atoms", "invalid_receptor")
+    while len(structure) > 1:
+        del structure[1]
+    structure.setup_entities()
+    structure.remove_ligands_and_waters()
+    structure.remove_hydrogens()
+    structure.remove_alternative_conformations()
+    structure.remove_empty_chains()
+    amino = sum(
+        1 for chain in structure[0] for res in chain if gemmi.find_tabulated_residue(res.name) is not None
+        and gemmi.find_tabulated_residue(res.name).is_amino_acid()
+    )  # fmt: skip
+    if amino < 10:
+        raise _invalid(
+            f"receptor file {filename!r} has {amino} amino-acid residues; a docking receptor needs a protein chain",
+            "invalid_receptor",
+        )
+    return structure
+
+
+def _chains(structure: gemmi.Structure) -> list[dict[str, Any]]:
+    chains = []
+    for chain in structure[0]:
+        polymer = chain.get_polymer()
+        if len(polymer) == 0:
+            continue
+        sequence = gemmi.one_letter_code([r.name for r in polymer]).upper().replace("-", "X")
+        chains.append({"chain": chain.name, "sequence": sequence, "residues": len(polymer)})
+    return chains
+
+
+def _coords(structure: gemmi.Structure) -> np.ndarray:
+    return np.array([a.pos.tolist() for chain in structure[0] for res in chain for a in res])
+
+
+def _box_around(points: np.ndarray, padding: float) -> tuple[list[float], list[float]]:
+    low, high = points.min(axis=0), points.max(axis=0)
+    center = (low + high) / 2
+    size = (high - low) + 2 * padding
+    return [round(float(v), 3) for v in center], [round(float(v), 3) for v in size]
+
+
+def read_reference_ligand(data: bytes, filename: str) -> Chem.Mol:
+    if not filename.lower().endswith((".sdf", ".mol", ".sd")):
+        raise _invalid(f"reference ligand {filename!r}: use an SDF/MOL file with 3D coordinates", "invalid_reference_ligand")
+    supplier = Chem.SDMolSupplier()
+    supplier.SetData(data.decode("utf-8", errors="replace"), removeHs=False)
+    mol = next(iter(supplier), None) if len(supplier) else None
+    if mol is None or mol.GetNumConformers() == 0 or not mol.GetConformer().Is3D():
+        raise _invalid(f"reference ligand {filename!r} is not a readable 3D molecule", "invalid_reference_ligand")
+    return mol
+
+
+def _residue_points(structure: gemmi.Structure, specs: list[str]) -> np.ndarray:
+    wanted, bad = [], []
+    for spec in specs:
+        m = _RESIDUE.match(spec)
+        (wanted if m else bad).append(m.groups() if m else spec)  # type: ignore[union-attr]
+    if bad:
+        raise _invalid(f"residues must look like 'A:315'; got {bad}", "invalid_binding_site", residues=bad)
+    points, missing = [], []
+    for chain_id, number, icode in wanted:
+        found = False
+        for chain in structure[0]:
+            if chain.name != chain_id:
+                continue
+            for res in chain:
+                if res.seqid.num == int(number) and res.seqid.icode.strip() == icode:
+                    points += [a.pos.tolist() for a in res]
+                    found = True
+        if not found:
+            missing.append(f"{chain_id}:{number}{icode}")
+    if missing:
+        raise _invalid(f"residues not in the receptor: {', '.join(missing)}", "invalid_binding_site", missing=missing)
+    return np.array(points)
+
+
+def prepare_target_files(
+    receptor: bytes,
+    receptor_filename: str,
+    site: dict[str, Any],
+    reference_ligand: bytes | None = None,
+    reference_filename: str = "reference.sdf",
+) -> PreparedTarget:
+    """Validate everything and resolve the binding site to a box. Raises InvalidInput on any problem."""
+    try:
+        spec = BindingSite.model_validate(site)
+    except ValidationError as exc:
+        problems = [{"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()]
+        raise _invalid("invalid binding site: " + "; ".join(f"{p['field']}: {p['reason']}" for p in problems),
+                       "invalid_binding_site", problems=problems) from exc  # fmt: skip
+    structure = read_receptor(receptor, receptor_filename)
+    atoms = _coords(structure)
+    reference = read_reference_ligand(reference_ligand, reference_filename) if reference_ligand else None
+    warnings: list[str] = []
+
+    if spec.mode == "box":
+        if spec.center is None or spec.size is None:
+            raise _invalid("mode 'box' needs center and size", "invalid_binding_site")
+        center, size = [float(v) for v in spec.center], [float(v) for v in spec.size]
+    elif spec.mode == "ligand":
+        if reference is None:
+            raise _invalid("mode 'ligand' needs a reference ligand file", "invalid_binding_site")
+        heavy = Chem.RemoveHs(reference)
+        center, size = _box_around(np.array(heavy.GetConformer().GetPositions()), spec.padding)
+    elif spec.mode == "residues":
+        if not spec.residues:
+            raise _invalid("mode 'residues' needs a list of residues", "invalid_binding_site")
+        center, size = _box_around(_residue_points(structure, spec.residues), spec.padding)
+    else:
+        center, size = _box_around(atoms, spec.padding)
+        warnings.append(
+            "blind docking: the box covers the whole receptor; it is slower (larger maps, more search) "
+            "and less reliable than a box on a known pocket; raise exhaustiveness (16–32)"
+        )
+    if any(s <= 0 for s in size):
+        raise _invalid(f"box size must be positive on every axis; got {size}", "invalid_binding_site")
+    if any(s > MAX_BOX_SIDE for s in size):
+        raise _invalid(f"box size {size} exceeds {MAX_BOX_SIDE} Å on an axis", "invalid_binding_site")
+    low, high = np.array(center) - np.array(size) / 2, np.array(center) + np.array(size) / 2
+    inside = int(np.all((atoms >= low) & (atoms <= high), axis=1).sum())
+    if inside == 0:
+        raise _invalid(
+            f"the box (center {center}, size {size}) holds no receptor atom: it is outside the receptor",
+            "box_outside_receptor",
+        )
+    chains = _chains(structure)
+    longest = max(chains, key=lambda c: c["residues"]) if chains else {"sequence": ""}
+    sdf = None
+    if reference is not None:
+        sdf = Chem.MolToMolBlock(reference).encode() + b"$$$$\n"
+    return PreparedTarget(
+        receptor_pdb=structure.make_pdb_string().encode(),
+        protein_sequence=longest["sequence"],
+        chains=chains,
+        site={"mode": spec.mode, "center": center, "size": size, "padding": spec.padding,
+              "residues": spec.residues, "receptor_atoms_in_box": inside},  # fmt: skip
+        reference_ligand_sdf=sdf,
+        warnings=warnings,
+    )
