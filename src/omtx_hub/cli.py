@@ -90,35 +90,29 @@ def _fail(exc: HubError) -> None:
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default OMTX_HOST, 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default OMTX_PORT, 8000).")] = None,
-    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Run a worker in this process.")] = True,
+    worker: Annotated[bool, typer.Option("--worker/--no-worker", help="Start a worker child process.")] = True,
     predictor: PredictorsOption = None,
 ) -> None:
-    """Start the API (and, by default, an in-process worker) on the configured database and store."""
+    """Start the API (and, by default, a worker child process) on the configured database and store."""
     import uvicorn
 
     from omtx_hub.api import create_app
     from omtx_hub.hub import open_hub
     from omtx_hub.settings import Settings
-    from omtx_hub.worker import Worker
+    from omtx_hub.worker import WorkerProcess
 
     _setup_logging()
     settings = Settings()
     hub = open_hub(settings)
-    in_process = None
-    if worker:
-        predictors = _load_predictors(predictor, strict=False)
-        if predictors:
-            in_process = Worker(settings, hub.manager, hub.store, predictors)
-            threading.Thread(target=in_process.run, name="in-process-worker", daemon=True).start()
-        else:
-            err.print("[yellow]no predictor could be loaded: jobs wait until an `omtx-hub worker` runs[/yellow]")
+    child = WorkerProcess(settings, predictor).start() if worker else None
     bind_host, bind_port = host or settings.host, port or settings.port
     console.print(f"OMTX-Hub API on http://{bind_host}:{bind_port}  (docs: /docs, data: {settings.home})")
     try:
         uvicorn.run(create_app(hub=hub), host=bind_host, port=bind_port, log_level="info")
     finally:
-        if in_process is not None:
-            in_process.stop(grace_seconds=10)
+        if child is not None:
+            child.stop()
+        hub.close()
 
 
 @app.command("worker")
@@ -440,14 +434,13 @@ def demo(
     from omtx_hub.ligand_files import read_ligands
     from omtx_hub.server import BackgroundServer
     from omtx_hub.settings import Settings
-    from omtx_hub.worker import Worker
+    from omtx_hub.worker import WorkerProcess
 
     _setup_logging("WARNING")
     settings = Settings()
-    predictors = _load_predictors(["vina"], strict=True)
+    _load_predictors(["vina"], strict=True)  # fail here, with what to install, if Vina is missing
     hub = open_hub(settings)
-    worker = Worker(settings, hub.manager, hub.store, predictors)
-    threading.Thread(target=worker.run, name="demo-worker", daemon=True).start()
+    worker = WorkerProcess(settings, ["vina"]).start()
     server = BackgroundServer(hub, settings.host, port).start()
     data = Path(str(files("omtx_hub.demo")))
     console.print(f"OMTX-Hub running at {server.url} (data in {settings.home.resolve()})")
@@ -483,6 +476,6 @@ def demo(
     except HubError as exc:
         _fail(exc)
     finally:
-        worker.stop(grace_seconds=5)
+        worker.stop()
         server.stop()
         hub.close()

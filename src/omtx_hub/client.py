@@ -54,7 +54,15 @@ class HubClient:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
+        attempts = 3 if method == "GET" else 1  # reads are safe to repeat after a dropped connection
+        for attempt in range(1, attempts + 1):
+            try:
+                response = self._http.request(method, path, **kwargs)
+                break
+            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
+                if attempt == attempts:
+                    raise
+                time.sleep(0.2 * attempt)
         if response.status_code >= 400:
             try:
                 err = response.json()["error"]

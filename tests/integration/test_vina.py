@@ -1,0 +1,119 @@
+"""The vina predictor with the real Vina, Meeko and RDKit code, on the bundled 1IEP target."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import gemmi
+import pytest
+from conftest import make_settings
+from rdkit import Chem
+
+from omtx_hub.hub import Hub, open_hub
+from omtx_hub.predictors.vina import VinaPredictor
+from omtx_hub.queue.manager import Submitted
+from omtx_hub.submission import build_batch_submission, build_job_submission
+from omtx_hub.worker import Worker
+
+DATA = Path(str(files("omtx_hub.demo"))) / "1iep"
+IMATINIB = "Cc1ccc(NC(=O)c2ccc(CN3CCN(C)CC3)cc2)cc1Nc1nccc(-c2cccnc2)n1"
+CRYSTAL_BOX = {"mode": "box", "center": [15.190, 53.903, 16.917], "size": [20.0, 20.0, 20.0]}
+# RDKit parses this (a [2.2]paracyclophane-like diene) but ETKDG finds no 3D conformer for it
+UNEMBEDDABLE = "C1=CC2=CC=C1C=C2"
+
+
+@pytest.fixture(scope="module")
+def vina_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+    tmp = tmp_path_factory.mktemp("vina")
+    hub = open_hub(make_settings(tmp, f"sqlite:///{tmp / 'hub.db'}", default_predictor="vina"))
+    yield hub
+    hub.close()
+
+
+@pytest.fixture(scope="module")
+def target(vina_hub: Hub) -> dict[str, Any]:
+    return vina_hub.create_target(
+        name="abl", receptor=(DATA / "1iep_receptorH.pdb").read_bytes(), receptor_filename="1iep_receptorH.pdb",
+        site=CRYSTAL_BOX, reference_ligand=(DATA / "1iep_ligand.sdf").read_bytes(), reference_filename="ref.sdf",
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def predictor() -> VinaPredictor:
+    return VinaPredictor(cpu=2)
+
+
+def run(hub: Hub, predictor: VinaPredictor) -> Worker:
+    worker = Worker(hub.settings, hub.manager, hub.store, {"vina": predictor})
+    while worker.run_once():
+        pass
+    worker._maintenance()
+    return worker
+
+
+def test_redocking_imatinib_finds_the_crystal_pose(vina_hub: Hub, target: dict[str, Any], predictor: VinaPredictor) -> None:
+    """Exhaustiveness 8, seed 42 (checked in): the best-scored pose is within 2 Å of the crystal pose."""
+    sub = build_job_submission(vina_hub.settings, target=target, protein_sequence=None, ligand_smiles=IMATINIB,
+                               ligand_name="imatinib", params={"exhaustiveness": 8, "seed": 42})  # fmt: skip
+    job_id = vina_hub.manager.submit_job(sub).record["job_id"]
+    run(vina_hub, predictor)
+    record = vina_hub.manager.get(job_id)
+    assert record["status"] == "completed", record["error"]
+    results = record["results"]
+    assert results["rmsd_to_reference_angstrom"] < 2.0
+    assert results["vina_score_kcal_mol"] < -11.0
+    assert results["pose_scores_kcal_mol"][0] == results["vina_score_kcal_mol"]
+    assert results["pose_scores_kcal_mol"] == sorted(results["pose_scores_kcal_mol"])
+    assert results["heavy_atoms"] == 37
+    assert results["ligand_efficiency_kcal_mol_per_heavy_atom"] == pytest.approx(results["vina_score_kcal_mol"] / 37, abs=1e-3)
+
+
+def test_batch_files_and_a_bad_ligand_failing_alone(
+    vina_hub: Hub, target: dict[str, Any], predictor: VinaPredictor
+) -> None:
+    ligands = [("aspirin", "CC(=O)Oc1ccccc1C(=O)O"), ("strained", UNEMBEDDABLE), ("ibuprofen sodium", "CC(C)Cc1ccc(cc1)C(C)C(=O)[O-].[Na+]")]
+    sub = build_batch_submission(vina_hub.settings, target=target, batch_name="b", protein_sequence=None,
+                                 ligands=ligands, params={"exhaustiveness": 1, "n_poses": 3})  # fmt: skip
+    batch_id = vina_hub.manager.submit_batch(sub).record["job_id"]
+    maps_before = predictor.maps_computed
+    run(vina_hub, predictor)
+    assert predictor.maps_computed - maps_before <= 1  # one seed (42) for the whole batch, maps kept in memory
+    parent = vina_hub.manager.get(batch_id)
+    assert (parent["status"], parent["n_completed"], parent["n_failed"]) == ("completed", 2, 1)
+    children = {c["input"]["ligand_name"]: c for c in vina_hub.manager.iter_children(batch_id)}
+    bad = children["strained"]
+    assert bad["error"]["code"] == "ligand_preparation_failed" and "3D embedding" in bad["error"]["message"]
+    salt = children["ibuprofen sodium"]["results"]
+    assert salt["docked_smiles"] == "CC(C)Cc1ccc(C(C)C(=O)[O-])cc1" and "rmsd_to_reference_angstrom" in salt
+    assert salt["rmsd_to_reference_angstrom"] is None  # not the reference molecule
+
+    folder = Path(vina_hub.settings.storage_url or "") / "batches" / batch_id / "jobs" / children["aspirin"]["job_id"]
+    assert sorted(p.name for p in folder.iterdir()) == ["input.json", "poses.pdbqt", "poses.sdf", "results.json",
+                                                        "structure.cif"]  # fmt: skip
+    poses = [m for m in Chem.SDMolSupplier(str(folder / "poses.sdf")) if m is not None]
+    assert 1 <= len(poses) <= 3
+    scores = [m.GetDoubleProp("vina_score_kcal_mol") for m in poses]
+    assert scores == children["aspirin"]["results"]["pose_scores_kcal_mol"]
+    assert poses[0].GetNumHeavyAtoms() == 13 and poses[0].GetConformer().Is3D()
+    complex_ = gemmi.read_structure(str(folder / "structure.cif"))
+    residues = [r.name for chain in complex_[0] for r in chain]
+    assert residues.count("LIG") == 1 and len(residues) > 250
+    csv_text = (Path(vina_hub.settings.storage_url or "") / "batches" / batch_id / "batch_results.csv").read_text()
+    header = csv_text.splitlines()[0].split(",")
+    assert header[:7] == ["rank", "job_id", "batch_index", "ligand_name", "ligand_smiles", "status", "vina_score_kcal_mol"]
+
+
+def test_a_second_worker_reuses_the_cached_receptor(vina_hub: Hub, target: dict[str, Any]) -> None:
+    fresh = VinaPredictor(cpu=2)
+    sub = build_job_submission(vina_hub.settings, target=target, protein_sequence=None, ligand_smiles="CCO",
+                               ligand_name="ethanol", params={"exhaustiveness": 1})  # fmt: skip
+    submitted: Submitted = vina_hub.manager.submit_job(sub)
+    worker = run(vina_hub, fresh)
+    record = vina_hub.manager.get(submitted.record["job_id"])
+    assert record["status"] == "completed"
+    (_, artifacts), = worker._targets.values()
+    assert artifacts.data["info"] == {"receptor_prepared": "cache"}
+    assert vina_hub.store.list_files(f"cache/targets/{record['target_key']}") == ["receptor.pdbqt"]
