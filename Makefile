@@ -24,7 +24,9 @@ serve: $(STAMP)
 	$(BIN)/omtx-hub serve
 
 bench: $(STAMP)
-	$(BIN)/python bench/queue_throughput.py
+	$(BIN)/python bench/hub_core.py
+	$(BIN)/python bench/vina_overhead.py
+	$(BIN)/python bench/vina_redock.py
 
 clean:
 	rm -rf $(VENV) .omtx .pytest_cache

@@ -39,25 +39,6 @@ def progress(r: Record) -> dict[str, int] | None:
     return {k: r[f"n_{k}"] for k in ("total", "pending", "running", "completed", "failed", "cancelled")}
 
 
-def status_view(r: Record, warnings: list[str]) -> dict[str, Any]:
-    return {
-        "job_id": r["job_id"],
-        "job_type": r["job_type"],
-        "status": r["status"],
-        "name": r["name"],
-        "predictor": r["predictor"],
-        "batch_id": r["batch_parent_id"],
-        "created_at": iso(r["created_at"]),
-        "started_at": iso(r["started_at"]),
-        "completed_at": iso(r["completed_at"]),
-        "cancel_requested": bool(r["cancel_requested"]),
-        "progress": progress(r),
-        "results": r["results"],
-        "error": r["error"],
-        "warnings": warnings,
-    }
-
-
 def summary_view(r: Record) -> dict[str, Any]:
     return {
         "job_id": r["job_id"],
@@ -68,6 +49,18 @@ def summary_view(r: Record) -> dict[str, Any]:
         "created_at": iso(r["created_at"]),
         "completed_at": iso(r["completed_at"]),
         "progress": progress(r),
+    }
+
+
+def status_view(r: Record, warnings: list[str]) -> dict[str, Any]:
+    return {
+        **summary_view(r),
+        "batch_id": r["batch_parent_id"],
+        "started_at": iso(r["started_at"]),
+        "cancel_requested": bool(r["cancel_requested"]),
+        "results": r["results"],
+        "error": r["error"],
+        "warnings": warnings,
     }
 
 
