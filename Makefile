@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+VIEWER := src/omtx_hub/web/static/vendor/3Dmol-min.js
 
-.PHONY: install test demo serve bench clean
+.PHONY: install test demo serve bench browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,21 +13,35 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[vina,test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# The 3D viewer (3Dmol.js) comes from the npm registry at install time; the UI never uses a CDN.
+$(VIEWER): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(dir $(VIEWER))
+	cp frontend/node_modules/3dmol/build/3Dmol-min.js $(VIEWER)
 
-test: $(STAMP)
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q chromium >/dev/null; }; }
+
+install: $(STAMP) $(VIEWER)
+
+test: install browser
 	$(BIN)/pytest
 
-demo: $(STAMP)
+demo: install
 	$(BIN)/omtx-hub demo
 
-serve: $(STAMP)
+serve: install
 	$(BIN)/omtx-hub serve
 
-bench: $(STAMP)
+bench: install
 	$(BIN)/python bench/hub_core.py
 	$(BIN)/python bench/vina_overhead.py
 	$(BIN)/python bench/vina_redock.py
 
 clean:
-	rm -rf $(VENV) .omtx .pytest_cache
+	rm -rf $(VENV) .omtx .pytest_cache frontend/node_modules $(VIEWER)

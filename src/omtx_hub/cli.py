@@ -462,7 +462,8 @@ def demo(
             folder = f"{settings.resolved_storage_url()}/batches/{batch['batch_id']}"
             console.print(f"\nFiles: {folder}/batch_results.csv, batch_results.json and jobs/<job_id>/ "
                           "(poses.sdf, structure.cif = receptor + top pose, poses.pdbqt, results.json)")
-            console.print(f"API: {server.url}/docs   status: {server.url}/api/v1/jobs/{batch['batch_id']}/status")
+            console.print(f"Open in a browser: {server.url}/jobs/{batch['batch_id']}  (ranked table, poses in 3D; "
+                          f"API docs: {server.url}/docs)")  # fmt: skip
             console.print(f"Download everything: omtx-hub results {batch['batch_id']} --out demo-results "
                           f"--url {server.url}")  # fmt: skip
         if keep_serving:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 import omtx_hub
-from omtx_hub.api import jobs, ops, targets
+from omtx_hub.api import exports, jobs, ops, targets
 from omtx_hub.api.errors import install_error_handlers
 from omtx_hub.api.limits import BodyLimitMiddleware
 from omtx_hub.hub import Hub, open_hub
@@ -33,10 +33,11 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     app.add_middleware(BodyLimitMiddleware, max_bytes=hub.settings.max_body_bytes)
     app.include_router(jobs.router)
     app.include_router(targets.router)
+    app.include_router(exports.router)
     app.include_router(ops.router)
 
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
+    from omtx_hub import web  # the UI renders with the API's views; imported here to keep imports one-way
 
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=str(web.STATIC_DIR)), name="static")
     return app

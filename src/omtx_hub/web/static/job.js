@@ -1,0 +1,19 @@
+// Job page: the predicted or docked complex in 3D (3Dmol.js, served by the hub itself).
+"use strict";
+
+(async () => {
+  const box = document.getElementById("viewer");
+  const response = await fetch(box.dataset.structure);
+  if (!response.ok) { box.textContent = "The structure file could not be loaded."; return; }
+  const cif = await response.text();
+  const viewer = $3Dmol.createViewer(box, { backgroundColor: "white" });
+  viewer.addModel(cif, "cif");
+  const ligand = { hetflag: true };
+  viewer.setStyle({}, { cartoon: { color: "spectrum", opacity: 0.85 } });
+  viewer.setStyle(ligand, { stick: { colorscheme: "greenCarbon", radius: 0.2 } });
+  viewer.addStyle({ within: { distance: 5, sel: ligand }, hetflag: false }, { stick: { radius: 0.1, opacity: 0.6 } });
+  viewer.zoomTo(ligand);
+  viewer.zoom(0.55);
+  viewer.render();
+  box.dataset.rendered = "true";
+})();

@@ -1,0 +1,141 @@
+"""The web UI in a real browser (Debian's Chromium driven by Playwright), on a real hub with Vina.
+
+Screenshots go to a temporary folder; with OMTX_UPDATE_SCREENSHOTS=1 they replace docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import make_settings
+from PIL import Image
+
+from omtx_hub.hub import Hub, open_hub
+from omtx_hub.server import BackgroundServer
+from omtx_hub.worker import WorkerProcess
+
+pytestmark = pytest.mark.e2e
+playwright_api = pytest.importorskip("playwright.sync_api")
+DATA = Path(str(files("omtx_hub.demo"))) / "1iep"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
+         "--disable-component-update", "--disable-sync"]  # fmt: skip
+GOOD = ["CC(=O)Oc1ccccc1C(=O)O aspirin", "CC(C)Cc1ccc(cc1)C(C)C(=O)O ibuprofen", "CC(=O)Nc1ccc(O)cc1 paracetamol",
+        "Cn1cnc2c1c(=O)n(C)c(=O)n2C caffeine"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("OMTX_UPDATE_SCREENSHOTS") == "1":
+        folder = Path(__file__).parents[2] / "docs" / "screenshots"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    return tmp_path_factory.mktemp("screenshots")
+
+
+@pytest.fixture(scope="module")
+def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Hub, str]]:
+    if not Path(CHROMIUM).exists():
+        message = f"Chromium is not installed at {CHROMIUM} (make installs Debian's chromium package)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    tmp = tmp_path_factory.mktemp("ui")
+    settings = make_settings(tmp, f"sqlite:///{tmp / 'hub.db'}", default_predictor="vina", heartbeat_seconds=2.0)
+    hub = open_hub(settings)
+    target = hub.create_target(
+        name="Abl kinase 1IEP", receptor=(DATA / "1iep_receptorH.pdb").read_bytes(), receptor_filename="1iep.pdb",
+        site={"mode": "box", "center": [15.19, 53.903, 16.917], "size": [20, 20, 20]},
+    )  # fmt: skip
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = BackgroundServer(hub, "127.0.0.1", port).start()
+    worker = WorkerProcess(settings, ["vina"]).start()
+    yield server.url, hub, target["target_id"]
+    worker.stop()
+    server.stop()
+    hub.close()
+
+
+@pytest.fixture(scope="module")
+def page(hub_url: tuple[str, Hub, str]) -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=hub_url[0])
+        yield context.new_page()
+        browser.close()
+
+
+def distinct_colours(png: bytes) -> int:
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    return len(image.getcolors(maxcolors=1 << 20) or [])
+
+
+def test_submit_watch_rank_and_view_in_3d(page: Any, hub_url: tuple[str, Hub, str], shots: Path) -> None:
+    url, hub, target_id = hub_url
+    page.goto("/")
+    unlabelled = page.evaluate(
+        "[...document.querySelectorAll('form input:not([type=hidden]), form select, form textarea')]"
+        ".filter(e => e.labels.length === 0).map(e => e.id || e.name)"
+    )
+    assert unlabelled == []
+    form = page.locator("#batch-form")
+    form.locator("#predictor").select_option("vina")
+    form.locator("#target").select_option(target_id)
+    form.locator("#exhaustiveness").fill("1")
+    form.locator("#batch-name").fill("ui screen")
+    page.locator("#ligands").fill("\n".join([*GOOD[:2], "C1CC broken", *GOOD[2:]]))
+    form.locator("button[type=submit]").click()
+    errors = page.locator("#batch-errors")
+    errors.get_by_text("broken").wait_for()
+    assert "line 3 (broken)" in errors.inner_text()
+    assert httpx.get(f"{url}/api/v1/jobs").json()["items"] == []  # nothing queued
+    page.screenshot(path=str(shots / "submit-error.png"), full_page=True)
+
+    page.locator("#ligands").fill("\n".join(GOOD))
+    form.locator("button[type=submit]").click()
+    page.wait_for_url("**/jobs/batch_*")
+    page.wait_for_selector("#batch[data-state=completed]", timeout=180_000)
+    page.wait_for_function("document.querySelectorAll('#results-body tr').length === 4")
+    assert page.locator("#counts").inner_text().startswith("4 completed")
+
+    score_header = page.locator("#results-head button", has_text="vina_score_kcal_mol")
+    score_header.click()
+    ascending = [float(v) for v in page.locator("#results-body tr td:nth-child(3)").all_inner_texts()]
+    score_header.click()
+    descending = [float(v) for v in page.locator("#results-body tr td:nth-child(3)").all_inner_texts()]
+    assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
+    assert page.locator("#histogram svg rect").count() == 12
+    page.screenshot(path=str(shots / "batch.png"), full_page=True)
+
+    batch_id = page.url.rsplit("/", 1)[-1]
+    for link in page.locator(".downloads a").all():
+        response = page.request.get(link.get_attribute("href"))
+        assert response.status == 200 and len(response.body()) > 100, link.get_attribute("href")
+
+    page.locator("#top a").first.click()
+    page.wait_for_selector("#viewer[data-rendered=true]", timeout=60_000)
+    page.wait_for_timeout(500)
+    assert distinct_colours(page.locator("#viewer").screenshot()) > 50  # a rendered scene, not a blank canvas
+    assert page.locator("img.depiction").evaluate("img => img.complete && img.naturalWidth > 0")
+    assert "Lower (more negative) is better" in page.locator("table.fields").inner_text()
+    for link in page.locator("a[download]").all():
+        response = page.request.get(link.get_attribute("href"))
+        assert response.status == 200 and response.body(), link.get_attribute("href")
+    page.screenshot(path=str(shots / "job.png"), full_page=True)
+
+    page.goto("/jobs?job_type=BATCH_PARENT")
+    assert page.locator("table.list a", has_text="ui screen").count() == 1
+    page.goto("/")
+    page.screenshot(path=str(shots / "submit.png"), full_page=True)
+    assert hub.manager.get(batch_id)["n_completed"] == 4
