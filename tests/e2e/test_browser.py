@@ -89,6 +89,9 @@ def test_submit_watch_rank_and_view_in_3d(page: Any, hub_url: tuple[str, Hub, st
         ".filter(e => e.labels.length === 0).map(e => e.id || e.name)"
     )
     assert unlabelled == []
+    page.locator("#batch-name").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "ligands"  # the form is walked with the keyboard
     form = page.locator("#batch-form")
     form.locator("#predictor").select_option("vina")
     form.locator("#target").select_option(target_id)
@@ -136,6 +139,13 @@ def test_submit_watch_rank_and_view_in_3d(page: Any, hub_url: tuple[str, Hub, st
 
     page.goto("/jobs?job_type=BATCH_PARENT")
     assert page.locator("table.list a", has_text="ui screen").count() == 1
+    page.set_viewport_size({"width": 390, "height": 844})  # a phone-sized window: nothing spills sideways
+    for path in ("/", f"/jobs/{batch_id}", "/jobs?job_type=BATCH_PARENT"):
+        page.goto(path)
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), path
+    page.screenshot(path=str(shots / "jobs-narrow.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.goto("/")
     page.screenshot(path=str(shots / "submit.png"), full_page=True)
     assert hub.manager.get(batch_id)["n_completed"] == 4

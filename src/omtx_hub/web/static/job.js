@@ -9,7 +9,7 @@
   const viewer = $3Dmol.createViewer(box, { backgroundColor: "white" });
   viewer.addModel(cif, "cif");
   const ligand = { hetflag: true };
-  viewer.setStyle({}, { cartoon: { color: "spectrum", opacity: 0.85 } });
+  viewer.setStyle({}, { cartoon: { color: "spectrum", opacity: 0.5 } });
   viewer.setStyle(ligand, { stick: { colorscheme: "greenCarbon", radius: 0.2 } });
   viewer.addStyle({ within: { distance: 5, sel: ligand }, hetflag: false }, { stick: { radius: 0.1, opacity: 0.6 } });
   viewer.zoomTo(ligand);
