@@ -68,7 +68,7 @@ def bench_submit(db: str, n: int) -> dict[str, Any]:
             hub = open_hub(settings)
             ligands = [(f"cpd{i}", SMILES[i % len(SMILES)]) for i in range(n)]
             t0 = time.perf_counter()
-            sub = build_batch_submission(settings, batch_name="bench", protein_sequence=SEQ, ligands=ligands)
+            sub = build_batch_submission(settings, owner="local", batch_name="bench", protein_sequence=SEQ, ligands=ligands)
             t1 = time.perf_counter()
             hub.manager.submit_batch(sub)
             t2 = time.perf_counter()
@@ -97,7 +97,7 @@ def bench_throughput(db: str, jobs: int, workers: int) -> dict[str, Any]:
         try:
             hub = open_hub(settings)
             ligands = [(f"cpd{i}", SMILES[i % len(SMILES)]) for i in range(jobs)]
-            sub = build_batch_submission(settings, batch_name="bench", protein_sequence=SEQ, ligands=ligands)
+            sub = build_batch_submission(settings, owner="local", batch_name="bench", protein_sequence=SEQ, ligands=ligands)
             batch_id = hub.manager.submit_batch(sub).record["job_id"]
             ctx = mp.get_context("spawn")
             start = ctx.Event()

@@ -88,7 +88,7 @@ def through_hub(exhaustiveness: int, out: Path) -> dict[str, Any]:
 
     settings = Settings(home=out, default_predictor="vina", vina_cpu=0)
     hub = open_hub(settings)
-    target = hub.create_target(name="1iep", receptor=(DATA / "1iep_receptorH.pdb").read_bytes(),
+    target = hub.create_target(owner="local", name="1iep", receptor=(DATA / "1iep_receptorH.pdb").read_bytes(),
                                receptor_filename="1iep.pdb", site={"mode": "box", "center": CENTER, "size": SIZE})  # fmt: skip
     predictor = VinaPredictor(cpu=0)
     worker = Worker(settings, hub.manager, hub.store, {"vina": predictor})
@@ -96,7 +96,7 @@ def through_hub(exhaustiveness: int, out: Path) -> dict[str, Any]:
     thread.start()
     time.sleep(1.0)  # the worker is up and polling, as a running hub's worker would be
     started = time.perf_counter()
-    sub = build_batch_submission(settings, target=target, batch_name="bench", protein_sequence=None,
+    sub = build_batch_submission(settings, owner="local", target=target, batch_name="bench", protein_sequence=None,
                                  ligands=LIGANDS, params={"exhaustiveness": exhaustiveness, "seed": SEED,
                                                           "protonate": False})  # fmt: skip
     batch_id = hub.manager.submit_batch(sub).record["job_id"]

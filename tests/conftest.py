@@ -92,7 +92,22 @@ def hub(settings: Settings) -> Iterator[Hub]:
 
 
 @pytest.fixture
-def api(hub: Hub) -> Iterator[ApiClient]:
-    client = ApiClient(create_app(hub=hub))
+def app(hub: Hub) -> Any:
+    return create_app(hub=hub)
+
+
+@pytest.fixture
+def api(hub: Hub, app: Any) -> Iterator[ApiClient]:
+    """The API as owner "local" (the hub's default owner), with an ordinary key."""
+    key, _ = hub.keys.create("local")
+    client = ApiClient(app, api_key=key)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def admin_api(hub: Hub, app: Any) -> Iterator[ApiClient]:
+    key, _ = hub.keys.create("operator", admin=True)
+    client = ApiClient(app, api_key=key)
     yield client
     client.close()

@@ -46,12 +46,16 @@ def check_smiles(smiles: str, max_heavy_atoms: int = 128) -> SmilesCheck:
         return SmilesCheck(False, "empty SMILES")
     if any(c.isspace() for c in text):
         return SmilesCheck(False, "SMILES contains whitespace")
-    mol = Chem.MolFromSmiles(text)
-    if mol is None:
-        return SmilesCheck(False, "RDKit could not parse this SMILES (syntax, valence or aromaticity error)")
-    if mol.GetNumHeavyAtoms() == 0:
-        return SmilesCheck(False, "SMILES has no heavy atoms")
-    largest = max(Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False), key=lambda m: m.GetNumHeavyAtoms())
+    try:
+        mol = Chem.MolFromSmiles(text)
+        if mol is None:
+            return SmilesCheck(False, "RDKit could not parse this SMILES (syntax, valence or aromaticity error)")
+        if mol.GetNumHeavyAtoms() == 0:
+            return SmilesCheck(False, "SMILES has no heavy atoms")
+        fragments = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+    except Exception as exc:  # RDKit raises, rather than returning None, for a few malformed inputs
+        return SmilesCheck(False, f"RDKit could not read this SMILES ({type(exc).__name__})")
+    largest = max(fragments, key=lambda m: m.GetNumHeavyAtoms())
     if largest.GetNumHeavyAtoms() > max_heavy_atoms:
         return SmilesCheck(
             False, f"ligand has {largest.GetNumHeavyAtoms()} heavy atoms; the limit is {max_heavy_atoms}"

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from omtx_hub.client import HubClient, HubError
+from omtx_hub.errors import OmtxError
 
 __all__ = ["app", "main"]
 
@@ -37,6 +38,45 @@ ParamOption = Annotated[
 
 def main() -> None:
     app()
+
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def _local_key_path() -> Path:
+    import os
+
+    return Path(os.environ.get("OMTX_HOME", ".omtx")) / "local_api_key"
+
+
+def _client(url: str) -> HubClient:
+    """A client with the caller's key: OMTX_API_KEY, else the local key `serve` wrote in OMTX_HOME."""
+    import os
+
+    key = os.environ.get("OMTX_API_KEY")
+    if not key and _local_key_path().exists():
+        key = _local_key_path().read_text().strip()
+    return HubClient(url, api_key=key)
+
+
+def _ensure_local_key(hub: Any, host: str) -> str | None:
+    """On first start on a loopback address, create the local admin key; elsewhere require keys."""
+    if hub.keys.any_keys():
+        path = hub.settings.home / "local_api_key"
+        return path.read_text().strip() if path.exists() else None
+    if host not in LOOPBACK:
+        err.print(f"[red]error:[/red] no API keys exist, and {host} is not a loopback address: create one first "
+                  "with `omtx-hub keys create --owner NAME --admin` (there is no anonymous mode)")  # fmt: skip
+        raise typer.Exit(2)
+    import os
+
+    key, _ = hub.keys.create(hub.settings.owner, admin=True, label="local key created on first start")
+    path = hub.settings.home / "local_api_key"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key + "\n")
+    console.print(f"Created the local admin API key (saved in {path}, shown once here):\n  {key}")
+    return key
 
 
 def _setup_logging(level: str = "INFO") -> None:
@@ -104,8 +144,9 @@ def serve(
     _setup_logging()
     settings = Settings()
     hub = open_hub(settings)
-    child = WorkerProcess(settings, predictor).start() if worker else None
     bind_host, bind_port = host or settings.host, port or settings.port
+    _ensure_local_key(hub, bind_host)
+    child = WorkerProcess(settings, predictor).start() if worker else None
     console.print(f"OMTX-Hub API on http://{bind_host}:{bind_port}  (docs: /docs, data: {settings.home})")
     try:
         uvicorn.run(create_app(hub=hub), host=bind_host, port=bind_port, log_level="info")
@@ -174,7 +215,7 @@ def submit(
     url: UrlOption = "http://127.0.0.1:8000",
 ) -> None:
     """Submit one protein–ligand prediction."""
-    with HubClient(url) as hub:
+    with _client(url) as hub:
         try:
             job = hub.submit(protein_sequence, smiles, name, target_id=target, predictor=predictor,
                              params=_params(param))  # fmt: skip
@@ -208,7 +249,7 @@ def screen(
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
-    with HubClient(url) as hub:
+    with _client(url) as hub:
         try:
             batch = hub.submit_batch(
                 batch_name or ligands_file.stem, protein_sequence, ligands, target_id=target, predictor=predictor,
@@ -267,7 +308,7 @@ def _print_ranked(hub: HubClient, batch_id: str, final: dict[str, Any], top: int
 @app.command()
 def status(job_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
     """Show a job's or batch's status, progress and results."""
-    with HubClient(url) as hub:
+    with _client(url) as hub:
         try:
             console.print_json(json.dumps(hub.status(job_id)))
         except HubError as exc:
@@ -277,7 +318,7 @@ def status(job_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
 @app.command()
 def cancel(job_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
     """Cancel a job, or every unfinished job of a batch."""
-    with HubClient(url) as hub:
+    with _client(url) as hub:
         try:
             result = hub.cancel(job_id)
             console.print(f"{job_id}: {result['status']}" + (" (stop requested)" if result["cancel_requested"] else ""))
@@ -288,7 +329,7 @@ def cancel(job_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
 @app.command()
 def retry(job_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
     """Retry a failed or cancelled job, or the failed jobs of a batch."""
-    with HubClient(url) as hub:
+    with _client(url) as hub:
         try:
             console.print(f"{job_id}: {hub.retry(job_id)['status']}")
         except HubError as exc:
@@ -302,7 +343,7 @@ def results(
     url: UrlOption = "http://127.0.0.1:8000",
 ) -> None:
     """Download every file of a job (for a batch: its result tables and each completed job's files)."""
-    with HubClient(url) as hub:
+    with _client(url) as hub:
         try:
             written = hub.download_all(job_id, out)
         except HubError as exc:
@@ -318,7 +359,7 @@ def list_jobs(
     url: UrlOption = "http://127.0.0.1:8000",
 ) -> None:
     """List recent jobs and batches."""
-    with HubClient(url) as hub:
+    with _client(url) as hub:
         try:
             items = hub.jobs(job_type=job_type, status=status_filter, limit=limit)
         except HubError as exc:
@@ -379,7 +420,7 @@ def target_create(
         site = {"mode": "blind", "padding": padding}
     else:
         site = {"mode": "ligand", "padding": padding}
-    with HubClient(url) as hub:
+    with _client(url) as hub:
         try:
             target = hub.create_target(name, receptor, site, reference_ligand=reference_ligand)
         except HubError as exc:
@@ -393,7 +434,7 @@ def target_create(
 @target_app.command("list")
 def target_list(url: UrlOption = "http://127.0.0.1:8000") -> None:
     """List docking targets."""
-    with HubClient(url) as hub:
+    with _client(url) as hub:
         try:
             items = hub.targets()
         except HubError as exc:
@@ -411,7 +452,7 @@ def target_list(url: UrlOption = "http://127.0.0.1:8000") -> None:
 @target_app.command("show")
 def target_show(target_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
     """Show one docking target as JSON."""
-    with HubClient(url) as hub:
+    with _client(url) as hub:
         try:
             console.print_json(json.dumps(hub.target(target_id)))
         except HubError as exc:
@@ -440,12 +481,16 @@ def demo(
     settings = Settings()
     _load_predictors(["vina"], strict=True)  # fail here, with what to install, if Vina is missing
     hub = open_hub(settings)
+    key = _ensure_local_key(hub, settings.host)
+    if key is None:
+        err.print("[red]error:[/red] keys exist but no local key file; set OMTX_API_KEY to an admin key")
+        raise typer.Exit(2)
     worker = WorkerProcess(settings, ["vina"]).start()
     server = BackgroundServer(hub, settings.host, port).start()
     data = Path(str(files("omtx_hub.demo")))
     console.print(f"OMTX-Hub running at {server.url} (data in {settings.home.resolve()})")
     try:
-        with HubClient(server.url) as client:
+        with HubClient(server.url, api_key=key) as client:
             target = client.create_target(
                 "Abl kinase, PDB 1IEP (imatinib site)", data / "1iep" / "1iep_receptorH.pdb",
                 {"mode": "box", "center": [15.190, 53.903, 16.917], "size": [20.0, 20.0, 20.0]},
@@ -463,7 +508,7 @@ def demo(
             console.print(f"\nFiles: {folder}/batch_results.csv, batch_results.json and jobs/<job_id>/ "
                           "(poses.sdf, structure.cif = receptor + top pose, poses.pdbqt, results.json)")
             console.print(f"Open in a browser: {server.url}/jobs/{batch['batch_id']}  (ranked table, poses in 3D; "
-                          f"API docs: {server.url}/docs)")  # fmt: skip
+                          f"sign in with the local key in {settings.home / 'local_api_key'}; API docs: {server.url}/docs)")  # fmt: skip
             console.print(f"Download everything: omtx-hub results {batch['batch_id']} --out demo-results "
                           f"--url {server.url}")  # fmt: skip
         if keep_serving:
@@ -480,3 +525,96 @@ def demo(
         worker.stop()
         server.stop()
         hub.close()
+
+
+# ---------------------------------------------------------------------- keys and owners (server side)
+
+keys_app = typer.Typer(help="API keys and per-owner limits (run where the database is).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _keystore() -> Any:
+    from omtx_hub.hub import open_hub
+    from omtx_hub.settings import Settings
+
+    return open_hub(Settings())
+
+
+@keys_app.command("create")
+def keys_create(
+    owner: Annotated[str, typer.Option("--owner", help="Owner the key acts for.")],
+    admin: Annotated[bool, typer.Option(help="An admin key sees and manages every owner's work.")] = False,
+    label: Annotated[str, typer.Option(help="A note to recognise the key by.")] = "",
+) -> None:
+    """Create an API key; it is printed once and stored only as a keyed hash."""
+    hub = _keystore()
+    try:
+        key, record = hub.keys.create(owner, admin=admin, label=label)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(f"{key}\n(key id {record['key_id']}, owner {record['owner']}{', admin' if admin else ''}: "
+                  "store it now, it cannot be shown again)")  # fmt: skip
+    hub.close()
+
+
+@keys_app.command("list")
+def keys_list(owner: Annotated[str | None, typer.Option("--owner")] = None) -> None:
+    """List keys (prefix only), with owner, admin flag and revocation time."""
+    hub = _keystore()
+    table = Table()
+    for col in ("key_id", "prefix", "owner", "admin", "label", "created", "revoked"):
+        table.add_column(col)
+    from omtx_hub.api.views import iso
+
+    for k in hub.keys.list(owner):
+        table.add_row(k["key_id"], k["prefix"] + "…", k["owner"], "yes" if k["admin"] else "", k["label"],
+                      (iso(k["created_at"]) or "")[:19], (iso(k["revoked_at"]) or "")[:19])  # fmt: skip
+    console.print(table)
+    hub.close()
+
+
+@keys_app.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="Key id (key_…) or prefix (omtx_…).")]) -> None:
+    """Revoke a key: it stops working on the next request, and its browser sessions end."""
+    from omtx_hub.errors import NotFound
+
+    hub = _keystore()
+    try:
+        result = hub.keys.revoke(key)
+    except NotFound as exc:
+        err.print(f"[red]error:[/red] {exc.message}")
+        raise typer.Exit(1) from exc
+    for r in result["revoked"]:
+        console.print(f"revoked {r['key_id']} ({r['prefix']}…, owner {r['owner']})")
+    hub.close()
+
+
+@keys_app.command("limits")
+def keys_limits(
+    owner: Annotated[str, typer.Argument(help="The owner whose limits to show or change.")],
+    max_pending_jobs: Annotated[int | None, typer.Option(min=1)] = None,
+    max_batch_size: Annotated[int | None, typer.Option(min=1)] = None,
+    max_sequence_length: Annotated[int | None, typer.Option(min=1)] = None,
+    max_heavy_atoms: Annotated[int | None, typer.Option(min=1)] = None,
+    submissions_per_minute: Annotated[int | None, typer.Option(min=1)] = None,
+    clear: Annotated[list[str] | None, typer.Option(help="Drop an override (back to the hub's setting).")] = None,
+) -> None:
+    """Show or set per-owner overrides of the hub's limits."""
+    hub = _keystore()
+    changes: dict[str, int | None] = {k: v for k, v in {
+        "max_pending_jobs": max_pending_jobs, "max_batch_size": max_batch_size,
+        "max_sequence_length": max_sequence_length, "max_heavy_atoms": max_heavy_atoms,
+        "submissions_per_minute": submissions_per_minute}.items() if v is not None}  # fmt: skip
+    for name in clear or []:
+        changes[name] = None
+    try:
+        if changes:
+            hub.keys.set_owner_limits(owner, changes)
+        effective = hub.limits_for(owner)
+    except (ValueError, OmtxError) as exc:
+        err.print(f"[red]error:[/red] {getattr(exc, 'message', exc)}")
+        raise typer.Exit(1) from exc
+    console.print_json(json.dumps({"owner": owner, "overrides": hub.keys.owner_limits(owner),
+                                   "effective": effective.__dict__}))  # fmt: skip
+    hub.close()

@@ -3,6 +3,9 @@
 ::
 
     OmtxError                      base; `code` is a stable machine-readable string
+     ├── Unauthorized              no valid API key or session (401)
+     ├── Forbidden                 a valid key without the right (403; admin-only operations)
+     ├── RateLimited               too many submissions in a minute (429, Retry-After)
      ├── InvalidInput              bad request content (422); `details` lists every problem
      ├── PayloadTooLarge           request or batch over a configured limit (413)
      ├── NotFound                  unknown job, batch or file (404)
@@ -22,6 +25,7 @@ from typing import Any
 
 __all__ = [
     "Conflict",
+    "Forbidden",
     "InvalidInput",
     "NotFound",
     "OmtxError",
@@ -29,8 +33,10 @@ __all__ = [
     "PermanentPredictionError",
     "PredictionError",
     "PredictorUnavailable",
+    "RateLimited",
     "StorageError",
     "TransientPredictionError",
+    "Unauthorized",
 ]
 
 
@@ -43,6 +49,22 @@ class OmtxError(Exception):
         if code is not None:
             self.code = code
         self.details = details
+
+
+class Unauthorized(OmtxError):
+    code = "unauthorized"
+
+
+class Forbidden(OmtxError):
+    code = "forbidden"
+
+
+class RateLimited(OmtxError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after_seconds": retry_after})
+        self.retry_after = retry_after
 
 
 class InvalidInput(OmtxError):

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from omtx_hub.auth import KeyStore, Limits, RateLimiter, load_secret
 from omtx_hub.db import create_db_engine, migrate
 from omtx_hub.db.targets import TargetRepository
 from omtx_hub.queue.manager import QueueManager
@@ -27,6 +28,16 @@ class Hub:
     manager: QueueManager
     store: ResultStore
     targets: TargetRepository
+    keys: KeyStore
+    rate: RateLimiter
+
+    def limits_for(self, owner: str) -> Limits:
+        """The hub's limits with the owner's overrides (``omtx-hub keys limits``) applied."""
+        s = self.settings
+        base = {"max_pending_jobs": s.max_pending_jobs, "max_batch_size": s.max_batch_size,
+                "max_sequence_length": s.max_sequence_length, "max_heavy_atoms": s.max_heavy_atoms,
+                "submissions_per_minute": s.submissions_per_minute}  # fmt: skip
+        return Limits(**{**base, **self.keys.owner_limits(owner)})
 
     def close(self) -> None:
         self.engine.dispose()
@@ -34,6 +45,7 @@ class Hub:
     def create_target(
         self,
         *,
+        owner: str,
         name: str,
         receptor: bytes,
         receptor_filename: str,
@@ -56,7 +68,7 @@ class Hub:
             self.store.write_bytes(files["reference_ligand.sdf"], prepared.reference_ligand_sdf)
         record = {
             "target_id": target_id,
-            "owner": self.settings.owner,
+            "owner": owner,
             "name": name.strip(),
             "kind": "receptor",
             "protein_sequence": prepared.protein_sequence,
@@ -84,4 +96,6 @@ def open_hub(settings: Settings, *, run_migrations: bool = True) -> Hub:
         manager=manager,
         store=ResultStore(settings.resolved_storage_url()),
         targets=TargetRepository(engine),
+        keys=KeyStore(engine, load_secret(settings.secret_key, settings.home)),
+        rate=RateLimiter(),
     )

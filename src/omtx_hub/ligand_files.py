@@ -53,8 +53,12 @@ def _read_smi(path: Path) -> list[tuple[str, str]]:
 def _read_sdf(path: Path) -> list[tuple[str, str]]:
     from rdkit import Chem
 
-    ligands = []
-    for i, mol in enumerate(Chem.SDMolSupplier(str(path)), start=1):
+    ligands: list[tuple[str, str]] = []
+    try:
+        supplier = Chem.SDMolSupplier(str(path))
+    except OSError as exc:  # RDKit refuses an empty or unreadable file this way
+        raise ValueError(f"{path}: not a readable SDF file ({exc})") from exc
+    for i, mol in enumerate(supplier, start=1):
         if mol is None:
             raise ValueError(f"{path}: record {i} could not be read by RDKit")
         name = mol.GetProp("_Name").strip() if mol.HasProp("_Name") else ""

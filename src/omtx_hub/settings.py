@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         60.0, description="A worker heard from within this window counts as alive in job status."
     )
 
+    secret_key: str | None = Field(
+        None, description="Secret for key hashing and session signing; default: a random one in `home`/secret.key."
+    )
+    max_pending_jobs: int = Field(1_000_000, ge=1, description="Most unfinished jobs one owner may have queued.")
+    submissions_per_minute: int = Field(600, ge=1, description="Submissions one owner may make per minute.")
     max_batch_size: int = Field(100_000, ge=1, description="Largest number of ligands in one batch.")
     max_sequence_length: int = Field(4000, ge=1, description="Longest protein sequence accepted.")
     max_heavy_atoms: int = Field(128, ge=1, description="Most heavy atoms in a ligand (after salt stripping).")

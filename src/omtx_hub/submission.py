@@ -6,23 +6,40 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+from omtx_hub.auth import Limits
 from omtx_hub.chem import check_smiles, clean_protein_sequence
 from omtx_hub.domain import Ligand
-from omtx_hub.errors import InvalidInput, PayloadTooLarge
+from omtx_hub.errors import InvalidInput, PayloadTooLarge, RateLimited
 from omtx_hub.params import validate_params
 from omtx_hub.queue.manager import BatchSubmission, JobSubmission
 from omtx_hub.registry import available_predictors
 from omtx_hub.settings import Settings
 
-__all__ = ["build_batch_submission", "build_job_submission"]
+__all__ = ["build_batch_submission", "build_job_submission", "default_limits"]
 
 MAX_NAME_LENGTH = 200
 # Predictors that dock into a receptor structure: they need a target (POST /api/v1/targets).
 RECEPTOR_PREDICTORS = frozenset({"vina"})
 
 
+def default_limits(settings: Settings) -> Limits:
+    """The hub-wide limits, for callers without an owner override (the library, the benchmarks)."""
+    return Limits(max_pending_jobs=settings.max_pending_jobs, max_batch_size=settings.max_batch_size,
+                  max_sequence_length=settings.max_sequence_length, max_heavy_atoms=settings.max_heavy_atoms,
+                  submissions_per_minute=settings.submissions_per_minute)  # fmt: skip
+
+
+def _check_pending(limits: Limits, pending_jobs: int, new_jobs: int) -> None:
+    if pending_jobs + new_jobs > limits.max_pending_jobs:
+        raise RateLimited(
+            f"this owner has {pending_jobs} unfinished jobs; {new_jobs} more would pass the limit of "
+            f"{limits.max_pending_jobs} (OMTX_MAX_PENDING_JOBS); wait for some to finish",
+            retry_after=60,
+        )
+
+
 def _target_input(
-    settings: Settings, predictor: str, protein_sequence: str | None, target: dict[str, Any] | None
+    limits: Limits, predictor: str, protein_sequence: str | None, target: dict[str, Any] | None
 ) -> tuple[str, dict[str, Any]]:
     """The protein sequence and the ``target`` dict a job carries, from the request and the target record."""
     if predictor in RECEPTOR_PREDICTORS and target is None:
@@ -35,8 +52,8 @@ def _target_input(
         if protein_sequence is None:
             raise InvalidInput("give protein_sequence or target_id", code="invalid_protein_sequence",
                                details={"field": "protein_sequence"})  # fmt: skip
-        return _sequence(settings, protein_sequence), {}
-    sequence = _sequence(settings, protein_sequence) if protein_sequence else target["protein_sequence"]
+        return _sequence(limits, protein_sequence), {}
+    sequence = _sequence(limits, protein_sequence) if protein_sequence else target["protein_sequence"]
     return sequence, {
         "target_id": target["target_id"],
         "name": target["name"],
@@ -57,9 +74,9 @@ def _predictor(settings: Settings, name: str | None) -> str:
     return chosen
 
 
-def _sequence(settings: Settings, raw: str) -> str:
+def _sequence(limits: Limits, raw: str) -> str:
     try:
-        return clean_protein_sequence(raw, settings.max_sequence_length)
+        return clean_protein_sequence(raw, limits.max_sequence_length)
     except ValueError as exc:
         raise InvalidInput(str(exc), code="invalid_protein_sequence", details={"field": "protein_sequence"}) from exc
 
@@ -76,6 +93,7 @@ def _ligand_problem(name: str, smiles: str, max_heavy_atoms: int) -> str | None:
 def build_job_submission(
     settings: Settings,
     *,
+    owner: str,
     protein_sequence: str | None,
     ligand_smiles: str,
     ligand_name: str,
@@ -84,19 +102,24 @@ def build_job_submission(
     priority: int = 0,
     idempotency_key: str | None = None,
     target: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+    pending_jobs: int = 0,
+    new_jobs: int = 1,
 ) -> JobSubmission:
+    limits = limits or default_limits(settings)
     chosen = _predictor(settings, predictor)
-    sequence, target_input = _target_input(settings, chosen, protein_sequence, target)
+    sequence, target_input = _target_input(limits, chosen, protein_sequence, target)
     checked_params = validate_params(chosen, params or {})
-    problem = _ligand_problem(ligand_name, ligand_smiles, settings.max_heavy_atoms)
+    problem = _ligand_problem(ligand_name, ligand_smiles, limits.max_heavy_atoms)
     if problem:
         raise InvalidInput(
             f"ligand {ligand_name!r}: {problem}",
             code="invalid_ligand",
             details={"ligands": [{"index": 0, "name": ligand_name, "smiles": ligand_smiles, "reason": problem}]},
         )
+    _check_pending(limits, pending_jobs, new_jobs)
     return JobSubmission(
-        owner=settings.owner,
+        owner=owner,
         predictor=chosen,
         protein_sequence=sequence,
         ligand=Ligand(name=ligand_name.strip(), smiles=ligand_smiles.strip()),
@@ -111,6 +134,7 @@ def build_job_submission(
 def build_batch_submission(
     settings: Settings,
     *,
+    owner: str,
     batch_name: str,
     protein_sequence: str | None,
     ligands: Sequence[tuple[str, str]],
@@ -121,27 +145,30 @@ def build_batch_submission(
     idempotency_key: str | None = None,
     skip_invalid: bool = False,
     target: dict[str, Any] | None = None,
+    limits: Limits | None = None,
+    pending_jobs: int = 0,
 ) -> BatchSubmission:
     """``ligands`` are (name, smiles) pairs. Every problem is reported at once, by index and name."""
     if not batch_name.strip():
         raise InvalidInput("batch_name is empty", code="invalid_batch_name", details={"field": "batch_name"})
     if not ligands:
         raise InvalidInput("the batch has no ligands", code="no_ligands", details={"field": "ligands"})
-    if len(ligands) > settings.max_batch_size:
+    limits = limits or default_limits(settings)
+    if len(ligands) > limits.max_batch_size:
         raise PayloadTooLarge(
-            f"the batch has {len(ligands)} ligands; the limit is {settings.max_batch_size} (OMTX_MAX_BATCH_SIZE)",
+            f"the batch has {len(ligands)} ligands; the limit is {limits.max_batch_size} (OMTX_MAX_BATCH_SIZE)",
             code="batch_too_large",
-            details={"count": len(ligands), "limit": settings.max_batch_size},
+            details={"count": len(ligands), "limit": limits.max_batch_size},
         )
     chosen = _predictor(settings, predictor)
-    sequence, target_input = _target_input(settings, chosen, protein_sequence, target)
+    sequence, target_input = _target_input(limits, chosen, protein_sequence, target)
     checked_params = validate_params(chosen, params or {})
 
     problems: list[dict[str, Any]] = []
     seen: dict[str, list[int]] = defaultdict(list)
     for index, (name, smiles) in enumerate(ligands):
         seen[name.strip()].append(index)
-        problem = _ligand_problem(name, smiles, settings.max_heavy_atoms)
+        problem = _ligand_problem(name, smiles, limits.max_heavy_atoms)
         if problem:
             problems.append({"index": index, "name": name, "smiles": smiles, "reason": problem})
     for name, indices in seen.items():
@@ -164,8 +191,9 @@ def build_batch_submission(
     kept = [Ligand(name=n.strip(), smiles=s.strip()) for i, (n, s) in enumerate(ligands) if i not in bad]
     if not kept:
         raise InvalidInput("no valid ligand left in the batch", code="no_valid_ligands", details={"ligands": problems})
+    _check_pending(limits, pending_jobs, len(kept))
     return BatchSubmission(
-        owner=settings.owner,
+        owner=owner,
         predictor=chosen,
         protein_sequence=sequence,
         batch_name=batch_name.strip(),

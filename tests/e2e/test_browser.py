@@ -43,7 +43,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Hub, str]]:
+def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Hub, str, str]]:
     if not Path(CHROMIUM).exists():
         message = f"Chromium is not installed at {CHROMIUM} (make installs Debian's chromium package)"
         if os.environ.get("CI") == "true":
@@ -53,7 +53,7 @@ def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Hub
     settings = make_settings(tmp, f"sqlite:///{tmp / 'hub.db'}", default_predictor="vina", heartbeat_seconds=2.0)
     hub = open_hub(settings)
     target = hub.create_target(
-        name="Abl kinase 1IEP", receptor=(DATA / "1iep_receptorH.pdb").read_bytes(), receptor_filename="1iep.pdb",
+        owner="local", name="Abl kinase 1IEP", receptor=(DATA / "1iep_receptorH.pdb").read_bytes(), receptor_filename="1iep.pdb",
         site={"mode": "box", "center": [15.19, 53.903, 16.917], "size": [20, 20, 20]},
     )  # fmt: skip
     with socket.socket() as s:
@@ -61,14 +61,15 @@ def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Hub
         port = s.getsockname()[1]
     server = BackgroundServer(hub, "127.0.0.1", port).start()
     worker = WorkerProcess(settings, ["vina"]).start()
-    yield server.url, hub, target["target_id"]
+    key, _ = hub.keys.create("local")
+    yield server.url, hub, target["target_id"], key
     worker.stop()
     server.stop()
     hub.close()
 
 
 @pytest.fixture(scope="module")
-def page(hub_url: tuple[str, Hub, str]) -> Iterator[Any]:
+def page(hub_url: tuple[str, Hub, str, str]) -> Iterator[Any]:
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=hub_url[0])
@@ -81,9 +82,18 @@ def distinct_colours(png: bytes) -> int:
     return len(image.getcolors(maxcolors=1 << 20) or [])
 
 
-def test_submit_watch_rank_and_view_in_3d(page: Any, hub_url: tuple[str, Hub, str], shots: Path) -> None:
-    url, hub, target_id = hub_url
+def test_submit_watch_rank_and_view_in_3d(page: Any, hub_url: tuple[str, Hub, str, str], shots: Path) -> None:
+    url, hub, target_id, key = hub_url
     page.goto("/")
+    assert "/login" in page.url  # no page without signing in
+    page.locator("#api-key").fill("omtx_not-a-real-key")
+    page.locator("form button[type=submit]").click()
+    assert "not valid" in page.locator(".errors").inner_text()
+    page.locator("#api-key").fill(key)
+    page.locator("form button[type=submit]").click()
+    page.wait_for_url(f"{url}/")
+    cookie = next(c for c in page.context.cookies() if c["name"] == "omtx_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     unlabelled = page.evaluate(
         "[...document.querySelectorAll('form input:not([type=hidden]), form select, form textarea')]"
         ".filter(e => e.labels.length === 0).map(e => e.id || e.name)"
@@ -102,7 +112,8 @@ def test_submit_watch_rank_and_view_in_3d(page: Any, hub_url: tuple[str, Hub, st
     errors = page.locator("#batch-errors")
     errors.get_by_text("broken").wait_for()
     assert "line 3 (broken)" in errors.inner_text()
-    assert httpx.get(f"{url}/api/v1/jobs").json()["items"] == []  # nothing queued
+    auth = {"Authorization": f"Bearer {key}"}
+    assert httpx.get(f"{url}/api/v1/jobs", headers=auth).json()["items"] == []  # nothing queued
     page.screenshot(path=str(shots / "submit-error.png"), full_page=True)
 
     page.locator("#ligands").fill("\n".join(GOOD))

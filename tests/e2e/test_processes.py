@@ -92,7 +92,8 @@ def test_screen_of_50_ligands_through_serve_and_a_separate_worker(
         assert worker.wait(timeout=30) == 0
         worker_log.close()
 
-    with HubClient(server) as client:
+    key = (tmp_path / "home" / "local_api_key").read_text().strip()  # written by serve's first start
+    with HubClient(server, api_key=key) as client:
         status = client.status(batch_id)
         assert status["status"] == "completed" and status["progress"]["completed"] == 50
         children = list(client.children(batch_id, page_size=20))
@@ -130,6 +131,10 @@ def test_screen_of_50_ligands_through_serve_and_a_separate_worker(
     bad = subprocess.run([str(BIN / "omtx-hub"), "submit", "-s", SEQ, "--smiles", "C1CC", "--url", server],
                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert bad.returncode == 1 and "invalid_ligand" in bad.stderr
+    anonymous = subprocess.run([str(BIN / "omtx-hub"), "status", job_id, "--url", server],
+                               env={**env, "OMTX_HOME": str(tmp_path / "elsewhere")}, capture_output=True, text=True,
+                               timeout=60)  # fmt: skip
+    assert anonymous.returncode == 1 and "401 unauthorized" in anonymous.stderr
 
 
 def test_worker_for_a_missing_predictor_exits_with_what_to_install(env: dict[str, str]) -> None:
@@ -143,3 +148,9 @@ def test_worker_exit_when_idle(env: dict[str, str]) -> None:
     proc = subprocess.run([str(BIN / "omtx-hub"), "worker", "--predictor", "test", "--exit-when-idle"], env=env,
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 0 and "idle_exit" in proc.stderr
+
+
+def test_serve_refuses_a_public_bind_without_keys(env: dict[str, str]) -> None:
+    proc = subprocess.run([str(BIN / "omtx-hub"), "serve", "--no-worker", "--host", "0.0.0.0", "--port", "1"],
+                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert proc.returncode == 2 and "no API keys exist" in proc.stderr

@@ -205,13 +205,14 @@ def test_unknown_ids_are_404(api: ApiClient) -> None:
     assert error(api.get(f"/api/v1/jobs/batch/{job_id}/children"))["code"] == "batch_not_found"
 
 
-def test_health_ready_metrics_docs(api: ApiClient, worker: Worker) -> None:
+def test_health_ready_metrics_docs(api: ApiClient, admin_api: ApiClient, worker: Worker) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").json() == {"status": "ready"}
     api.post(BATCH, json={"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(4)})
     api.post(PREDICT, json={"protein_sequence": SEQ, "ligand_smiles": "CCO", "params": {"fail": "permanent"}})
     run_all(worker)
-    text = api.get("/metrics").text
+    assert api.get("/metrics").status_code == 403  # metrics are for operators
+    text = admin_api.get("/metrics").text
     assert 'omtx_queue_jobs{status="completed"} 4.0' in text
     assert 'omtx_jobs_finished_total{outcome="failed"} 1.0' in text
     assert 'omtx_job_duration_seconds_count 4.0' in text

@@ -36,7 +36,7 @@ def vina_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 @pytest.fixture(scope="module")
 def target(vina_hub: Hub) -> dict[str, Any]:
     return vina_hub.create_target(
-        name="abl", receptor=(DATA / "1iep_receptorH.pdb").read_bytes(), receptor_filename="1iep_receptorH.pdb",
+        owner="local", name="abl", receptor=(DATA / "1iep_receptorH.pdb").read_bytes(), receptor_filename="1iep_receptorH.pdb",
         site=CRYSTAL_BOX, reference_ligand=(DATA / "1iep_ligand.sdf").read_bytes(), reference_filename="ref.sdf",
     )  # fmt: skip
 
@@ -56,7 +56,7 @@ def run(hub: Hub, predictor: VinaPredictor) -> Worker:
 
 def test_redocking_imatinib_finds_the_crystal_pose(vina_hub: Hub, target: dict[str, Any], predictor: VinaPredictor) -> None:
     """Exhaustiveness 8, seed 42 (checked in): the best-scored pose is within 2 Å of the crystal pose."""
-    sub = build_job_submission(vina_hub.settings, target=target, protein_sequence=None, ligand_smiles=IMATINIB,
+    sub = build_job_submission(vina_hub.settings, owner="local", target=target, protein_sequence=None, ligand_smiles=IMATINIB,
                                ligand_name="imatinib", params={"exhaustiveness": 8, "seed": 42})  # fmt: skip
     job_id = vina_hub.manager.submit_job(sub).record["job_id"]
     run(vina_hub, predictor)
@@ -75,7 +75,7 @@ def test_batch_files_and_a_bad_ligand_failing_alone(
     vina_hub: Hub, target: dict[str, Any], predictor: VinaPredictor
 ) -> None:
     ligands = [("aspirin", "CC(=O)Oc1ccccc1C(=O)O"), ("strained", UNEMBEDDABLE), ("ibuprofen sodium", "CC(C)Cc1ccc(cc1)C(C)C(=O)[O-].[Na+]")]
-    sub = build_batch_submission(vina_hub.settings, target=target, batch_name="b", protein_sequence=None,
+    sub = build_batch_submission(vina_hub.settings, owner="local", target=target, batch_name="b", protein_sequence=None,
                                  ligands=ligands, params={"exhaustiveness": 1, "n_poses": 3})  # fmt: skip
     batch_id = vina_hub.manager.submit_batch(sub).record["job_id"]
     maps_before = predictor.maps_computed
@@ -108,7 +108,7 @@ def test_batch_files_and_a_bad_ligand_failing_alone(
 
 def test_a_second_worker_reuses_the_cached_receptor(vina_hub: Hub, target: dict[str, Any]) -> None:
     fresh = VinaPredictor(cpu=2)
-    sub = build_job_submission(vina_hub.settings, target=target, protein_sequence=None, ligand_smiles="CCO",
+    sub = build_job_submission(vina_hub.settings, owner="local", target=target, protein_sequence=None, ligand_smiles="CCO",
                                ligand_name="ethanol", params={"exhaustiveness": 1})  # fmt: skip
     submitted: Submitted = vina_hub.manager.submit_job(sub)
     worker = run(vina_hub, fresh)

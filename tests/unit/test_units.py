@@ -47,12 +47,12 @@ def test_smiles_check(smiles: str, ok: bool) -> None:
 def test_batch_validation_reports_everything_and_respects_limits() -> None:
     settings = Settings(predictor_plugins={"test": "x:y"}, default_predictor="test", max_batch_size=3)
     with pytest.raises(PayloadTooLarge):
-        build_batch_submission(settings, batch_name="b", protein_sequence="MKT", ligands=[("a", "C")] * 4)
+        build_batch_submission(settings, owner="local", batch_name="b", protein_sequence="MKT", ligands=[("a", "C")] * 4)
     with pytest.raises(InvalidInput) as caught:
-        build_batch_submission(settings, batch_name="b", protein_sequence="MKT",
+        build_batch_submission(settings, owner="local", batch_name="b", protein_sequence="MKT",
                                ligands=[("a", "C"), ("", "CC"), ("a", "C1")])  # fmt: skip
     assert [p["index"] for p in caught.value.details["ligands"]] == [1, 2, 2]
-    sub = build_batch_submission(settings, batch_name=" b ", protein_sequence="mkt",
+    sub = build_batch_submission(settings, owner="local", batch_name=" b ", protein_sequence="mkt",
                                  ligands=[("a", "C"), ("b", "C1")], skip_invalid=True)  # fmt: skip
     assert [lig.name for lig in sub.ligands] == ["a"] and sub.skipped[0]["index"] == 1
     assert sub.protein_sequence == "MKT" and sub.batch_name == "b"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
@@ -39,5 +42,10 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     from omtx_hub import web  # the UI renders with the API's views; imported here to keep imports one-way
 
     app.include_router(web.router)
+
+    @app.exception_handler(web.LoginRequired)
+    async def _login(_: Request, exc: web.LoginRequired) -> RedirectResponse:
+        return RedirectResponse(f"/login?next={quote(exc.next_path, safe='')}", status_code=303)
+
     app.mount("/static", StaticFiles(directory=str(web.STATIC_DIR)), name="static")
     return app

@@ -10,13 +10,26 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from omtx_hub.errors import Conflict, InvalidInput, NotFound, OmtxError, PayloadTooLarge, StorageError
+from omtx_hub.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    OmtxError,
+    PayloadTooLarge,
+    RateLimited,
+    StorageError,
+    Unauthorized,
+)
 
 __all__ = ["error_response", "install_error_handlers"]
 
 logger = logging.getLogger("omtx_hub.api")
 
 _STATUS: list[tuple[type[OmtxError], int]] = [
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (RateLimited, 429),
     (InvalidInput, 422),
     (PayloadTooLarge, 413),
     (NotFound, 404),
@@ -25,8 +38,11 @@ _STATUS: list[tuple[type[OmtxError], int]] = [
 ]
 
 
-def error_response(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "details": details}})
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "details": details}},
+                        headers=headers)  # fmt: skip
 
 
 def _jsonable(errors: list[Any]) -> list[dict[str, Any]]:
@@ -39,7 +55,12 @@ def install_error_handlers(app: FastAPI) -> None:
         status = next((s for cls, s in _STATUS if isinstance(exc, cls)), 500)
         if status >= 500:
             logger.error("request failed: %s", exc.message)
-        return error_response(status, exc.code, exc.message, exc.details)
+        headers = None
+        if isinstance(exc, Unauthorized):
+            headers = {"WWW-Authenticate": "Bearer"}
+        elif isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
+        return error_response(status, exc.code, exc.message, exc.details, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -51,7 +72,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        message = {404: "no such page or endpoint"}.get(exc.status_code, str(exc.detail))
+        return error_response(exc.status_code, code, message)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

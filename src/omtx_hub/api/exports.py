@@ -12,9 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
+from omtx_hub.api.schemas import ERROR_RESPONSES
+from omtx_hub.api.security import authenticate, scope_of
 from omtx_hub.domain import JobType
 from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge
 from omtx_hub.hub import Hub
@@ -22,13 +24,13 @@ from omtx_hub.ligand_files import read_ligands
 
 __all__ = ["router"]
 
-router = APIRouter(tags=["exports"])
+router = APIRouter(tags=["exports"], dependencies=[Depends(authenticate)], responses=ERROR_RESPONSES)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def _ranked_children(hub: Hub, batch_id: str) -> list[dict[str, Any]]:
+def _ranked_children(hub: Hub, batch_id: str, scope: str | None) -> list[dict[str, Any]]:
     """Completed children, best first when the batch has been ranked, else in batch order."""
-    parent = hub.manager.get(batch_id, hub.settings.owner)
+    parent = hub.manager.get(batch_id, scope)
     if parent["job_type"] != JobType.BATCH_PARENT.value:
         raise NotFound(f"{batch_id} is not a batch", code="batch_not_found")
     children = [c for c in hub.manager.iter_children(batch_id) if c["status"] == "completed"]
@@ -45,7 +47,7 @@ def _ranked_children(hub: Hub, batch_id: str) -> list[dict[str, Any]]:
 @router.get("/api/v1/jobs/{batch_id}/export/poses.sdf", summary="Best pose of every completed ligand, ranked, as SDF")
 def export_poses(batch_id: str, request: Request) -> StreamingResponse:
     hub: Hub = request.app.state.hub
-    children = _ranked_children(hub, batch_id)
+    children = _ranked_children(hub, batch_id, scope_of(request))
 
     def records() -> Iterator[bytes]:
         for rank, child in enumerate(children, start=1):
@@ -66,7 +68,7 @@ def export_poses(batch_id: str, request: Request) -> StreamingResponse:
 @router.get("/api/v1/jobs/{batch_id}/export/structures.zip", summary="Structure files of a batch as a ZIP with a manifest")
 def export_structures(batch_id: str, request: Request) -> StreamingResponse:
     hub: Hub = request.app.state.hub
-    children = _ranked_children(hub, batch_id)
+    children = _ranked_children(hub, batch_id, scope_of(request))
     spool = tempfile.SpooledTemporaryFile(max_size=64 * 1024 * 1024)
     manifest = io.StringIO()
     writer = csv.writer(manifest, lineterminator="\n")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from omtx_hub.api.schemas import (
+    ERROR_RESPONSES,
     BatchRequest,
     BatchSubmitted,
     ChildrenPage,
@@ -16,6 +17,7 @@ from omtx_hub.api.schemas import (
     JobSubmitted,
     PredictRequest,
 )
+from omtx_hub.api.security import authenticate, principal_of, scope_of
 from omtx_hub.api.views import (
     child_view,
     decode_cursor,
@@ -27,13 +29,14 @@ from omtx_hub.api.views import (
 )
 from omtx_hub.domain import ACTIVE, JobType
 from omtx_hub.errors import NotFound
+from omtx_hub.auth import Limits
 from omtx_hub.hub import Hub
 from omtx_hub.storage import is_safe_file_name
 from omtx_hub.submission import build_batch_submission, build_job_submission
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(authenticate)], responses=ERROR_RESPONSES)
 
 _MEDIA = {"json": "application/json", "csv": "text/csv", "cif": "chemical/x-mmcif", "sdf": "chemical/x-mdl-sdfile",
           "pdb": "chemical/x-pdb", "pdbqt": "text/plain", "txt": "text/plain", "zip": "application/zip"}  # fmt: skip
@@ -45,12 +48,25 @@ def _hub(request: Request) -> Hub:
     return hub
 
 
+def _submitter(request: Request) -> tuple[Hub, str, Limits]:
+    """The hub, the submitting owner and its limits, after the owner's rate limit is counted."""
+    hub = _hub(request)
+    owner = principal_of(request).owner
+    limits = hub.limits_for(owner)
+    hub.rate.hit(owner, limits.submissions_per_minute)
+    return hub, owner, limits
+
+
 @router.post("/predict", status_code=202, response_model=JobSubmitted, summary="Submit one prediction")
 def submit_job(body: PredictRequest, request: Request) -> Any:
-    hub = _hub(request)
+    hub, owner, limits = _submitter(request)
     sub = build_job_submission(
         hub.settings,
-        target=hub.targets.get(body.target_id, hub.settings.owner) if body.target_id else None,
+        owner=owner,
+        limits=limits,
+        new_jobs=1,
+        pending_jobs=hub.manager.unfinished_count(owner),
+        target=hub.targets.get(body.target_id, scope_of(request)) if body.target_id else None,
         protein_sequence=body.protein_sequence,
         ligand_smiles=body.ligand_smiles,
         ligand_name=body.ligand_name,
@@ -67,10 +83,13 @@ def submit_job(body: PredictRequest, request: Request) -> Any:
 
 @router.post("/predict/batch", status_code=202, response_model=BatchSubmitted, summary="Submit a batch screen")
 def submit_batch(body: BatchRequest, request: Request) -> Any:
-    hub = _hub(request)
+    hub, owner, limits = _submitter(request)
     sub = build_batch_submission(
         hub.settings,
-        target=hub.targets.get(body.target_id, hub.settings.owner) if body.target_id else None,
+        owner=owner,
+        limits=limits,
+        pending_jobs=hub.manager.unfinished_count(owner),
+        target=hub.targets.get(body.target_id, scope_of(request)) if body.target_id else None,
         batch_name=body.batch_name,
         protein_sequence=body.protein_sequence,
         ligands=[(lig.name, lig.smiles) for lig in body.ligands],
@@ -98,7 +117,7 @@ def list_jobs(
 ) -> Any:
     hub = _hub(request)
     rows = hub.manager.list_jobs(
-        owner=hub.settings.owner, job_type=job_type, status=status, limit=limit + 1, before_id=decode_cursor(cursor)
+        owner=scope_of(request), job_type=job_type, status=status, limit=limit + 1, before_id=decode_cursor(cursor)
     )
     more = len(rows) > limit
     rows = rows[:limit]
@@ -114,7 +133,7 @@ def list_children(
     cursor: str | None = None,
 ) -> Any:
     hub = _hub(request)
-    parent = hub.manager.get(batch_id, hub.settings.owner)
+    parent = hub.manager.get(batch_id, scope_of(request))
     if parent["job_type"] != JobType.BATCH_PARENT.value:
         raise NotFound(f"{batch_id} is not a batch", code="batch_not_found")
     after = decode_cursor(cursor)
@@ -131,7 +150,7 @@ def list_children(
 @router.get("/{job_id}/status", response_model=JobStatusOut, summary="Status, progress and results")
 def job_status(job_id: str, request: Request) -> Any:
     hub = _hub(request)
-    r = hub.manager.get(job_id, hub.settings.owner)
+    r = hub.manager.get(job_id, scope_of(request))
     warnings = []
     if r["status"] in ACTIVE:
         alive = hub.manager.live_workers(hub.settings.worker_seen_seconds)
@@ -147,13 +166,13 @@ def job_status(job_id: str, request: Request) -> Any:
 @router.get("/{job_id}", summary="The full job record")
 def job_record(job_id: str, request: Request) -> Any:
     hub = _hub(request)
-    return full_view(hub.manager.get(job_id, hub.settings.owner))
+    return full_view(hub.manager.get(job_id, scope_of(request)))
 
 
 @router.get("/{job_id}/events", summary="Audit trail: every state transition")
 def job_events(job_id: str, request: Request) -> Any:
     hub = _hub(request)
-    hub.manager.get(job_id, hub.settings.owner)
+    hub.manager.get(job_id, scope_of(request))
     items = [
         {"from": e["from_status"], "to": e["to_status"], "at": iso(e["at"]), "worker_id": e["worker_id"],
          "attempt": e["attempt"], "reason": e["reason"]}
@@ -165,17 +184,17 @@ def job_events(job_id: str, request: Request) -> Any:
 @router.post("/{job_id}/cancel", response_model=JobStatusOut, summary="Cancel a job or a whole batch")
 def cancel(job_id: str, request: Request) -> Any:
     hub = _hub(request)
-    return status_view(hub.manager.cancel(job_id, hub.settings.owner), [])
+    return status_view(hub.manager.cancel(job_id, scope_of(request)), [])
 
 
 @router.post("/{job_id}/retry", response_model=JobStatusOut, summary="Retry a failed job or a batch's failed children")
 def retry(job_id: str, request: Request) -> Any:
     hub = _hub(request)
-    return status_view(hub.manager.retry(job_id, hub.settings.owner), [])
+    return status_view(hub.manager.retry(job_id, scope_of(request)), [])
 
 
-def _folder(hub: Hub, job_id: str) -> str:
-    r = hub.manager.get(job_id, hub.settings.owner)
+def _folder(hub: Hub, job_id: str, scope: str | None) -> str:
+    r = hub.manager.get(job_id, scope)
     if r["job_type"] == JobType.BATCH_PARENT.value:
         return hub.store.batch_dir(job_id)
     return hub.store.job_dir(job_id, r["batch_parent_id"])
@@ -184,7 +203,7 @@ def _folder(hub: Hub, job_id: str) -> str:
 @router.get("/{job_id}/files", summary="Files stored for a job or batch")
 def list_files(job_id: str, request: Request) -> Any:
     hub = _hub(request)
-    folder = _folder(hub, job_id)
+    folder = _folder(hub, job_id, scope_of(request))
     return {"job_id": job_id, "files": [{"name": n, "size": hub.store.size(f"{folder}/{n}")}
                                         for n in hub.store.list_files(folder)]}  # fmt: skip
 
@@ -192,7 +211,7 @@ def list_files(job_id: str, request: Request) -> Any:
 @router.get("/{job_id}/files/{name}", summary="Download one file", response_class=StreamingResponse)
 def download(job_id: str, name: str, request: Request) -> Any:
     hub = _hub(request)
-    folder = _folder(hub, job_id)
+    folder = _folder(hub, job_id, scope_of(request))
     if not is_safe_file_name(name) or name not in hub.store.list_files(folder):
         raise NotFound(f"job {job_id} has no file named {name!r}", code="file_not_found")
     media = _MEDIA.get(name.rsplit(".", 1)[-1].lower(), "application/octet-stream")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from omtx_hub.api.security import require_admin
 from omtx_hub.domain import TERMINAL, JobStatus, JobType
 from omtx_hub.queue.manager import QueueManager
 
@@ -71,7 +72,7 @@ def readyz(request: Request) -> Any:
     return {"status": "ready"}
 
 
-@router.get("/metrics", summary="Prometheus metrics")
+@router.get("/metrics", summary="Prometheus metrics (admin key)", dependencies=[Depends(require_admin)])
 def metrics(request: Request) -> Response:
     registry: CollectorRegistry = request.app.state.metrics_registry
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "ERROR_RESPONSES",
     "BatchRequest",
     "BatchSubmitted",
     "ChildrenPage",
@@ -17,6 +18,24 @@ __all__ = [
     "PredictRequest",
     "Progress",
 ]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text}
+    for status, text in [(400, "Malformed JSON"), (401, "No valid API key or session"), (403, "Not allowed"),
+                         (404, "Unknown id, or another owner's"), (409, "State conflict"), (413, "Too large"),
+                         (422, "Invalid input"), (429, "Rate limit or quota"), (503, "Database or storage down")]
+}  # fmt: skip
 
 
 class _Strict(BaseModel):

@@ -5,15 +5,18 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 
+from omtx_hub.api.schemas import ERROR_RESPONSES
+from omtx_hub.api.security import authenticate, principal_of, scope_of
 from omtx_hub.api.views import decode_cursor, encode_cursor, iso
 from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge
 from omtx_hub.hub import Hub
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/targets", tags=["targets"])
+router = APIRouter(prefix="/api/v1/targets", tags=["targets"], dependencies=[Depends(authenticate)],
+                   responses=ERROR_RESPONSES)
 
 
 def _view(r: dict[str, Any]) -> dict[str, Any]:
@@ -57,6 +60,7 @@ async def create_target(
     receptor_data = await _read(receptor, limit)
     ref_data = await _read(reference_ligand, limit) if reference_ligand is not None else None
     record = hub.create_target(
+        owner=principal_of(request).owner,
         name=name, receptor=receptor_data, receptor_filename=receptor.filename or "receptor",
         site=site, reference_ligand=ref_data,
         reference_filename=(reference_ligand.filename or "reference.sdf") if reference_ligand else "reference.sdf",
@@ -67,7 +71,7 @@ async def create_target(
 @router.get("", summary="List docking targets, newest first")
 def list_targets(request: Request, limit: int = Query(50, ge=1, le=500), cursor: str | None = None) -> Any:
     hub: Hub = request.app.state.hub
-    rows = hub.targets.list(hub.settings.owner, limit=limit + 1, before_id=decode_cursor(cursor))
+    rows = hub.targets.list(scope_of(request), limit=limit + 1, before_id=decode_cursor(cursor))
     more = len(rows) > limit
     rows = rows[:limit]
     return {"items": [_view(r) for r in rows], "next_cursor": encode_cursor(rows[-1]["id"]) if more else None}
@@ -76,7 +80,7 @@ def list_targets(request: Request, limit: int = Query(50, ge=1, le=500), cursor:
 @router.get("/{target_id}", summary="One docking target")
 def get_target(target_id: str, request: Request) -> Any:
     hub: Hub = request.app.state.hub
-    return _view(hub.targets.get(target_id, hub.settings.owner))
+    return _view(hub.targets.get(target_id, scope_of(request)))
 
 
 @router.get("/{target_id}/files/{name}", summary="Download a target file (receptor.pdb, reference_ligand.sdf)")
@@ -84,7 +88,7 @@ def target_file(target_id: str, name: str, request: Request) -> Any:
     from fastapi.responses import Response
 
     hub: Hub = request.app.state.hub
-    record = hub.targets.get(target_id, hub.settings.owner)
+    record = hub.targets.get(target_id, scope_of(request))
     if name not in record["files"]:
         raise NotFound(f"target {target_id} has no file named {name!r}", code="file_not_found")
     return Response(hub.store.read_bytes(record["files"][name]), media_type="chemical/x-pdb" if name.endswith(".pdb")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["job_events", "jobs", "metadata", "targets", "workers"]
+__all__ = ["api_keys", "job_events", "jobs", "metadata", "owners", "targets", "workers"]
 
 metadata = sa.MetaData()
 
@@ -121,4 +121,26 @@ targets = sa.Table(
     sa.Column("warnings", sa.JSON(), nullable=False),
     sa.Column("created_at", sa.Float(), nullable=False),
     sa.Index("ix_targets_owner_id", "owner", "id"),
+)
+
+owners = sa.Table(
+    "owners",
+    metadata,
+    sa.Column("owner", sa.String(100), primary_key=True),
+    sa.Column("limits", sa.JSON(), nullable=False),
+    sa.Column("created_at", sa.Float(), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(48), primary_key=True),
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("key_hash", sa.String(64), nullable=False),
+    sa.Column("admin", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("label", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", sa.Float(), nullable=False),
+    sa.Column("revoked_at", sa.Float(), nullable=True),
+    sa.Index("ix_api_keys_prefix", "prefix"),
 )

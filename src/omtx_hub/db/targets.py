@@ -32,8 +32,11 @@ class TargetRepository:
             raise NotFound(f"no target with id {target_id!r}", code="target_not_found")
         return dict(row._mapping)
 
-    def list(self, owner: str, limit: int = 50, before_id: int | None = None) -> list[Record]:
-        query = sa.select(targets).where(targets.c.owner == owner).order_by(targets.c.id.desc()).limit(limit)
+    def list(self, owner: str | None, limit: int = 50, before_id: int | None = None) -> list[Record]:
+        """Newest first; ``owner=None`` lists every owner's targets (admins)."""
+        query = sa.select(targets).order_by(targets.c.id.desc()).limit(limit)
+        if owner is not None:
+            query = query.where(targets.c.owner == owner)
         if before_id is not None:
             query = query.where(targets.c.id < before_id)
         with self.engine.connect().execution_options(readonly=True) as conn:

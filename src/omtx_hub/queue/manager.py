@@ -681,6 +681,22 @@ class QueueManager:
             row = conn.execute(sa.select(jobs).where(jobs.c.job_id == job_id)).first()
         return dict(row._mapping) if row else None
 
+    def unfinished_count(self, owner: str) -> int:
+        """Pending and running jobs of one owner (a batch's from its counters: no scan of children)."""
+        active = [PENDING, RUNNING]
+        with self.read() as conn:
+            in_batches = conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(jobs.c.n_pending + jobs.c.n_running), 0)).where(
+                    jobs.c.owner == owner, jobs.c.job_type == JobType.BATCH_PARENT.value, jobs.c.status.in_(active)
+                )
+            ).scalar_one()
+            single = conn.execute(
+                sa.select(sa.func.count()).where(
+                    jobs.c.owner == owner, jobs.c.job_type == JobType.INDIVIDUAL.value, jobs.c.status.in_(active)
+                )
+            ).scalar_one()
+        return int(in_batches) + int(single)
+
     def list_jobs(
         self,
         *,

@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+import secrets
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from omtx_hub.api.security import SESSION_COOKIE, session_principal
 from omtx_hub.api.views import iso, progress
+from omtx_hub.auth import SESSION_SECONDS, Principal
 from omtx_hub.chem import check_smiles
 from omtx_hub.domain import JobType
 from omtx_hub.errors import InvalidInput
@@ -17,7 +21,7 @@ from omtx_hub.hub import Hub
 from omtx_hub.registry import available_predictors
 from omtx_hub.web.fields import field_help
 
-__all__ = ["STATIC_DIR", "router"]
+__all__ = ["STATIC_DIR", "LoginRequired", "router"]
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -31,18 +35,88 @@ def _hub(request: Request) -> Hub:
     return hub
 
 
+LOGIN_CSRF_COOKIE = "omtx_login_csrf"
+
+
+class LoginRequired(Exception):
+    """Raised by a page without a session; the app answers with a redirect to /login."""
+
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+def _page(request: Request) -> tuple[Hub, Principal]:
+    """The hub and the signed-in user of a page (or a redirect to the login page)."""
+    principal = session_principal(request)
+    if principal is None:
+        raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+    return _hub(request), principal
+
+
+def _render(request: Request, principal: Principal, template: str, context: dict[str, Any]) -> Any:
+    hub = _hub(request)
+    token = request.cookies.get(SESSION_COOKIE, "")
+    context = {**context, "principal": principal, "csrf_token": hub.keys.csrf_token(token)}
+    return templates.TemplateResponse(request, template, context)
+
+
+def _safe_next(path: str) -> str:
+    return path if path.startswith("/") and not path.startswith("//") and "\\" not in path else "/"
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, next: str = "/") -> Any:
+    token = secrets.token_urlsafe(24)
+    response = templates.TemplateResponse(request, "login.html", {"next": _safe_next(next), "login_csrf": token,
+                                                                   "error": None})  # fmt: skip
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
+                        secure=request.url.scheme == "https")  # fmt: skip
+    return response
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(request: Request, api_key: str = Form(...), csrf: str = Form(...), next: str = Form("/")) -> Any:
+    hub = _hub(request)
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE)
+    principal = hub.keys.verify(api_key.strip()) if expected and secrets.compare_digest(csrf, expected) else None
+    if principal is None:
+        token = secrets.token_urlsafe(24)
+        response = templates.TemplateResponse(request, "login.html", {
+            "next": _safe_next(next), "login_csrf": token,
+            "error": "That key is not valid (or has been revoked)." if expected else "Your login form expired.",
+        }, status_code=401)  # fmt: skip
+        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
+                            secure=request.url.scheme == "https")  # fmt: skip
+        return response
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(SESSION_COOKIE, hub.keys.session_token(principal), max_age=SESSION_SECONDS, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: str = Form(...)) -> Any:
+    hub = _hub(request)
+    token = request.cookies.get(SESSION_COOKIE, "")
+    response = RedirectResponse("/login", status_code=303)
+    if token and secrets.compare_digest(csrf, hub.keys.csrf_token(token)):
+        response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
 def _viewer_installed() -> bool:
     return (STATIC_DIR / "vendor" / "3Dmol-min.js").exists()
 
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request) -> Any:
-    hub = _hub(request)
-    return templates.TemplateResponse(request, "index.html", {
+    hub, principal = _page(request)
+    return _render(request, principal, "index.html", {
         "predictors": sorted(available_predictors(hub.settings)),
         "default_predictor": hub.settings.default_predictor,
-        "targets": hub.targets.list(hub.settings.owner, limit=100),
-        "recent": hub.manager.list_jobs(owner=hub.settings.owner, limit=10),
+        "targets": hub.targets.list(principal.scope, limit=100),
+        "recent": hub.manager.list_jobs(owner=principal.scope, limit=10),
         "progress": progress,
     })  # fmt: skip
 
@@ -54,12 +128,12 @@ def jobs_page(
     status: str | None = Query(None, pattern="^(pending|running|completed|failed|cancelled)$"),
     before: int | None = None,
 ) -> Any:
-    hub = _hub(request)
-    rows = hub.manager.list_jobs(owner=hub.settings.owner, job_type=job_type, status=status, limit=26,
+    hub, principal = _page(request)
+    rows = hub.manager.list_jobs(owner=principal.scope, job_type=job_type, status=status, limit=26,
                                  before_id=before)  # fmt: skip
     more = len(rows) > 25
     rows = rows[:25]
-    return templates.TemplateResponse(request, "jobs.html", {
+    return _render(request, principal, "jobs.html", {
         "rows": rows, "job_type": job_type, "status": status, "progress": progress,
         "next_before": rows[-1]["id"] if more else None,
     })  # fmt: skip
@@ -67,13 +141,13 @@ def jobs_page(
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job_page(job_id: str, request: Request) -> Any:
-    hub = _hub(request)
-    record = hub.manager.get(job_id, hub.settings.owner)
+    hub, principal = _page(request)
+    record = hub.manager.get(job_id, principal.scope)
     if record["job_type"] == JobType.BATCH_PARENT.value:
-        return templates.TemplateResponse(request, "batch.html", {"batch": record, "progress": progress(record)})
+        return _render(request, principal, "batch.html", {"batch": record, "progress": progress(record)})
     folder = hub.store.job_dir(job_id, record["batch_parent_id"])
     files = hub.store.list_files(folder)
-    return templates.TemplateResponse(request, "job.html", {
+    return _render(request, principal, "job.html", {
         "job": record, "files": files, "has_structure": "structure.cif" in files,
         "viewer_installed": _viewer_installed(),
     })  # fmt: skip
@@ -81,15 +155,16 @@ def job_page(job_id: str, request: Request) -> Any:
 
 @router.get("/targets/{target_id}", response_class=HTMLResponse)
 def target_page(target_id: str, request: Request) -> Any:
-    hub = _hub(request)
-    return templates.TemplateResponse(request, "target.html", {
-        "target": hub.targets.get(target_id, hub.settings.owner),
-    })  # fmt: skip
+    hub, principal = _page(request)
+    return _render(request, principal, "target.html", {"target": hub.targets.get(target_id, principal.scope)})
 
 
 @router.get("/depict.svg")
-def depict(smiles: str = Query(..., max_length=1000), width: int = Query(300, ge=100, le=800)) -> Response:
-    """A 2D depiction of a ligand, drawn by RDKit."""
+def depict(
+    request: Request, smiles: str = Query(..., max_length=1000), width: int = Query(300, ge=100, le=800)
+) -> Response:
+    """A 2D depiction of a ligand, drawn by RDKit (for signed-in users)."""
+    _page(request)
     from rdkit import Chem
     from rdkit.Chem.Draw import rdMolDraw2D
 

@@ -1,6 +1,8 @@
 // Batch page: live progress by polling, ETA from observed throughput, ranked sortable table, histogram.
 "use strict";
 
+const CSRF = document.querySelector('meta[name="csrf-token"]')?.content || "";
+
 const root = document.getElementById("batch");
 const batchId = root.dataset.batchId;
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
@@ -201,7 +203,7 @@ function guessScoreKey() {
 
 async function act(path) {
   const message = document.getElementById("action-message");
-  const response = await fetch(`/api/v1/jobs/${batchId}/${path}`, { method: "POST" });
+  const response = await fetch(`/api/v1/jobs/${batchId}/${path}`, { method: "POST", headers: { "x-csrf-token": CSRF } });
   const data = await response.json();
   message.textContent = response.ok ? `${path}: batch is ${data.status}` : data.error.message;
   if (response.ok) refresh();

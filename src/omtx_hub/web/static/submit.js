@@ -1,6 +1,8 @@
 // Submission forms: build the JSON body, show every validation error inline, go to the new job.
 "use strict";
 
+const CSRF = document.querySelector('meta[name="csrf-token"]')?.content || "";
+
 function field(form, name) { return form.querySelector(`[name="${name}"]`); }
 
 function commonBody(form) {
@@ -47,7 +49,7 @@ function showErrors(box, error) {
 
 async function post(url, body) {
   const response = await fetch(url, {
-    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+    method: "POST", headers: { "content-type": "application/json", "x-csrf-token": CSRF }, body: JSON.stringify(body),
   });
   const data = await response.json();
   if (!response.ok) throw data.error || { message: `HTTP ${response.status}` };
@@ -60,7 +62,7 @@ document.getElementById("ligand-file")?.addEventListener("change", async (event)
   if (!file) return;
   const form = new FormData();
   form.append("file", file);
-  const response = await fetch("/api/v1/ligands/parse", { method: "POST", body: form });
+  const response = await fetch("/api/v1/ligands/parse", { method: "POST", body: form, headers: { "x-csrf-token": CSRF } });
   const data = await response.json();
   if (!response.ok) { showErrors(box, data.error); return; }
   document.getElementById("ligands").value = data.ligands.map((l) => `${l.smiles} ${l.name}`).join("\n");
