@@ -10,7 +10,7 @@ VIEWER := src/omtx_hub/web/static/vendor/3Dmol-min.js
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[vina,test]'
+	$(BIN)/pip install --quiet -e '.[vina,s3,test]'
 	touch $(STAMP)
 
 # The 3D viewer (3Dmol.js) comes from the npm registry at install time; the UI never uses a CDN.

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import psycopg
 import pytest
+from moto.server import ThreadedMotoServer
 
 SUPPORT = Path(__file__).parent / "support"
 sys.path.insert(0, str(SUPPORT))
@@ -111,3 +115,35 @@ def admin_api(hub: Hub, app: Any) -> Iterator[ApiClient]:
     client = ApiClient(app, api_key=key)
     yield client
     client.close()
+
+
+# ---------------------------------------------------------------- S3-compatible store (moto server on loopback)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[tuple[ThreadedMotoServer, str]]:
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield server, f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_hub(tmp_path: Path, s3: tuple[ThreadedMotoServer, str]) -> Iterator[Hub]:
+    options = {"endpoint_url": s3[1], "key": "testing", "secret": "testing",
+               "client_kwargs": {"region_name": "us-east-1"}}  # fmt: skip
+    bucket = f"omtx-{int(time.time() * 1e6)}"
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}", storage_url=f"s3://{bucket}/results",
+                             storage_options=options)  # fmt: skip
+    boto3.client("s3", endpoint_url=s3[1], region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)  # fmt: skip
+    hub = open_hub(settings)
+    yield hub
+    hub.close()

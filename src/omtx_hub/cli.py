@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Annotated, Any
@@ -80,7 +78,10 @@ def _ensure_local_key(hub: Any, host: str) -> str | None:
 
 
 def _setup_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s", stream=sys.stderr)
+    from omtx_hub.logs import setup_logging
+    from omtx_hub.settings import Settings
+
+    setup_logging(Settings().log_format, level)
 
 
 def _params(items: list[str] | None) -> dict[str, Any]:
@@ -194,6 +195,36 @@ def db_migrate() -> None:
 
     open_hub(Settings()).close()
     console.print("schema is up to date")
+
+
+def _duration(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if len(text) < 2 or text[-1] not in units or not text[:-1].replace(".", "", 1).isdigit():
+        raise typer.BadParameter("use a number and a unit: 90s, 30m, 12h, 30d")
+    return float(text[:-1]) * units[text[-1]]
+
+
+@db_app.command("prune")
+def db_prune(
+    older_than: Annotated[str, typer.Option(help="Age of finished work to delete: 30d, 12h, 90m.")],
+    keep_files: Annotated[bool, typer.Option(help="Delete the rows only; keep the result files.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Only say what would be deleted.")] = False,
+) -> None:
+    """Delete finished jobs and batches (rows, events, and by default their files) older than a limit."""
+    import time
+
+    from omtx_hub.hub import open_hub
+    from omtx_hub.settings import Settings
+
+    hub = open_hub(Settings())
+    pruned = hub.manager.prune(time.time() - _duration(older_than), dry_run=dry_run)
+    if not dry_run and not keep_files:
+        for job_id, batch_id in pruned:
+            hub.store.delete_dir(hub.store.batch_dir(batch_id) if batch_id else hub.store.job_dir(job_id))
+    verb = "would delete" if dry_run else "deleted"
+    console.print(f"{verb} {len(pruned)} finished jobs and batches (batches with all their children)"
+                  + ("" if keep_files or dry_run else ", files included"))  # fmt: skip
+    hub.close()
 
 
 # ---------------------------------------------------------------------- client side

@@ -6,6 +6,7 @@ Every field is documented in ``docs/settings.md``; a test fails when one is not.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,11 @@ class Settings(BaseSettings):
     storage_url: str | None = Field(
         None, description="Result store: a local folder or an fsspec URL (s3://…); default: `home`/results."
     )
+    storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description='fsspec options for the store, JSON, e.g. {"endpoint_url": "http://minio:9000"} for S3.',
+    )
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text or as JSON objects.")
     host: str = Field("127.0.0.1", description="Address the API binds to.")
     port: int = Field(8000, description="Port the API listens on.")
     owner: str = Field("local", description="Owner recorded on jobs submitted through this hub.")

@@ -44,9 +44,14 @@ def _check_id(value: str) -> str:
 
 
 class ResultStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, options: dict[str, Any] | None = None) -> None:
         self.url = url
-        self.fs, root = fsspec.core.url_to_fs(url)
+        options = dict(options or {})
+        if "://" in url and not url.startswith("file://"):
+            # several processes write the same prefixes: a cached listing would hide their files
+            options.setdefault("use_listings_cache", False)
+            options.setdefault("skip_instance_cache", True)
+        self.fs, root = fsspec.core.url_to_fs(url, **options)
         self.root = root.rstrip("/")
         self._local = isinstance(self.fs, LocalFileSystem)
         if self._local:
@@ -90,8 +95,8 @@ class ResultStore:
                 os.replace(tmp, path)
             else:
                 self.fs.pipe_file(path, data)
-        except OSError as exc:
-            raise StorageError(f"could not write {relpath}: {exc}") from exc
+        except Exception as exc:  # OSError locally; botocore/aiohttp errors on object stores
+            raise StorageError(f"could not write {relpath}: {type(exc).__name__}: {exc}") from exc
 
     def write_json(self, relpath: str, value: Any) -> None:
         self.write_bytes(relpath, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
@@ -105,6 +110,8 @@ class ResultStore:
             entries = self.fs.ls(path, detail=True)
         except FileNotFoundError:
             return []
+        except Exception as exc:  # the store is unreachable
+            raise StorageError(f"could not list {directory}: {type(exc).__name__}: {exc}") from exc
         names = [e["name"].rstrip("/").rsplit("/", 1)[-1] for e in entries if e.get("type") == "file"]
         return sorted(n for n in names if is_safe_file_name(n))
 
@@ -128,3 +135,12 @@ class ResultStore:
 
     def size(self, relpath: str) -> int:
         return int(self.fs.size(self._full(relpath)))
+
+    def delete_dir(self, directory: str) -> None:
+        """Remove a job's or batch's folder and everything in it (used by ``db prune``)."""
+        path = self._full(directory)
+        try:
+            if self.fs.exists(path):
+                self.fs.rm(path, recursive=True)
+        except FileNotFoundError:
+            return

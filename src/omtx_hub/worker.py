@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from omtx_hub.aggregate import aggregate_batch
 from omtx_hub.domain import ClaimedJob, Target
 from omtx_hub.errors import PredictionError, StorageError
@@ -70,10 +72,21 @@ class Worker:
         self.register()
         beat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.worker_id}", daemon=True)
         beat.start()
+        backoff = 0.0
         try:
             while not self._stop.is_set():
-                self._maintenance()
-                if self.run_once():
+                try:
+                    self._maintenance()
+                    worked = self.run_once()
+                except sa.exc.OperationalError as exc:  # the database is down or restarting
+                    backoff = min(10.0, max(0.5, backoff * 2))
+                    self._log("db_unavailable", retry_in=f"{backoff:.1f}s", error=str(exc).splitlines()[0][:200])
+                    self._stop.wait(backoff)
+                    continue
+                if backoff:
+                    self._log("db_back")
+                    backoff = 0.0
+                if worked:
                     continue
                 if exit_when_idle:
                     self._log("idle_exit")
@@ -82,7 +95,10 @@ class Worker:
         finally:
             self._stop.set()
             beat.join(timeout=5)
-            self.manager.unregister_worker(self.worker_id)
+            try:
+                self.manager.unregister_worker(self.worker_id)
+            except sa.exc.OperationalError:
+                pass  # the record expires by itself (last_seen_at)
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._log("stop")
 
@@ -174,6 +190,10 @@ class Worker:
             for claim in pending.values():
                 self._fail(claim, exc.code, exc.message, transient=exc.transient)
             pending.clear()
+        except StorageError as exc:  # target files or the cache could not be read: the store is down
+            for claim in pending.values():
+                self._fail(claim, "storage_error", exc.message, transient=True)
+            pending.clear()
         except Exception as exc:  # a crash in a predictor must not lose the jobs: they retry
             logger.exception("predictor crashed", extra={"action": "predict", "worker": self.worker_id})
             for claim in pending.values():
@@ -257,28 +277,48 @@ class Worker:
         except StorageError as exc:
             self._fail(claim, "storage_error", exc.message, transient=True)
             return
-        finished = self.manager.complete(
+        finished = self._db_retry(lambda: self.manager.complete(
             claim, self.worker_id, outcome.results,
             wall_seconds=wall_seconds, accelerator_seconds=outcome.accelerator_seconds,
-        )  # fmt: skip
+        ))  # fmt: skip
         if not finished.applied:
             self._log("lease_lost", job=claim.job_id, note="result discarded; another attempt owns the job")
             return
-        self._log("complete", job=claim.job_id, seconds=f"{wall_seconds:.3f}")
+        self._log("complete", job=claim.job_id, attempt=claim.attempt, seconds=f"{wall_seconds:.3f}")
         if finished.parent_finished and claim.batch_parent_id:
             self._aggregate(claim.batch_parent_id)
 
     def _fail(self, claim: ClaimedJob, code: str, message: str, *, transient: bool) -> None:
-        finished = self.manager.fail(claim, self.worker_id, code=code, message=message, transient=transient)
-        self._log("fail", job=claim.job_id, code=code, outcome=finished.status or "lease_lost")
+        finished = self._db_retry(
+            lambda: self.manager.fail(claim, self.worker_id, code=code, message=message, transient=transient)
+        )
+        self._log("fail", job=claim.job_id, attempt=claim.attempt, code=code, outcome=finished.status or "lease_lost")
         if finished.parent_finished and claim.batch_parent_id:
             self._aggregate(claim.batch_parent_id)
+
+    def _db_retry(self, call: Any) -> Any:
+        """Run a finishing call, retrying through a database outage for up to one lease.
+
+        Past that the lease has expired anyway: the job is re-queued by the reaper and this
+        worker's late result is refused by the guarded update.
+        """
+        deadline = time.monotonic() + self.settings.lease_seconds
+        delay = 0.5
+        while True:
+            try:
+                return call()
+            except sa.exc.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                self._log("db_unavailable", retry_in=f"{delay:.1f}s")
+                time.sleep(delay)
+                delay = min(5.0, delay * 2)
 
     def _log(self, action: str, job: str | None = None, **fields: Any) -> None:
         extra = " ".join(f"{k}={v}" for k, v in fields.items())
         logger.info(
             "action=%s worker=%s job=%s %s", action, self.worker_id, job or "-", extra,
-            extra={"action": action, "worker": self.worker_id, "job": job},
+            extra={"action": action, "worker": self.worker_id, "job": job, **fields},
         )  # fmt: skip
 
 
@@ -339,8 +379,10 @@ def _worker_main(settings_json: str, predictor_names: list[str] | None, grace_se
     from omtx_hub.hub import open_hub
     from omtx_hub.registry import available_predictors, load_predictor
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from omtx_hub.logs import setup_logging
+
     settings = Settings.model_validate_json(settings_json)
+    setup_logging(settings.log_format)
     predictors: dict[str, Predictor] = {}
     for name in predictor_names or sorted(available_predictors(settings)):
         try:

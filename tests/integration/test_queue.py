@@ -289,5 +289,5 @@ def test_list_jobs_and_children_filters(hub: Hub) -> None:
     assert [r["batch_index"] for r in running] == [0, 1]
     assert [r["batch_index"] for r in m.list_children(bid, after_index=2)] == [3, 4]
     counts = m.status_counts()
-    assert counts[("BATCH_CHILD", "running")] == 2 and counts[("INDIVIDUAL", "pending")] == 1
+    assert counts[("BATCH_CHILD", "running", "test")] == 2 and counts[("INDIVIDUAL", "pending", "test")] == 1
     assert Counter(r["status"] for r in m.list_children(bid))["pending"] == 3

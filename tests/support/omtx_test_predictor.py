@@ -3,7 +3,8 @@
 It is registered for tests through the ``OMTX_PREDICTOR_PLUGINS`` setting
 (``{"test": "omtx_test_predictor:make_test_predictor"}``), exactly like a user's own plugin.
 
-Params: ``delay_seconds`` (sleep per ligand, checking should_stop), ``fail`` = "permanent" |
+Params: ``delay_seconds`` (sleep per ligand, checking should_stop), ``delay_max_seconds`` (an extra
+sleep between 0 and this, fixed per job id), ``fail`` = "permanent" |
 "transient" (every attempt fails that way), ``fail_once_dir`` (the first attempt of each job fails
 transiently, remembered by a marker file in that folder).
 """
@@ -23,7 +24,7 @@ from omtx_hub.domain import Target
 from omtx_hub.errors import PermanentPredictionError, TransientPredictionError
 from omtx_hub.predictors.base import Outcome, PredictionTask, TargetArtifacts
 
-KNOWN_PARAMS = {"delay_seconds", "fail", "fail_once_dir"}
+KNOWN_PARAMS = {"delay_seconds", "delay_max_seconds", "fail", "fail_once_dir"}
 
 
 class TestPredictor:
@@ -56,6 +57,9 @@ class TestPredictor:
                     f"unknown parameters: {', '.join(sorted(unknown))}", code="invalid_params"))  # fmt: skip
                 continue
             delay = float(task.params.get("delay_seconds", 0))
+            if task.params.get("delay_max_seconds"):
+                fraction = int(hashlib.sha256(task.job_id.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+                delay += fraction * float(task.params["delay_max_seconds"])
             end = time.monotonic() + delay
             while time.monotonic() < end:
                 if should_stop(task.job_id):

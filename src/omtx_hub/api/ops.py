@@ -31,17 +31,34 @@ class QueueCollector:
     def collect(self) -> Iterator[Metric]:
         counts = self.manager.status_counts()
         depth = GaugeMetricFamily("omtx_queue_jobs", "Jobs (not batch parents) by status", labels=["status"])
+        by_predictor = GaugeMetricFamily(
+            "omtx_queue_jobs_by_predictor", "Jobs (not batch parents) by status and predictor",
+            labels=["status", "predictor"],
+        )  # fmt: skip
         finished = CounterMetricFamily("omtx_jobs_finished", "Jobs finished, by outcome", labels=["outcome"])
         batches = GaugeMetricFamily("omtx_batches", "Batches by status", labels=["status"])
+        predictors = sorted({p for (_, _, p) in counts})
         for status in JobStatus:
-            n = sum(v for (t, s), v in counts.items() if s == status.value and t != JobType.BATCH_PARENT.value)
+            jobs_of = {k: v for k, v in counts.items() if k[1] == status.value and k[0] != JobType.BATCH_PARENT.value}
+            n = sum(jobs_of.values())
             depth.add_metric([status.value], n)
+            for predictor in predictors:
+                by_predictor.add_metric([status.value, predictor],
+                                        sum(v for (_, _, p), v in jobs_of.items() if p == predictor))  # fmt: skip
             if status.value in TERMINAL:
                 finished.add_metric([status.value], n)
-            batches.add_metric([status.value], counts.get((JobType.BATCH_PARENT.value, status.value), 0))
+            batches.add_metric([status.value], sum(v for (t, s, _), v in counts.items()
+                                                  if t == JobType.BATCH_PARENT.value and s == status.value))  # fmt: skip
         yield depth
+        yield by_predictor
         yield finished
         yield batches
+        seconds = CounterMetricFamily(
+            "omtx_accelerator_seconds", "Accelerator (GPU or CPU) seconds of the predict step", labels=["predictor"]
+        )
+        for predictor, total in sorted(self.manager.accelerator_seconds().items()):
+            seconds.add_metric([predictor], total)
+        yield seconds
         cumulative, total, count = self.manager.duration_histogram(DURATION_BUCKETS)
         buckets = [(str(b), c) for b, c in zip(DURATION_BUCKETS, cumulative)] + [("+Inf", count)]
         yield HistogramMetricFamily(

@@ -759,12 +759,52 @@ class QueueManager:
             )
             return [dict(r._mapping) for r in rows]
 
-    def status_counts(self) -> dict[tuple[str, str], int]:
+    def status_counts(self) -> dict[tuple[str, str, str], int]:
+        """Job counts by (job_type, status, predictor)."""
         with self.read() as conn:
             rows = conn.execute(
-                sa.select(jobs.c.job_type, jobs.c.status, sa.func.count()).group_by(jobs.c.job_type, jobs.c.status)
+                sa.select(jobs.c.job_type, jobs.c.status, jobs.c.predictor, sa.func.count()).group_by(
+                    jobs.c.job_type, jobs.c.status, jobs.c.predictor
+                )
             )
-            return {(r[0], r[1]): r[2] for r in rows}
+            return {(r[0], r[1], r[2]): r[3] for r in rows}
+
+    def accelerator_seconds(self) -> dict[str, float]:
+        """Accelerator (GPU or CPU) seconds of the predict step, summed per predictor over finished jobs."""
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.predictor, sa.func.coalesce(sa.func.sum(jobs.c.accelerator_seconds), 0.0))
+                .where(jobs.c.job_type != JobType.BATCH_PARENT.value)
+                .group_by(jobs.c.predictor)
+            )
+            return {r[0]: float(r[1]) for r in rows}
+
+    def prune(self, older_than: float, *, dry_run: bool = False) -> list[tuple[str, str | None]]:
+        """Delete finished individual jobs and finished batches (with their children and events)
+        that completed before ``older_than`` (UNIX time). Returns (job_id, batch_id) of what went,
+        children excluded, so the caller can delete their folders."""
+        finished = sa.and_(jobs.c.status.in_(TERMINAL), jobs.c.completed_at < older_than)
+        with self._write() as conn:
+            rows = conn.execute(
+                sa.select(jobs.c.job_id, jobs.c.job_type)
+                .where(finished, jobs.c.job_type.in_([JobType.INDIVIDUAL.value, JobType.BATCH_PARENT.value]))
+                .order_by(jobs.c.id)
+            ).all()
+            if dry_run or not rows:
+                return [(r.job_id, None) for r in rows]
+            batches = [r.job_id for r in rows if r.job_type == JobType.BATCH_PARENT.value]
+            singles = [r.job_id for r in rows if r.job_type == JobType.INDIVIDUAL.value]
+            for start in range(0, len(batches), 500):
+                chunk = batches[start : start + 500]
+                children = sa.select(jobs.c.job_id).where(jobs.c.batch_parent_id.in_(chunk))
+                conn.execute(sa.delete(job_events).where(job_events.c.job_id.in_(children)))
+                conn.execute(sa.delete(jobs).where(jobs.c.batch_parent_id.in_(chunk)))
+            for ids in (batches, singles):
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    conn.execute(sa.delete(job_events).where(job_events.c.job_id.in_(chunk)))
+                    conn.execute(sa.delete(jobs).where(jobs.c.job_id.in_(chunk)))
+        return [(r.job_id, r.job_id if r.job_type == JobType.BATCH_PARENT.value else None) for r in rows]
 
     def duration_histogram(self, bounds: Sequence[float]) -> tuple[list[int], float, int]:
         """Cumulative counts of completed jobs' run time (started → completed) per upper bound."""
