@@ -38,6 +38,9 @@ SMILES = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O
           "Cc1ccc(cc1Nc1nccc(n1)c1cccnc1)NC(=O)c1ccc(cc1)CN1CCN(C)CC1"]  # fmt: skip
 
 
+CLAIM_BATCH = 8
+
+
 def settings_for(db: str, workdir: Path) -> tuple[Settings, str | None]:
     schema = None
     if db == "sqlite":
@@ -50,7 +53,7 @@ def settings_for(db: str, workdir: Path) -> tuple[Settings, str | None]:
     settings = Settings(
         home=workdir, database_url=url, storage_url=str(workdir / "results"), default_predictor="test",
         predictor_plugins={"test": "omtx_test_predictor:make_test_predictor"}, poll_seconds=0.05,
-        max_batch_size=1_000_000,
+        max_batch_size=1_000_000, claim_batch_size=CLAIM_BATCH,
     )  # fmt: skip
     return settings, schema
 
@@ -125,8 +128,11 @@ def main() -> None:
     parser.add_argument("--ligands", type=int, default=10_000)
     parser.add_argument("--jobs", type=int, default=2_000)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--claim-batch", type=int, default=8, help="OMTX_CLAIM_BATCH_SIZE of the workers")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "hub_core.json")
     args = parser.parse_args()
+    global CLAIM_BATCH
+    CLAIM_BATCH = args.claim_batch
 
     submit = [bench_submit(db, args.ligands) for db in ("sqlite", "postgresql")]
     print(f"\nSubmit one batch of {args.ligands} ligands (validation with RDKit + one transaction)")
@@ -136,7 +142,7 @@ def main() -> None:
 
     throughput = [bench_throughput(db, args.jobs, int(w)) for w in args.workers.split(",")
                   for db in ("sqlite", "postgresql")]  # fmt: skip
-    print(f"\nClaim → predict (test, 0 s) → 3 files → complete, {args.jobs} jobs")
+    print(f"\nClaim ({args.claim_batch} at a time) → predict (test, 0 s) → 3 files → complete, {args.jobs} jobs")
     print(f"{'db':<12}{'workers':>8}{'seconds':>10}{'jobs/s':>10}")
     for r in throughput:
         print(f"{r['db']:<12}{r['workers']:>8}{r['seconds']:>10}{r['jobs_per_s']:>10}")
@@ -144,7 +150,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "submit": submit, "throughput": throughput,
+        "claim_batch": args.claim_batch, "submit": submit, "throughput": throughput,
     }, indent=2))  # fmt: skip
     print(f"\nwritten: {args.out}")
 

@@ -54,6 +54,7 @@ class ResultStore:
         self.fs, root = fsspec.core.url_to_fs(url, **options)
         self.root = root.rstrip("/")
         self._local = isinstance(self.fs, LocalFileSystem)
+        self._made: set[str] = set()  # folders this store already created (saves a mkdir per file)
         if self._local:
             Path(self.root).mkdir(parents=True, exist_ok=True)
 
@@ -86,17 +87,29 @@ class ResultStore:
         path = self._full(relpath)
         try:
             if self._local:
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-                with open(tmp, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
+                try:
+                    self._write_local(path, data)
+                except FileNotFoundError:  # the folder went away (pruned) since this store made it
+                    self._made.discard(os.path.dirname(path))
+                    self._write_local(path, data)
             else:
                 self.fs.pipe_file(path, data)
         except Exception as exc:  # OSError locally; botocore/aiohttp errors on object stores
             raise StorageError(f"could not write {relpath}: {type(exc).__name__}: {exc}") from exc
+
+    def _write_local(self, path: str, data: bytes) -> None:
+        folder = os.path.dirname(path)
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            if len(self._made) > 10_000:
+                self._made.clear()
+            self._made.add(folder)
+        tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
 
     def write_json(self, relpath: str, value: Any) -> None:
         self.write_bytes(relpath, json.dumps(value, indent=2, sort_keys=True, default=str).encode())

@@ -33,6 +33,7 @@ __all__ = ["Worker", "new_worker_id"]
 
 logger = logging.getLogger("omtx_hub.worker")
 _TARGET_CACHE_SIZE = 8
+_BUFFER_BELOW_SECONDS = 0.05  # outcomes arriving faster than this are recorded together
 
 
 def new_worker_id() -> str:
@@ -64,6 +65,7 @@ class Worker:
         self._stop = threading.Event()
         self._grace_deadline: float | None = None
         self._last_maintenance = 0.0
+        self._done: list[tuple[ClaimedJob, dict[str, Any], float, float | None]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -200,6 +202,7 @@ class Worker:
                 self._fail(claim, "predictor_crashed", f"{type(exc).__name__}: {exc}", transient=True)
             pending.clear()
         finally:
+            self._flush()
             for claim in pending.values():  # the predictor stopped early
                 if self._grace_deadline is not None and time.monotonic() > self._grace_deadline:
                     self.manager.release(claim, self.worker_id)
@@ -277,16 +280,31 @@ class Worker:
         except StorageError as exc:
             self._fail(claim, "storage_error", exc.message, transient=True)
             return
-        finished = self._db_retry(lambda: self.manager.complete(
-            claim, self.worker_id, outcome.results,
-            wall_seconds=wall_seconds, accelerator_seconds=outcome.accelerator_seconds,
-        ))  # fmt: skip
-        if not finished.applied:
-            self._log("lease_lost", job=claim.job_id, note="result discarded; another attempt owns the job")
+        self._done.append((claim, outcome.results, wall_seconds, outcome.accelerator_seconds))
+        if wall_seconds >= _BUFFER_BELOW_SECONDS or len(self._done) >= self.settings.claim_batch_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Record the buffered completions in one transaction (their files are already stored).
+
+        A predictor that returns outcomes faster than ``_BUFFER_BELOW_SECONDS`` apart has them
+        buffered until its micro-batch ends; a slower one has each recorded at once, so progress
+        stays live for real predictors and a fast one does not pay a commit per job.
+        """
+        items, self._done = self._done, []
+        if not items:
             return
-        self._log("complete", job=claim.job_id, attempt=claim.attempt, seconds=f"{wall_seconds:.3f}")
-        if finished.parent_finished and claim.batch_parent_id:
-            self._aggregate(claim.batch_parent_id)
+        results = self._db_retry(lambda: self.manager.complete_many(items, self.worker_id))
+        aggregate = set()
+        for (claim, _, wall_seconds, _), finished in zip(items, results):
+            if not finished.applied:
+                self._log("lease_lost", job=claim.job_id, note="result discarded; another attempt owns the job")
+                continue
+            self._log("complete", job=claim.job_id, attempt=claim.attempt, seconds=f"{wall_seconds:.3f}")
+            if finished.parent_finished and claim.batch_parent_id:
+                aggregate.add(claim.batch_parent_id)
+        for batch_id in sorted(aggregate):
+            self._aggregate(batch_id)
 
     def _fail(self, claim: ClaimedJob, code: str, message: str, *, transient: bool) -> None:
         finished = self._db_retry(

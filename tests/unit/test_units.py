@@ -91,6 +91,9 @@ def test_storage_layout_and_atomic_writes(tmp_path: Path) -> None:
     assert list((tmp_path / "r" / "jobs" / "job_a").iterdir()) == [tmp_path / "r" / "jobs" / "job_a" / "results.json"]
     assert store.read_bytes("jobs/job_a/results.json").startswith(b"{")
     assert store.list_files("jobs/none") == []
+    store.delete_dir("jobs/job_a")  # pruned: the next write recreates the folder
+    store.write_json("jobs/job_a/results.json", {"x": 2})
+    assert store.read_bytes("jobs/job_a/results.json").startswith(b"{")
     with pytest.raises(NotFound):
         store.job_dir("../etc")
     assert not is_safe_file_name("../x") and not is_safe_file_name(".hidden") and is_safe_file_name("poses.sdf")

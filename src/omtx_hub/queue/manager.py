@@ -437,6 +437,52 @@ class QueueManager:
                         "wall_seconds": wall_seconds, "accelerator_seconds": accelerator_seconds},
             )  # fmt: skip
 
+    def complete_many(
+        self, items: Sequence[tuple[ClaimedJob, dict[str, Any], float | None, float | None]], worker_id: str
+    ) -> list[Finished]:
+        """Complete several jobs in one transaction: (job, results, wall_seconds, accelerator_seconds).
+
+        Each job keeps its own guard (status, worker, attempt); the parents' counters move once per
+        parent. This is what lets a fast predictor's micro-batch cost one commit instead of one per job.
+        """
+        if not items:
+            return []
+        now = self.clock()
+        out: list[Finished] = []
+        moves: dict[str, int] = {}
+        events: list[dict[str, Any]] = []
+        with self._write() as conn:
+            for job, results, wall, accel in items:
+                row = conn.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.job_id == job.job_id, jobs.c.status == RUNNING, jobs.c.worker_id == worker_id,
+                           jobs.c.attempts == job.attempt)
+                    .values(status=COMPLETED, results=results, error=None, completed_at=now, lease_expires_at=None,
+                            wall_seconds=wall, accelerator_seconds=accel)
+                    .returning(jobs.c.batch_parent_id)
+                ).first()  # fmt: skip
+                if row is None:
+                    out.append(Finished(applied=False))
+                    continue
+                events.append({"job_id": job.job_id, "from_status": RUNNING, "to_status": COMPLETED, "at": now,
+                               "worker_id": worker_id, "attempt": job.attempt, "reason": "completed"})  # fmt: skip
+                if row.batch_parent_id is not None:
+                    moves[row.batch_parent_id] = moves.get(row.batch_parent_id, 0) + 1
+                out.append(Finished(applied=True, status=COMPLETED))
+            if events:
+                conn.execute(job_events.insert(), events)
+            finished = {
+                parent: self._shift_parent(conn, parent, Counter({(RUNNING, COMPLETED): n}), now)
+                for parent, n in sorted(moves.items())
+            }
+        if any(finished.values()):
+            out = [
+                Finished(applied=f.applied, status=f.status, parent_finished=finished.get(job.batch_parent_id or ""))
+                if f.applied else f
+                for f, (job, *_rest) in zip(out, items)
+            ]  # fmt: skip
+        return out
+
     def fail(self, job: ClaimedJob, worker_id: str, *, code: str, message: str, transient: bool) -> Finished:
         now = self.clock()
         with self._write() as conn:
