@@ -46,6 +46,16 @@ def environment(tmp: Path, database_url: str) -> dict[str, str]:
     }  # fmt: skip
 
 
+def prepare(postgres_url: str, tmp: Path) -> tuple[dict[str, str], Path, sa.Engine, QueueManager]:
+    """Environment for the hub's processes, a log folder, and a migrated database with its manager."""
+    env = environment(tmp, postgres_url)
+    logs = tmp / "logs"
+    logs.mkdir()
+    subprocess.run([str(BIN / "omtx-hub"), "db", "migrate"], env=env, check=True, capture_output=True)
+    engine = create_db_engine(postgres_url)
+    return env, logs, engine, QueueManager(engine)
+
+
 def start_worker(env: dict[str, str], logs: Path, n: int) -> subprocess.Popen[bytes]:
     with open(logs / f"worker-{n}.log", "wb") as out:  # the child keeps its own copy of the descriptor
         return subprocess.Popen([str(BIN / "omtx-hub"), "worker", "--predictor", "test", "--grace-seconds", "2"],
@@ -100,12 +110,7 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
 
 def test_workers_killed_at_random_lose_nothing(postgres_url: str, tmp_path: Path) -> None:
     """1,000 jobs, 4 worker processes, one SIGKILLed every 1.5–2.5 s and replaced."""
-    env = environment(tmp_path, postgres_url)
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    engine = create_db_engine(postgres_url)
-    subprocess.run([str(BIN / "omtx-hub"), "db", "migrate"], env=env, check=True, capture_output=True)
-    manager = QueueManager(engine)
+    env, logs, engine, manager = prepare(postgres_url, tmp_path)
     batch_id = submit(manager, 1000, delay_max_seconds=0.06)
     workers = [start_worker(env, logs, i) for i in range(4)]
     started = len(workers)
@@ -165,12 +170,7 @@ def test_database_restart_mid_screen(postgres_url: str, tmp_path: Path) -> None:
     pg = _pg_ctl()
     if pg is None:
         pytest.skip("needs root and pg_ctlcluster to stop and start the local PostgreSQL")
-    env = environment(tmp_path, postgres_url)
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    engine = create_db_engine(postgres_url)
-    subprocess.run([str(BIN / "omtx-hub"), "db", "migrate"], env=env, check=True, capture_output=True)
-    manager = QueueManager(engine)
+    env, logs, engine, manager = prepare(postgres_url, tmp_path)
     batch_id = submit(manager, 300, delay_max_seconds=0.08)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
