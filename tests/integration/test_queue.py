@@ -104,11 +104,11 @@ def test_guarded_completion_is_exactly_once(hub: Hub) -> None:
 
 def test_heartbeat_keeps_a_lease_alive(hub: Hub) -> None:
     m = hub.manager
-    m.lease_seconds = 0.4
+    m.lease_seconds = 2.0
     m.submit_job(single())
     (claim,) = m.claim("w1", ["test"])
-    for _ in range(4):
-        time.sleep(0.2)
+    for _ in range(5):  # 2.5 s in all: longer than the lease, kept alive by the heartbeats
+        time.sleep(0.5)
         assert m.heartbeat("w1", [claim.job_id]) == set()
         assert m.reap_expired() == 0
     assert m.complete(claim, "w1", {}).applied
@@ -154,16 +154,16 @@ def test_two_workers_racing_never_share_a_job(hub: Hub) -> None:
 
 def test_transient_failure_backs_off_then_fails_after_max_attempts(hub: Hub) -> None:
     m = hub.manager
-    m.retry_policy = type(m.retry_policy)(base_seconds=0.3, max_delay_seconds=10)
+    m.retry_policy = type(m.retry_policy)(base_seconds=0.6, max_delay_seconds=10)
     jid = m.submit_job(single()).record["job_id"]
     (c1,) = m.claim("w1", ["test"])
     assert m.fail(c1, "w1", code="oom", message="out of memory", transient=True).status == "pending"
     assert m.claim("w1", ["test"]) == []  # run_after is in the future
-    time.sleep(0.35)
+    time.sleep(0.65)
     (c2,) = m.claim("w1", ["test"])
     assert c2.attempt == 2
     m.fail(c2, "w1", code="oom", message="out of memory", transient=True)
-    time.sleep(0.65)
+    time.sleep(1.25)
     (c3,) = m.claim("w1", ["test"])
     assert m.fail(c3, "w1", code="oom", message="out of memory", transient=True).status == "failed"
     record = m.get(jid)
