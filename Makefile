@@ -41,6 +41,8 @@ serve: install
 
 bench: install
 	$(BIN)/python bench/hub_core.py
+	$(BIN)/python bench/submit_large.py
+	$(BIN)/python bench/control_plane.py
 	$(BIN)/python bench/vina_overhead.py
 	$(BIN)/python bench/vina_redock.py
 

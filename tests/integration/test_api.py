@@ -220,3 +220,19 @@ def test_health_ready_metrics_docs(api: ApiClient, admin_api: ApiClient, worker:
     schema = api.get("/openapi.json").json()
     assert "/api/v1/jobs/predict/batch" in schema["paths"]
     assert api.get("/docs").status_code == 200
+
+
+def test_batch_from_an_uploaded_ligand_file(api: ApiClient) -> None:
+    csv_text = "name,smiles\naspirin,CC(=O)Oc1ccccc1C(=O)O\nethanol,CCO\nbroken,C1CC\n"
+    form = {"batch_name": "upload", "protein_sequence": SEQ, "params": "{}", "skip_invalid": "true"}
+    r = api.post("/api/v1/jobs/predict/batch/upload", data=form, files={"file": ("l.csv", csv_text.encode())})
+    assert r.status_code == 202, r.text
+    assert r.json()["total"] == 2 and [s["name"] for s in r.json()["skipped"]] == ["broken"]
+    strict = api.post("/api/v1/jobs/predict/batch/upload", data={**form, "skip_invalid": "false"},
+                      files={"file": ("l.csv", csv_text.encode())})  # fmt: skip
+    assert strict.status_code == 422 and error(strict)["code"] == "invalid_ligands"
+    bad_file = api.post("/api/v1/jobs/predict/batch/upload", data=form, files={"file": ("l.csv", b"a,b\n1,2\n")})
+    assert error(bad_file)["code"] == "invalid_ligand_file"
+    bad_params = api.post("/api/v1/jobs/predict/batch/upload", data={**form, "params": "{nope"},
+                          files={"file": ("l.csv", csv_text.encode())})  # fmt: skip
+    assert error(bad_params)["code"] == "invalid_params"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from omtx_hub.api.schemas import (
     ERROR_RESPONSES,
@@ -27,10 +31,11 @@ from omtx_hub.api.views import (
     status_view,
     summary_view,
 )
-from omtx_hub.domain import ACTIVE, JobType
-from omtx_hub.errors import NotFound
 from omtx_hub.auth import Limits
+from omtx_hub.domain import ACTIVE, JobType
+from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge
 from omtx_hub.hub import Hub
+from omtx_hub.ligand_files import read_ligands
 from omtx_hub.storage import is_safe_file_name
 from omtx_hub.submission import build_batch_submission, build_job_submission
 
@@ -83,6 +88,10 @@ def submit_job(body: PredictRequest, request: Request) -> Any:
 
 @router.post("/predict/batch", status_code=202, response_model=BatchSubmitted, summary="Submit a batch screen")
 def submit_batch(body: BatchRequest, request: Request) -> Any:
+    return _submit_batch(request, body, [(lig.name, lig.smiles) for lig in body.ligands])
+
+
+def _submit_batch(request: Request, body: BatchRequest, ligands: list[tuple[str, str]]) -> Any:
     hub, owner, limits = _submitter(request)
     sub = build_batch_submission(
         hub.settings,
@@ -92,7 +101,7 @@ def submit_batch(body: BatchRequest, request: Request) -> Any:
         target=hub.targets.get(body.target_id, scope_of(request)) if body.target_id else None,
         batch_name=body.batch_name,
         protein_sequence=body.protein_sequence,
-        ligands=[(lig.name, lig.smiles) for lig in body.ligands],
+        ligands=ligands,
         predictor=body.predictor,
         params=body.params,
         max_concurrent=body.max_concurrent,
@@ -105,6 +114,51 @@ def submit_batch(body: BatchRequest, request: Request) -> Any:
     content = {"batch_id": r["job_id"], "job_id": r["job_id"], "status": r["status"], "total": r["n_total"],
                "skipped": r["input"].get("skipped", []), "created_at": iso(r["created_at"])}  # fmt: skip
     return JSONResponse(status_code=202 if result.created else 200, content=content)
+
+
+@router.post("/predict/batch/upload", status_code=202, response_model=BatchSubmitted,
+             summary="Submit a batch screen from a ligand file (.csv, .smi, .sdf)")  # fmt: skip
+async def submit_batch_file(
+    request: Request,
+    file: Annotated[UploadFile, File(description="Ligands: CSV with a smiles column, SMILES file, or SDF.")],
+    batch_name: Annotated[str, Form()],
+    protein_sequence: Annotated[str | None, Form()] = None,
+    target_id: Annotated[str | None, Form()] = None,
+    predictor: Annotated[str | None, Form()] = None,
+    params: Annotated[str, Form(description="Predictor parameters as a JSON object.")] = "{}",
+    max_concurrent: Annotated[int | None, Form(ge=1)] = None,
+    priority: Annotated[int, Form(ge=-100, le=100)] = 0,
+    skip_invalid: Annotated[bool, Form()] = False,
+    idempotency_key: Annotated[str | None, Form(max_length=200)] = None,
+) -> Any:
+    hub = _hub(request)
+    try:
+        parsed_params = json.loads(params)
+    except ValueError as exc:
+        raise InvalidInput("params is not valid JSON", code="invalid_params") from exc
+    if not isinstance(parsed_params, dict):
+        raise InvalidInput("params must be a JSON object", code="invalid_params")
+    ligands = await run_in_threadpool(_read_upload, file, hub.settings.max_upload_bytes)
+    body = BatchRequest(batch_name=batch_name, protein_sequence=protein_sequence, target_id=target_id,
+                        ligands=[], predictor=predictor, params=parsed_params, max_concurrent=max_concurrent,
+                        priority=priority, idempotency_key=idempotency_key, skip_invalid=skip_invalid)  # fmt: skip
+    return await run_in_threadpool(_submit_batch, request, body, ligands)
+
+
+def _read_upload(file: UploadFile, limit: int) -> list[tuple[str, str]]:
+    data = file.file.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"{file.filename}: larger than {limit} bytes (OMTX_MAX_UPLOAD_BYTES)",
+                              code="upload_too_large")  # fmt: skip
+    suffix = Path(file.filename or "ligands.csv").suffix.lower()
+    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
+        tmp.write(data)
+        tmp.flush()
+        try:
+            return read_ligands(Path(tmp.name))
+        except (ValueError, UnicodeDecodeError, OSError) as exc:
+            raise InvalidInput(str(exc).replace(tmp.name, file.filename or "the file"),
+                               code="invalid_ligand_file") from exc  # fmt: skip
 
 
 @router.get("", response_model=JobPage, summary="List jobs and batches, newest first")

@@ -360,6 +360,17 @@ class QueueManager:
             ],
         )  # fmt: skip
 
+    def has_runnable(self, predictors: Iterable[str]) -> bool:
+        """A cheap read (no write lock): is any job of these predictors pending and due?"""
+        with self.read() as conn:
+            row = conn.execute(
+                sa.select(jobs.c.id)
+                .where(jobs.c.status == PENDING, jobs.c.run_after <= self.clock(),
+                       jobs.c.job_type != JobType.BATCH_PARENT.value, jobs.c.predictor.in_(sorted(set(predictors))))
+                .limit(1)
+            ).first()  # fmt: skip
+        return row is not None
+
     # ------------------------------------------------------------------ leases
 
     def heartbeat(self, worker_id: str, job_ids: Sequence[str]) -> set[str]:
