@@ -440,13 +440,8 @@ class QueueManager:
         wall_seconds: float | None = None,
         accelerator_seconds: float | None = None,
     ) -> Finished:
-        now = self.clock()
-        with self._write() as conn:
-            return self._transition(
-                conn, job.job_id, worker_id, job.attempt, COMPLETED, now, reason="completed",
-                values={"results": results, "error": None, "completed_at": now, "lease_expires_at": None,
-                        "wall_seconds": wall_seconds, "accelerator_seconds": accelerator_seconds},
-            )  # fmt: skip
+        """Complete one job (guarded: only the holder of that attempt can)."""
+        return self.complete_many([(job, results, wall_seconds, accelerator_seconds)], worker_id)[0]
 
     def complete_many(
         self, items: Sequence[tuple[ClaimedJob, dict[str, Any], float | None, float | None]], worker_id: str
