@@ -54,6 +54,7 @@ class Limits:
     max_sequence_length: int
     max_heavy_atoms: int
     submissions_per_minute: int
+    max_body_bytes: int
 
 
 LIMIT_NAMES = tuple(Limits.__dataclass_fields__)

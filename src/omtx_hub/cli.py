@@ -629,6 +629,7 @@ def keys_limits(
     max_sequence_length: Annotated[int | None, typer.Option(min=1)] = None,
     max_heavy_atoms: Annotated[int | None, typer.Option(min=1)] = None,
     submissions_per_minute: Annotated[int | None, typer.Option(min=1)] = None,
+    max_body_bytes: Annotated[int | None, typer.Option(min=1024)] = None,
     clear: Annotated[list[str] | None, typer.Option(help="Drop an override (back to the hub's setting).")] = None,
 ) -> None:
     """Show or set per-owner overrides of the hub's limits."""
@@ -636,7 +637,8 @@ def keys_limits(
     changes: dict[str, int | None] = {k: v for k, v in {
         "max_pending_jobs": max_pending_jobs, "max_batch_size": max_batch_size,
         "max_sequence_length": max_sequence_length, "max_heavy_atoms": max_heavy_atoms,
-        "submissions_per_minute": submissions_per_minute}.items() if v is not None}  # fmt: skip
+        "submissions_per_minute": submissions_per_minute, "max_body_bytes": max_body_bytes}.items()
+        if v is not None}  # fmt: skip
     for name in clear or []:
         changes[name] = None
     try:

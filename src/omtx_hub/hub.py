@@ -36,7 +36,7 @@ class Hub:
         s = self.settings
         base = {"max_pending_jobs": s.max_pending_jobs, "max_batch_size": s.max_batch_size,
                 "max_sequence_length": s.max_sequence_length, "max_heavy_atoms": s.max_heavy_atoms,
-                "submissions_per_minute": s.submissions_per_minute}  # fmt: skip
+                "submissions_per_minute": s.submissions_per_minute, "max_body_bytes": s.max_body_bytes}  # fmt: skip
         return Limits(**{**base, **self.keys.owner_limits(owner)})
 
     def close(self) -> None:

@@ -26,7 +26,8 @@ def default_limits(settings: Settings) -> Limits:
     """The hub-wide limits, for callers without an owner override (the library, the benchmarks)."""
     return Limits(max_pending_jobs=settings.max_pending_jobs, max_batch_size=settings.max_batch_size,
                   max_sequence_length=settings.max_sequence_length, max_heavy_atoms=settings.max_heavy_atoms,
-                  submissions_per_minute=settings.submissions_per_minute)  # fmt: skip
+                  submissions_per_minute=settings.submissions_per_minute,
+                  max_body_bytes=settings.max_body_bytes)  # fmt: skip
 
 
 def _check_pending(limits: Limits, pending_jobs: int, new_jobs: int) -> None:

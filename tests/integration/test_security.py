@@ -159,6 +159,10 @@ def test_rate_limit_and_quotas_with_owner_overrides(hub: Hub, app: Any) -> None:
     assert "4 unfinished jobs" in over.json()["error"]["message"]
     hub.keys.set_owner_limits("frank", {"max_pending_jobs": None, "max_batch_size": None})
     assert c.post("/api/v1/jobs/predict/batch", json=batch).status_code == 202
+    hub.keys.set_owner_limits("frank", {"max_body_bytes": 2048})
+    big = {"batch_name": "big", "protein_sequence": SEQ, "ligands": [{"name": f"l{i}", "smiles": "C"} for i in range(90)]}
+    too_big = c.post("/api/v1/jobs/predict/batch", json=big)
+    assert too_big.status_code == 413 and "owner's limit of 2048" in too_big.json()["error"]["message"]
     c.close()
 
 

@@ -58,6 +58,10 @@ def _submitter(request: Request) -> tuple[Hub, str, Limits]:
     hub = _hub(request)
     owner = principal_of(request).owner
     limits = hub.limits_for(owner)
+    size = request.headers.get("content-length", "")
+    if size.isdigit() and int(size) > limits.max_body_bytes:  # the hub-wide ceiling ran before parsing
+        raise PayloadTooLarge(f"request body is larger than this owner's limit of {limits.max_body_bytes} bytes",
+                              code="payload_too_large", details={"limit": limits.max_body_bytes})  # fmt: skip
     hub.rate.hit(owner, limits.submissions_per_minute)
     return hub, owner, limits
 
