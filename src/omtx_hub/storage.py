@@ -19,6 +19,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,7 @@ class ResultStore:
         self.root = root.rstrip("/")
         self._local = isinstance(self.fs, LocalFileSystem)
         self._made: set[str] = set()  # folders this store already created (saves a mkdir per file)
+        self._pool: ThreadPoolExecutor | None = None
         if self._local:
             Path(self.root).mkdir(parents=True, exist_ok=True)
 
@@ -111,8 +113,24 @@ class ResultStore:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
 
+    def write_many(self, files: dict[str, bytes]) -> None:
+        """Write several files at once (in parallel threads: each write mostly waits on the disk or
+        the network). Every file is atomic on its own; raises StorageError if any write failed."""
+        if len(files) < 2:
+            for relpath, data in files.items():
+                self.write_bytes(relpath, data)
+            return
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
+        for future in [self._pool.submit(self.write_bytes, p, d) for p, d in files.items()]:
+            future.result()
+
+    @staticmethod
+    def json_bytes(value: Any) -> bytes:
+        return json.dumps(value, indent=2, sort_keys=True, default=str).encode()
+
     def write_json(self, relpath: str, value: Any) -> None:
-        self.write_bytes(relpath, json.dumps(value, indent=2, sort_keys=True, default=str).encode())
+        self.write_bytes(relpath, self.json_bytes(value))
 
     # reading --------------------------------------------------------------
 

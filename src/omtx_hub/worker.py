@@ -280,18 +280,18 @@ class Worker:
         directory = self.store.job_dir(claim.job_id, claim.batch_parent_id)
         files = sorted(outcome.files)
         try:
-            for name in files:
-                if not is_safe_file_name(name):
-                    raise StorageError(f"predictor produced a file with an unsafe name: {name!r}")
-                self.store.write_bytes(f"{directory}/{name}", outcome.files[name])
-            self.store.write_json(f"{directory}/input.json", _input_document(claim))
-            self.store.write_json(
-                f"{directory}/results.json",
-                {"job_id": claim.job_id, "predictor": claim.predictor, "status": "completed",
-                 "attempt": claim.attempt, "worker_id": self.worker_id, "wall_seconds": wall_seconds,
-                 "accelerator_seconds": outcome.accelerator_seconds, "results": outcome.results,
-                 "files": ["input.json", "results.json", *files]},
-            )  # fmt: skip
+            unsafe = [name for name in files if not is_safe_file_name(name)]
+            if unsafe:
+                raise StorageError(f"predictor produced files with unsafe names: {unsafe!r}")
+            document = {"job_id": claim.job_id, "predictor": claim.predictor, "status": "completed",
+                        "attempt": claim.attempt, "worker_id": self.worker_id, "wall_seconds": wall_seconds,
+                        "accelerator_seconds": outcome.accelerator_seconds, "results": outcome.results,
+                        "files": ["input.json", "results.json", *files]}  # fmt: skip
+            self.store.write_many({
+                **{f"{directory}/{name}": outcome.files[name] for name in files},
+                f"{directory}/input.json": self.store.json_bytes(_input_document(claim)),
+                f"{directory}/results.json": self.store.json_bytes(document),
+            })  # fmt: skip
         except StorageError as exc:
             self._fail(claim, "storage_error", exc.message, transient=True)
             return
