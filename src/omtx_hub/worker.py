@@ -311,7 +311,7 @@ class Worker:
             return
         results = self._db_retry(lambda: self.manager.complete_many(items, self.worker_id))
         aggregate = set()
-        for (claim, _, wall_seconds, _), finished in zip(items, results):
+        for (claim, _, wall_seconds, _), finished in zip(items, results, strict=True):
             if not finished.applied:
                 self._log("lease_lost", job=claim.job_id, note="result discarded; another attempt owns the job")
                 continue
@@ -410,9 +410,8 @@ def _worker_main(settings_json: str, predictor_names: list[str] | None, grace_se
 
     from omtx_hub.errors import PredictorUnavailable
     from omtx_hub.hub import open_hub
-    from omtx_hub.registry import available_predictors, load_predictor
-
     from omtx_hub.logs import setup_logging
+    from omtx_hub.registry import available_predictors, load_predictor
 
     settings = Settings.model_validate_json(settings_json)
     setup_logging(settings.log_format)

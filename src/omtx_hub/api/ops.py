@@ -60,7 +60,7 @@ class QueueCollector:
             seconds.add_metric([predictor], total)
         yield seconds
         cumulative, total, count = self.manager.duration_histogram(DURATION_BUCKETS)
-        buckets = [(str(b), c) for b, c in zip(DURATION_BUCKETS, cumulative)] + [("+Inf", count)]
+        buckets = [(str(b), c) for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)] + [("+Inf", count)]
         yield HistogramMetricFamily(
             "omtx_job_duration_seconds", "Run time of completed jobs (claim to completion)",
             buckets=buckets, sum_value=total,

@@ -485,7 +485,7 @@ class QueueManager:
             out = [
                 Finished(applied=f.applied, status=f.status, parent_finished=finished.get(job.batch_parent_id or ""))
                 if f.applied else f
-                for f, (job, *_rest) in zip(out, items)
+                for f, (job, *_rest) in zip(out, items, strict=True)
             ]  # fmt: skip
         return out
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 from typing import Any
-
-import secrets
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
