@@ -516,8 +516,13 @@ def demo(
     if key is None:
         err.print("[red]error:[/red] keys exist but no local key file; set OMTX_API_KEY to an admin key")
         raise typer.Exit(2)
+    try:
+        server = BackgroundServer(hub, settings.host, port).start()
+    except RuntimeError as exc:
+        err.print(f"[red]error:[/red] {exc}; choose another with --port")
+        hub.close()
+        raise typer.Exit(1) from exc
     worker = WorkerProcess(settings, ["vina"]).start()
-    server = BackgroundServer(hub, settings.host, port).start()
     data = Path(str(files("omtx_hub.demo")))
     console.print(f"OMTX-Hub running at {server.url} (data in {settings.home.resolve()})")
     try:
