@@ -522,7 +522,7 @@ def demo(
         err.print(f"[red]error:[/red] {exc}; choose another with --port")
         hub.close()
         raise typer.Exit(1) from exc
-    worker = WorkerProcess(settings, ["vina"]).start()
+    worker = WorkerProcess(settings, ["vina"], log_level="WARNING").start()  # the progress bar speaks
     data = Path(str(files("omtx_hub.demo")))
     console.print(f"OMTX-Hub running at {server.url} (data in {settings.home.resolve()})")
     try:

@@ -376,13 +376,20 @@ class WorkerProcess:
     would freeze the API in the same process, and Boltz changes process-wide settings.
     """
 
-    def __init__(self, settings: Settings, predictor_names: Sequence[str] | None = None, grace_seconds: float = 10.0):
+    def __init__(
+        self,
+        settings: Settings,
+        predictor_names: Sequence[str] | None = None,
+        grace_seconds: float = 10.0,
+        log_level: str = "INFO",
+    ):
         import multiprocessing
 
         self.grace_seconds = grace_seconds
         self._process = multiprocessing.get_context("spawn").Process(
             target=_worker_main,
-            args=(settings.model_dump_json(), list(predictor_names) if predictor_names else None, grace_seconds),
+            args=(settings.model_dump_json(), list(predictor_names) if predictor_names else None, grace_seconds,
+                  log_level),
             name="omtx-worker",
             daemon=False,
         )
@@ -404,7 +411,7 @@ class WorkerProcess:
             self._process.join(5)
 
 
-def _worker_main(settings_json: str, predictor_names: list[str] | None, grace_seconds: float) -> None:
+def _worker_main(settings_json: str, predictor_names: list[str] | None, grace_seconds: float, log_level: str) -> None:
     import signal
     import sys
 
@@ -414,7 +421,7 @@ def _worker_main(settings_json: str, predictor_names: list[str] | None, grace_se
     from omtx_hub.registry import available_predictors, load_predictor
 
     settings = Settings.model_validate_json(settings_json)
-    setup_logging(settings.log_format)
+    setup_logging(settings.log_format, log_level)
     predictors: dict[str, Predictor] = {}
     for name in predictor_names or sorted(available_predictors(settings)):
         try:
