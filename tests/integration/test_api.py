@@ -236,3 +236,15 @@ def test_batch_from_an_uploaded_ligand_file(api: ApiClient) -> None:
     bad_params = api.post("/api/v1/jobs/predict/batch/upload", data={**form, "params": "{nope"},
                           files={"file": ("l.csv", csv_text.encode())})  # fmt: skip
     assert error(bad_params)["code"] == "invalid_params"
+
+
+def test_ligand_file_parsing_for_the_ui(api: ApiClient) -> None:
+    from pathlib import Path
+
+    sdf = (Path(__file__).parents[1] / "support" / "two.sdf").read_bytes()
+    r = api.post("/api/v1/ligands/parse", files={"file": ("two.sdf", sdf)})
+    assert r.status_code == 200 and r.json() == {"ligands": [{"name": "ethanol", "smiles": "CCO"},
+                                                             {"name": "ligand_2", "smiles": "C"}], "count": 2}  # fmt: skip
+    empty = api.post("/api/v1/ligands/parse", files={"file": ("empty.sdf", b"")})
+    assert empty.status_code == 422 and error(empty)["code"] == "invalid_ligand_file"
+    assert "empty.sdf" in error(empty)["message"] and "/tmp" not in error(empty)["message"]

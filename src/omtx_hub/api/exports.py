@@ -9,18 +9,18 @@ import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from omtx_hub.api.schemas import ERROR_RESPONSES
 from omtx_hub.api.security import authenticate, scope_of
+from omtx_hub.api.uploads import read_ligand_upload
 from omtx_hub.domain import JobType
-from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge
+from omtx_hub.errors import NotFound
 from omtx_hub.hub import Hub
-from omtx_hub.ligand_files import read_ligands
 
 __all__ = ["router"]
 
@@ -98,17 +98,5 @@ def export_structures(batch_id: str, request: Request) -> StreamingResponse:
 @router.post("/api/v1/ligands/parse", summary="Read a ligand file (.csv, .smi, .sdf) into names and SMILES")
 async def parse_ligands(request: Request, file: Annotated[UploadFile, File()]) -> Any:
     hub: Hub = request.app.state.hub
-    data = await file.read(hub.settings.max_upload_bytes + 1)
-    if len(data) > hub.settings.max_upload_bytes:
-        raise PayloadTooLarge(f"{file.filename}: larger than {hub.settings.max_upload_bytes} bytes",
-                              code="upload_too_large")  # fmt: skip
-    suffix = Path(file.filename or "ligands").suffix.lower()
-    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-        tmp.write(data)
-        tmp.flush()
-        try:
-            ligands = read_ligands(Path(tmp.name))
-        except (ValueError, UnicodeDecodeError, OSError) as exc:
-            message = str(exc).replace(tmp.name, file.filename or "the file")
-            raise InvalidInput(message, code="invalid_ligand_file") from exc
+    ligands = await run_in_threadpool(read_ligand_upload, file, hub.settings.max_upload_bytes)
     return {"ligands": [{"name": n, "smiles": s} for n, s in ligands], "count": len(ligands)}

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -22,6 +20,7 @@ from omtx_hub.api.schemas import (
     PredictRequest,
 )
 from omtx_hub.api.security import authenticate, principal_of, scope_of
+from omtx_hub.api.uploads import read_ligand_upload
 from omtx_hub.api.views import (
     child_view,
     decode_cursor,
@@ -35,7 +34,6 @@ from omtx_hub.auth import Limits
 from omtx_hub.domain import ACTIVE, JobType
 from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge
 from omtx_hub.hub import Hub
-from omtx_hub.ligand_files import read_ligands
 from omtx_hub.storage import is_safe_file_name
 from omtx_hub.submission import build_batch_submission, build_job_submission
 
@@ -142,27 +140,11 @@ async def submit_batch_file(
         raise InvalidInput("params is not valid JSON", code="invalid_params") from exc
     if not isinstance(parsed_params, dict):
         raise InvalidInput("params must be a JSON object", code="invalid_params")
-    ligands = await run_in_threadpool(_read_upload, file, hub.settings.max_upload_bytes)
+    ligands = await run_in_threadpool(read_ligand_upload, file, hub.settings.max_upload_bytes)
     body = BatchRequest(batch_name=batch_name, protein_sequence=protein_sequence, target_id=target_id,
                         ligands=[], predictor=predictor, params=parsed_params, max_concurrent=max_concurrent,
                         priority=priority, idempotency_key=idempotency_key, skip_invalid=skip_invalid)  # fmt: skip
     return await run_in_threadpool(_submit_batch, request, body, ligands)
-
-
-def _read_upload(file: UploadFile, limit: int) -> list[tuple[str, str]]:
-    data = file.file.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLarge(f"{file.filename}: larger than {limit} bytes (OMTX_MAX_UPLOAD_BYTES)",
-                              code="upload_too_large")  # fmt: skip
-    suffix = Path(file.filename or "ligands.csv").suffix.lower()
-    with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
-        tmp.write(data)
-        tmp.flush()
-        try:
-            return read_ligands(Path(tmp.name))
-        except (ValueError, UnicodeDecodeError, OSError) as exc:
-            raise InvalidInput(str(exc).replace(tmp.name, file.filename or "the file"),
-                               code="invalid_ligand_file") from exc  # fmt: skip
 
 
 @router.get("", response_model=JobPage, summary="List jobs and batches, newest first")
