@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -20,7 +19,7 @@ from omtx_hub.api.schemas import (
     PredictRequest,
 )
 from omtx_hub.api.security import authenticate, principal_of, scope_of
-from omtx_hub.api.uploads import read_ligand_upload
+from omtx_hub.api.uploads import json_object_field, read_ligand_upload
 from omtx_hub.api.views import (
     child_view,
     decode_cursor,
@@ -32,7 +31,7 @@ from omtx_hub.api.views import (
 )
 from omtx_hub.auth import Limits
 from omtx_hub.domain import ACTIVE, JobType
-from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge
+from omtx_hub.errors import NotFound, PayloadTooLarge
 from omtx_hub.hub import Hub
 from omtx_hub.storage import is_safe_file_name
 from omtx_hub.submission import build_batch_submission, build_job_submission
@@ -134,12 +133,7 @@ async def submit_batch_file(
     idempotency_key: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Any:
     hub = _hub(request)
-    try:
-        parsed_params = json.loads(params)
-    except ValueError as exc:
-        raise InvalidInput("params is not valid JSON", code="invalid_params") from exc
-    if not isinstance(parsed_params, dict):
-        raise InvalidInput("params must be a JSON object", code="invalid_params")
+    parsed_params = json_object_field(params, "params", "invalid_params")
     ligands = await run_in_threadpool(read_ligand_upload, file, hub.settings.max_upload_bytes)
     body = BatchRequest(batch_name=batch_name, protein_sequence=protein_sequence, target_id=target_id,
                         ligands=[], predictor=predictor, params=parsed_params, max_concurrent=max_concurrent,

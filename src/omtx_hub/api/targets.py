@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
 
 from omtx_hub.api.schemas import ERROR_RESPONSES
 from omtx_hub.api.security import authenticate, principal_of, scope_of
+from omtx_hub.api.uploads import json_object_field, read_upload
 from omtx_hub.api.views import decode_cursor, encode_cursor, iso
-from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge
+from omtx_hub.errors import NotFound
 from omtx_hub.hub import Hub
 
 __all__ = ["router"]
@@ -33,14 +34,6 @@ def _view(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _read(upload: UploadFile, limit: int) -> bytes:
-    data = await upload.read(limit + 1)
-    if len(data) > limit:
-        raise PayloadTooLarge(f"{upload.filename}: larger than {limit} bytes (OMTX_MAX_UPLOAD_BYTES)",
-                              code="upload_too_large")  # fmt: skip
-    return data
-
-
 @router.post("", status_code=201, summary="Create a docking target (receptor file + binding site)")
 async def create_target(
     request: Request,
@@ -50,15 +43,10 @@ async def create_target(
     reference_ligand: Annotated[UploadFile | None, File(description="Reference ligand pose, .sdf.")] = None,
 ) -> Any:
     hub: Hub = request.app.state.hub
-    try:
-        site = json.loads(binding_site)
-    except ValueError as exc:
-        raise InvalidInput("binding_site is not valid JSON", code="invalid_binding_site") from exc
-    if not isinstance(site, dict):
-        raise InvalidInput("binding_site must be a JSON object", code="invalid_binding_site")
+    site = json_object_field(binding_site, "binding_site", "invalid_binding_site")
     limit = hub.settings.max_upload_bytes
-    receptor_data = await _read(receptor, limit)
-    ref_data = await _read(reference_ligand, limit) if reference_ligand is not None else None
+    receptor_data = await run_in_threadpool(read_upload, receptor, limit)
+    ref_data = await run_in_threadpool(read_upload, reference_ligand, limit) if reference_ligand else None
     record = hub.create_target(
         owner=principal_of(request).owner,
         name=name, receptor=receptor_data, receptor_filename=receptor.filename or "receptor",

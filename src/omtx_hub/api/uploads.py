@@ -1,24 +1,44 @@
-"""Uploaded ligand files: size-limited, parsed by the same readers as the CLI (never executed)."""
+"""Multipart uploads: size-limited files, JSON form fields, ligand files parsed by the CLI's readers
+(nothing uploaded is ever executed)."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from fastapi import UploadFile
 
 from omtx_hub.errors import InvalidInput, PayloadTooLarge
 from omtx_hub.ligand_files import read_ligands
 
-__all__ = ["read_ligand_upload"]
+__all__ = ["json_object_field", "read_ligand_upload", "read_upload"]
 
 
-def read_ligand_upload(file: UploadFile, limit: int) -> list[tuple[str, str]]:
-    """(name, smiles) pairs of an uploaded .csv/.smi/.sdf; 413 over ``limit`` bytes, 422 if unreadable."""
+def read_upload(file: UploadFile, limit: int) -> bytes:
+    """The uploaded bytes; 413 ``upload_too_large`` over ``limit`` (blocking: run it in a thread)."""
     data = file.file.read(limit + 1)
     if len(data) > limit:
         raise PayloadTooLarge(f"{file.filename}: larger than {limit} bytes (OMTX_MAX_UPLOAD_BYTES)",
                               code="upload_too_large")  # fmt: skip
+    return data
+
+
+def json_object_field(text: str, field: str, code: str) -> dict[str, Any]:
+    """A form field that must hold a JSON object; 422 with ``code`` otherwise."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} is not valid JSON", code=code) from exc
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{field} must be a JSON object", code=code)
+    return value
+
+
+def read_ligand_upload(file: UploadFile, limit: int) -> list[tuple[str, str]]:
+    """(name, smiles) pairs of an uploaded .csv/.smi/.sdf; 413 over ``limit`` bytes, 422 if unreadable."""
+    data = read_upload(file, limit)
     suffix = Path(file.filename or "ligands.csv").suffix.lower()
     with tempfile.NamedTemporaryFile(suffix=suffix) as tmp:
         tmp.write(data)
