@@ -217,20 +217,25 @@ class Worker:
                 self._fail(claim, "predictor_crashed", f"{type(exc).__name__}: {exc}", transient=True)
             pending.clear()
         finally:
-            self._flush()
-            for claim in pending.values():  # the predictor stopped early
-                if self._grace_deadline is not None and time.monotonic() > self._grace_deadline:
-                    self.manager.release(claim, self.worker_id)
-                    self._log("release", job=claim.job_id)
-                elif self.should_stop(claim.job_id):
-                    self.manager.stopped(claim, self.worker_id)
-                    self._log("cancelled", job=claim.job_id)
-                else:
-                    self._fail(claim, "no_outcome", "the predictor returned no result for this job", transient=True)
-            with self._lock:
-                self._active -= ids
-                self._to_stop -= ids
-            shutil.rmtree(run_dir, ignore_errors=True)
+            try:
+                self._flush()
+                for claim in pending.values():  # the predictor stopped early
+                    if self._grace_deadline is not None and time.monotonic() > self._grace_deadline:
+                        self.manager.release(claim, self.worker_id)
+                        self._log("release", job=claim.job_id)
+                    elif self.should_stop(claim.job_id):
+                        self.manager.stopped(claim, self.worker_id)
+                        self._log("cancelled", job=claim.job_id)
+                    else:
+                        self._fail(claim, "no_outcome", "the predictor returned no result for this job",
+                                   transient=True)
+            finally:
+                # Whatever happened above (the database may be down past a lease), stop renewing these
+                # leases: a job this worker could not finish must expire and go back to the queue.
+                with self._lock:
+                    self._active -= ids
+                    self._to_stop -= ids
+                shutil.rmtree(run_dir, ignore_errors=True)
 
     def _prepare(self, predictor: Predictor, target: Target) -> tuple[Target, TargetArtifacts]:
         """Per-target work, once per worker: kept in memory, and shared through ``cache/targets/{key}/``.

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,14 +47,20 @@ def environment(tmp: Path, database_url: str) -> dict[str, str]:
     }  # fmt: skip
 
 
-def prepare(postgres_url: str, tmp: Path) -> tuple[dict[str, str], Path, sa.Engine, QueueManager]:
-    """Environment for the hub's processes, a log folder, and a migrated database with its manager."""
-    env = environment(tmp, postgres_url)
-    logs = tmp / "logs"
+Chaos = tuple[dict[str, str], Path, sa.Engine, QueueManager]
+
+
+@pytest.fixture
+def chaos(postgres_url: str, tmp_path: Path) -> Iterator[Chaos]:
+    """Environment for the hub's processes, a log folder, and a migrated database with its manager;
+    the engine is disposed even when the test fails (no connection outlives it)."""
+    env = environment(tmp_path, postgres_url)
+    logs = tmp_path / "logs"
     logs.mkdir()
     subprocess.run([str(BIN / "omtx-hub"), "db", "migrate"], env=env, check=True, capture_output=True)
     engine = create_db_engine(postgres_url)
-    return env, logs, engine, QueueManager(engine)
+    yield env, logs, engine, QueueManager(engine)
+    engine.dispose()
 
 
 def start_worker(env: dict[str, str], logs: Path, n: int) -> subprocess.Popen[bytes]:
@@ -108,9 +115,9 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_workers_killed_at_random_lose_nothing(postgres_url: str, tmp_path: Path) -> None:
+def test_workers_killed_at_random_lose_nothing(chaos: Chaos, tmp_path: Path) -> None:
     """1,000 jobs, 4 worker processes, one SIGKILLed every 1.5–2.5 s and replaced."""
-    env, logs, engine, manager = prepare(postgres_url, tmp_path)
+    env, logs, engine, manager = chaos
     batch_id = submit(manager, 1000, delay_max_seconds=0.06)
     workers = [(start_worker(env, logs, i), time.monotonic()) for i in range(4)]
     started = len(workers)
@@ -160,7 +167,6 @@ def test_workers_killed_at_random_lose_nothing(postgres_url: str, tmp_path: Path
                    lease_seconds=3.0)  # fmt: skip
     assert len(kills) >= 2 and lost_events  # the monkey did kill busy workers, and their jobs came back
     _report("chaos_kills", figures)
-    engine.dispose()
 
 
 def _pg_ctl() -> list[str] | None:
@@ -170,11 +176,11 @@ def _pg_ctl() -> list[str] | None:
     return ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
 
 
-def test_database_restart_mid_screen(postgres_url: str, tmp_path: Path) -> None:
+def test_database_restart_mid_screen(chaos: Chaos, tmp_path: Path) -> None:
     pg = _pg_ctl()
     if pg is None:
         pytest.skip("needs root and pg_ctlcluster to stop and start the local PostgreSQL")
-    env, logs, engine, manager = prepare(postgres_url, tmp_path)
+    env, logs, engine, manager = chaos
     batch_id = submit(manager, 300, delay_max_seconds=0.08)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -213,7 +219,6 @@ def test_database_restart_mid_screen(postgres_url: str, tmp_path: Path) -> None:
             p.wait(timeout=30)
     figures.update(check_invariants(engine, manager, tmp_path / "results", batch_id, 300))
     _report("chaos_pg_restart", figures)
-    engine.dispose()
 
 
 def _status(url: str) -> int | None:
