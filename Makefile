@@ -10,7 +10,9 @@ VIEWER := src/omtx_hub/web/static/vendor/3Dmol-min.js
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[vina,s3,test]'
+	# PyTorch first, pinned: boltz-community needs torch, and an unpinned one would pull a CUDA build
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e '.[vina,s3,boltz,test]'
 	touch $(STAMP)
 
 # The 3D viewer (3Dmol.js) comes from the npm registry at install time; the UI never uses a CDN.

@@ -8,13 +8,13 @@ Plugins without a schema here get their params checked by the predictor itself (
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from omtx_hub.errors import InvalidInput
 
-__all__ = ["PARAM_MODELS", "VinaParams", "validate_params"]
+__all__ = ["PARAM_MODELS", "Boltz2Params", "VinaParams", "validate_params"]
 
 
 class VinaParams(BaseModel):
@@ -28,7 +28,30 @@ class VinaParams(BaseModel):
     protonate: bool = Field(True, description="Set the protonation state at `ph`; false docks the SMILES as given.")
 
 
-PARAM_MODELS: dict[str, type[BaseModel]] = {"vina": VinaParams}
+class Boltz2Params(BaseModel):
+    """Boltz-2 options, each mapped to the ``boltz predict`` option of the same name (defaults: boltz's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    recycling_steps: int = Field(3, ge=0, le=20, description="Trunk recycling steps.")
+    sampling_steps: int = Field(200, ge=1, le=1000, description="Diffusion sampling steps of the structure.")
+    diffusion_samples: int = Field(1, ge=1, le=25, description="Structures sampled; the best by confidence is model 0.")
+    step_scale: float = Field(1.5, gt=0, le=5, description="Diffusion step scale (temperature); lower = more diverse.")
+    affinity: bool = Field(True, description="Predict binding affinity (ligand chain B as the binder).")
+    sampling_steps_affinity: int = Field(200, ge=1, le=1000, description="Diffusion steps of the affinity pass.")
+    diffusion_samples_affinity: int = Field(5, ge=1, le=25, description="Samples of the affinity pass.")
+    affinity_mw_correction: bool = Field(False, description="Apply boltz's molecular-weight correction to affinity.")
+    use_potentials: bool = Field(False, description="Inference-time physical potentials (steering); slower.")
+    seed: int = Field(42, ge=0, le=2**31 - 1, description="Seed of the diffusion noise of this ligand.")
+    output_format: Literal["mmcif", "pdb"] = Field("mmcif", description="Structure file: structure.cif or structure.pdb.")
+    msa: Literal["auto", "empty", "server"] = Field(
+        "auto",
+        description="auto: the target's uploaded .a3m if any, else single-sequence; empty: single-sequence; "
+        "server: the configured MSA server (OMTX_MSA_SERVER_URL), once per target.",
+    )
+
+
+PARAM_MODELS: dict[str, type[BaseModel]] = {"vina": VinaParams, "boltz2": Boltz2Params}
 
 
 def validate_params(predictor: str, params: dict[str, Any]) -> dict[str, Any]:

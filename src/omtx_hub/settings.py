@@ -5,6 +5,7 @@ Every field is documented in ``docs/settings.md``; a test fails when one is not.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,12 +63,36 @@ class Settings(BaseSettings):
     max_heavy_atoms: int = Field(128, ge=1, description="Most heavy atoms in a ligand (after salt stripping).")
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest receptor or ligand file upload.")
     vina_cpu: int = Field(0, ge=0, description="Threads one Vina docking uses; 0 = all cores.")
+    boltz_cache: Path | None = Field(
+        None, description="Folder of the Boltz-2 weights and CCD molecules; default: $BOLTZ_CACHE, else ~/.boltz."
+    )
+    boltz_accelerator: Literal["auto", "gpu", "cpu"] = Field(
+        "auto", description="Where Boltz-2 runs: gpu, cpu, or auto (gpu when CUDA is available)."
+    )
+    boltz_cpu_threads: int = Field(
+        0, ge=0, description="Torch threads of a Boltz-2 worker on CPU; 0 = all cores but one."
+    )
+    boltz_timeout_seconds: float = Field(
+        3600.0, gt=0, description="Longest one ligand may take in a Boltz-2 pass before it fails as timed out."
+    )
+    msa_server_url: str | None = Field(
+        None, description="ColabFold-compatible MSA server for msa='server'; never contacted unless set."
+    )
+    model_mirror_url: str | None = Field(
+        None, description="`omtx-hub models fetch` downloads from here ({url}/{file}) instead of the official URLs."
+    )
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
 
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'hub.db').resolve()}"
+
+    def resolved_boltz_cache(self) -> Path:
+        if self.boltz_cache:
+            return self.boltz_cache.expanduser()
+        env = os.environ.get("BOLTZ_CACHE")
+        return Path(env).expanduser() if env else Path("~/.boltz").expanduser()
 
     def resolved_storage_url(self) -> str:
         if self.storage_url:

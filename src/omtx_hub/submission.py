@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from omtx_hub.settings import Settings
 __all__ = ["build_batch_submission", "build_job_submission", "default_limits"]
 
 MAX_NAME_LENGTH = 200
+CCD_CODE = re.compile(r"[A-Z0-9]{1,5}")
 # Predictors that dock into a receptor structure: they need a target (POST /api/v1/targets).
 RECEPTOR_PREDICTORS = frozenset({"vina"})
 
@@ -54,13 +56,44 @@ def _target_input(
             raise InvalidInput("give protein_sequence or target_id", code="invalid_protein_sequence",
                                details={"field": "protein_sequence"})  # fmt: skip
         return _sequence(limits, protein_sequence), {}
+    if predictor in RECEPTOR_PREDICTORS and not target.get("site"):
+        raise InvalidInput(
+            f"predictor {predictor!r} needs a target with a receptor structure and a binding site; "
+            f"target {target['target_id']} is a sequence target",
+            code="target_required",
+        )
     sequence = _sequence(limits, protein_sequence) if protein_sequence else target["protein_sequence"]
-    return sequence, {
-        "target_id": target["target_id"],
-        "name": target["name"],
-        "box": {"center": target["site"]["center"], "size": target["site"]["size"]},
-        "files": target["files"],
-    }
+    found = {"target_id": target["target_id"], "name": target["name"], "files": target["files"]}
+    if target.get("site"):
+        found["box"] = {"center": target["site"]["center"], "size": target["site"]["size"]}
+    return sequence, found
+
+
+def _msa_policy(settings: Settings, predictor: str, params: dict[str, Any], target_input: dict[str, Any]) -> None:
+    """Boltz-2: resolve the MSA policy into the target (it is per-target work, so part of the target key)."""
+    if predictor != "boltz2":
+        return
+    wanted = params.get("msa", "auto")
+    if wanted == "server" and not settings.msa_server_url:
+        raise InvalidInput(
+            "msa='server' needs an MSA server: set OMTX_MSA_SERVER_URL (ColabFold-compatible), or upload an "
+            ".a3m with the target, or use msa='empty'",
+            code="msa_server_not_configured",
+            details={"param": "msa"},
+        )
+    if wanted == "auto":
+        wanted = "upload" if "msa.a3m" in target_input.get("files", {}) else "empty"
+    target_input["msa"] = wanted
+
+
+def _ligand_problem_for(predictor: str, name: str, smiles: str, max_heavy_atoms: int) -> str | None:
+    """Boltz-2 also takes a ligand as a CCD code, written ``ccd:ATP``."""
+    if predictor == "boltz2" and smiles.strip().lower().startswith("ccd:"):
+        code = smiles.strip()[4:]
+        if not (name.strip() and CCD_CODE.fullmatch(code)):
+            return "a CCD ligand is written ccd:CODE, with 1 to 5 upper-case letters or digits (e.g. ccd:ATP)"
+        return None
+    return _ligand_problem(name, smiles, max_heavy_atoms)
 
 
 def _predictor(settings: Settings, name: str | None) -> str:
@@ -111,7 +144,8 @@ def build_job_submission(
     chosen = _predictor(settings, predictor)
     sequence, target_input = _target_input(limits, chosen, protein_sequence, target)
     checked_params = validate_params(chosen, params or {})
-    problem = _ligand_problem(ligand_name, ligand_smiles, limits.max_heavy_atoms)
+    _msa_policy(settings, chosen, checked_params, target_input)
+    problem = _ligand_problem_for(chosen, ligand_name, ligand_smiles, limits.max_heavy_atoms)
     if problem:
         raise InvalidInput(
             f"ligand {ligand_name!r}: {problem}",
@@ -164,12 +198,13 @@ def build_batch_submission(
     chosen = _predictor(settings, predictor)
     sequence, target_input = _target_input(limits, chosen, protein_sequence, target)
     checked_params = validate_params(chosen, params or {})
+    _msa_policy(settings, chosen, checked_params, target_input)
 
     problems: list[dict[str, Any]] = []
     seen: dict[str, list[int]] = defaultdict(list)
     for index, (name, smiles) in enumerate(ligands):
         seen[name.strip()].append(index)
-        problem = _ligand_problem(name, smiles, limits.max_heavy_atoms)
+        problem = _ligand_problem_for(chosen, name, smiles, limits.max_heavy_atoms)
         if problem:
             problems.append({"index": index, "name": name, "smiles": smiles, "reason": problem})
     for name, indices in seen.items():
