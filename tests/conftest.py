@@ -147,3 +147,17 @@ def s3_hub(tmp_path: Path, s3: tuple[ThreadedMotoServer, str]) -> Iterator[Hub]:
     hub = open_hub(settings)
     yield hub
     hub.close()
+
+
+# ---------------------------------------------------------------- Boltz-2 offline fixtures
+
+BOLTZ_CACHE = Path(__file__).parents[1] / ".cache" / "boltz-tiny"
+TINY_BOLTZ = {"recycling_steps": 0, "sampling_steps": 2, "sampling_steps_affinity": 2, "diffusion_samples_affinity": 1}
+
+
+@pytest.fixture(scope="session")
+def boltz_cache() -> Path:
+    """CCD molecules + tiny random-weight checkpoints, built once and kept under .cache/ between runs."""
+    from boltz_fixtures import build_cache
+
+    return build_cache(BOLTZ_CACHE, size="tiny", extra_codes=["BEN"])

@@ -116,6 +116,21 @@ def _load_predictors(names: list[str] | None, *, strict: bool) -> dict[str, Any]
     return loaded
 
 
+def _check_model_files(settings: Any, names: list[str] | None) -> None:
+    """Before starting a worker child: a named boltz2 without weights stops here (exit 2), an unnamed one warns."""
+    from omtx_hub.models import missing_boltz2_message
+    from omtx_hub.registry import available_predictors
+
+    if "boltz2" not in (names or available_predictors(settings)):
+        return
+    problem = missing_boltz2_message(settings.resolved_boltz_cache())
+    if problem and names:
+        err.print(f"[red]error:[/red] {problem}")
+        raise typer.Exit(2)
+    if problem:
+        err.print(f"[yellow]boltz2 jobs will wait for a worker that has its weights:[/yellow] {problem}")
+
+
 def _fail(exc: HubError) -> None:
     err.print(f"[red]error {exc.status} {exc.code}:[/red] {exc.message}")
     if isinstance(exc.details, dict) and exc.details.get("ligands"):
@@ -144,6 +159,8 @@ def serve(
 
     _setup_logging()
     settings = Settings()
+    if worker:
+        _check_model_files(settings, predictor)
     hub = open_hub(settings)
     bind_host, bind_port = host or settings.host, port or settings.port
     _ensure_local_key(hub, bind_host)
@@ -169,7 +186,7 @@ def worker_command(
     from omtx_hub.worker import Worker
 
     _setup_logging()
-    predictors = _load_predictors(predictor, strict=True)
+    predictors = _load_predictors(predictor, strict=False)  # named predictors must load; others are skipped
     if not predictors:
         err.print("[red]error:[/red] no predictor is installed; see the README (predictors)")
         raise typer.Exit(2)
@@ -407,7 +424,8 @@ def list_jobs(
 
 # ---------------------------------------------------------------------- docking targets
 
-target_app = typer.Typer(help="Docking targets: a receptor structure and its binding site.", no_args_is_help=True)
+target_app = typer.Typer(help="Targets: a receptor with its binding site, or a protein sequence; an optional MSA.",
+                         no_args_is_help=True)
 app.add_typer(target_app, name="target")
 
 
@@ -425,64 +443,77 @@ def _floats(text: str | None, what: str) -> list[float] | None:
 
 @target_app.command("create")
 def target_create(
-    receptor: Annotated[Path, typer.Argument(help="Receptor structure (.pdb or .cif).", exists=True)],
-    name: Annotated[str, typer.Option("--name", help="Target name.")],
+    receptor: Annotated[Path | None, typer.Argument(help="Receptor structure (.pdb or .cif); omit with --sequence.",
+                                                    exists=True)] = None,
+    name: Annotated[str, typer.Option("--name", help="Target name.")] = "",
     box_center: Annotated[str | None, typer.Option(help="Box center x,y,z in Å.")] = None,
     box_size: Annotated[str | None, typer.Option(help="Box size x,y,z in Å.")] = None,
     reference_ligand: Annotated[Path | None, typer.Option(help="Reference ligand (.sdf): box around it.", exists=True)] = None,
     residues: Annotated[str | None, typer.Option(help="Pocket residues, e.g. A:315,A:381: box around them.")] = None,
     blind: Annotated[bool, typer.Option(help="Box around the whole receptor (slower, less reliable).")] = False,
     padding: Annotated[float, typer.Option(help="Å added on each side (reference ligand, residues, blind).")] = 5.0,
+    sequence: Annotated[str | None, typer.Option(help="No receptor: a sequence target for co-folding (Boltz-2).")] = None,
+    msa: Annotated[Path | None, typer.Option(help="MSA of the protein (.a3m), used by Boltz-2.", exists=True)] = None,
     url: UrlOption = "http://127.0.0.1:8000",
 ) -> None:
-    """Upload a receptor once with its binding site; prints the target id to use with --target."""
-    chosen = [box_center is not None, residues is not None, blind]
-    if sum(chosen) > 1 or (sum(chosen) == 0 and reference_ligand is None):
-        err.print("[red]error:[/red] give one binding site: --box-center/--box-size, --reference-ligand, "
-                  "--residues or --blind")  # fmt: skip
+    """Create a target once (a receptor with its binding site, or --sequence); prints the id for --target."""
+    if not name.strip():
+        err.print("[red]error:[/red] give the target a --name")
         raise typer.Exit(1)
-    site: dict[str, Any]
-    if box_center is not None:
-        site = {"mode": "box", "center": _floats(box_center, "--box-center"), "size": _floats(box_size or "20,20,20",
-                                                                                               "--box-size")}  # fmt: skip
-    elif residues is not None:
-        site = {"mode": "residues", "residues": [r for r in residues.split(",") if r], "padding": padding}
-    elif blind:
-        site = {"mode": "blind", "padding": padding}
+    site: dict[str, Any] | None = None
+    if receptor is None:
+        if sequence is None:
+            err.print("[red]error:[/red] give a receptor file, or --sequence for a sequence target")
+            raise typer.Exit(1)
     else:
-        site = {"mode": "ligand", "padding": padding}
+        chosen = [box_center is not None, residues is not None, blind]
+        if sum(chosen) > 1 or (sum(chosen) == 0 and reference_ligand is None):
+            err.print("[red]error:[/red] give one binding site: --box-center/--box-size, --reference-ligand, "
+                      "--residues or --blind")  # fmt: skip
+            raise typer.Exit(1)
+        if box_center is not None:
+            site = {"mode": "box", "center": _floats(box_center, "--box-center"),
+                    "size": _floats(box_size or "20,20,20", "--box-size")}  # fmt: skip
+        elif residues is not None:
+            site = {"mode": "residues", "residues": [r for r in residues.split(",") if r], "padding": padding}
+        elif blind:
+            site = {"mode": "blind", "padding": padding}
+        else:
+            site = {"mode": "ligand", "padding": padding}
     with _client(url) as hub:
         try:
-            target = hub.create_target(name, receptor, site, reference_ligand=reference_ligand)
+            target = hub.create_target(name, receptor, site, reference_ligand=reference_ligand,
+                                       protein_sequence=sequence, msa=msa)  # fmt: skip
         except HubError as exc:
             _fail(exc)
-    console.print(f"{target['target_id']}  {target['name']}  box center {target['binding_site']['center']} "
-                  f"size {target['binding_site']['size']}")  # fmt: skip
+    where = (f"box center {target['binding_site']['center']} size {target['binding_site']['size']}"
+             if target["binding_site"] else f"sequence of {len(target['protein_sequence'])} residues")  # fmt: skip
+    console.print(f"{target['target_id']}  {target['name']}  {where}")
     for warning in target["warnings"]:
         err.print(f"[yellow]warning:[/yellow] {warning}")
 
 
 @target_app.command("list")
 def target_list(url: UrlOption = "http://127.0.0.1:8000") -> None:
-    """List docking targets."""
+    """List targets."""
     with _client(url) as hub:
         try:
             items = hub.targets()
         except HubError as exc:
             _fail(exc)
     table = Table()
-    for col in ("target_id", "name", "site", "center", "size", "created"):
+    for col in ("target_id", "name", "kind", "site", "center", "size", "msa", "created"):
         table.add_column(col)
     for t in items:
-        site = t["binding_site"]
-        table.add_row(t["target_id"], t["name"], site["mode"], str(site["center"]), str(site["size"]),
-                      t["created_at"][:19])  # fmt: skip
+        site = t["binding_site"] or {"mode": "-", "center": "-", "size": "-"}
+        table.add_row(t["target_id"], t["name"], t["kind"], site["mode"], str(site["center"]), str(site["size"]),
+                      "yes" if "msa.a3m" in t["files"] else "-", t["created_at"][:19])  # fmt: skip
     console.print(table)
 
 
 @target_app.command("show")
 def target_show(target_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
-    """Show one docking target as JSON."""
+    """Show one target as JSON."""
     with _client(url) as hub:
         try:
             console.print_json(json.dumps(hub.target(target_id)))
@@ -656,3 +687,57 @@ def keys_limits(
     console.print_json(json.dumps({"owner": owner, "overrides": hub.keys.owner_limits(owner),
                                    "effective": effective.__dict__}))  # fmt: skip
     hub.close()
+
+
+# ---------------------------------------------------------------------- model files
+
+models_app = typer.Typer(help="Model weights and data files that predictors need (run where the worker runs).",
+                         no_args_is_help=True)
+app.add_typer(models_app, name="models")
+ModelArgument = Annotated[str, typer.Argument(help="The model: boltz2.")]
+
+
+def _model_name(model: str) -> None:
+    if model != "boltz2":
+        err.print(f"[red]error:[/red] unknown model {model!r}; known: boltz2 (Vina needs no model files)")
+        raise typer.Exit(2)
+
+
+def _print_model_status(items: list[Any], cache: Path) -> bool:
+    table = Table(title=f"Boltz-2 files in {cache}")
+    for col in ("file", "present", "detail"):
+        table.add_column(col)
+    for item in items:
+        table.add_row(item.name, "yes" if item.present else "[red]no[/red]", item.detail)
+    console.print(table)
+    return all(item.present for item in items)
+
+
+@models_app.command("check")
+def models_check(model: ModelArgument = "boltz2") -> None:
+    """Say which model files are present (exit 1 when something is missing)."""
+    from omtx_hub.models import boltz2_status, missing_boltz2_message
+    from omtx_hub.settings import Settings
+
+    _model_name(model)
+    cache = Settings().resolved_boltz_cache()
+    if not _print_model_status(boltz2_status(cache), cache):
+        err.print(missing_boltz2_message(cache))
+        raise typer.Exit(1)
+
+
+@models_app.command("fetch")
+def models_fetch(model: ModelArgument = "boltz2") -> None:
+    """Download the official files into the cache (OMTX_BOLTZ_CACHE); files already there are kept."""
+    from omtx_hub.models import fetch_boltz2
+    from omtx_hub.settings import Settings
+
+    _model_name(model)
+    settings = Settings()
+    try:
+        items = fetch_boltz2(settings, progress=lambda line: console.print(line))
+    except OSError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if not _print_model_status(items, settings.resolved_boltz_cache()):
+        raise typer.Exit(1)

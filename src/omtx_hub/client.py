@@ -116,17 +116,28 @@ class HubClient:
     def create_target(
         self,
         name: str,
-        receptor: Path,
-        binding_site: dict[str, Any],
+        receptor: Path | None = None,
+        binding_site: dict[str, Any] | None = None,
         *,
         reference_ligand: Path | None = None,
+        protein_sequence: str | None = None,
+        msa: Path | None = None,
     ) -> dict[str, Any]:
-        """Upload a receptor (.pdb/.cif) with its binding site; returns the target (``target_id``)."""
-        files = {"receptor": (receptor.name, receptor.read_bytes())}
+        """Create a target: a receptor (.pdb/.cif) with its binding site, or a ``protein_sequence``;
+        either with an optional MSA (.a3m). Returns the target (``target_id``)."""
+        files = {}
+        if receptor is not None:
+            files["receptor"] = (receptor.name, receptor.read_bytes())
         if reference_ligand is not None:
             files["reference_ligand"] = (reference_ligand.name, reference_ligand.read_bytes())
-        data = {"name": name, "binding_site": json.dumps(binding_site)}
-        result: dict[str, Any] = self._request("POST", "/api/v1/targets", data=data, files=files)
+        if msa is not None:
+            files["msa"] = (msa.name, msa.read_bytes())
+        data = {"name": name}
+        if binding_site is not None:
+            data["binding_site"] = json.dumps(binding_site)
+        if protein_sequence is not None:
+            data["protein_sequence"] = protein_sequence
+        result: dict[str, Any] = self._request("POST", "/api/v1/targets", data=data, files=files or None)
         return result
 
     def target(self, target_id: str) -> dict[str, Any]:

@@ -16,7 +16,9 @@ from omtx_hub.queue.manager import QueueManager
 from omtx_hub.queue.retry import RetryPolicy
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore
-from omtx_hub.targets import prepare_target_files
+from omtx_hub.chem import clean_protein_sequence
+from omtx_hub.errors import InvalidInput
+from omtx_hub.targets import prepare_target_files, read_msa
 
 __all__ = ["Hub", "open_hub"]
 
@@ -47,36 +49,52 @@ class Hub:
         *,
         owner: str,
         name: str,
-        receptor: bytes,
-        receptor_filename: str,
-        site: dict[str, Any],
+        receptor: bytes | None = None,
+        receptor_filename: str = "receptor.pdb",
+        site: dict[str, Any] | None = None,
         reference_ligand: bytes | None = None,
         reference_filename: str = "reference.sdf",
+        protein_sequence: str | None = None,
+        msa: bytes | None = None,
     ) -> dict[str, Any]:
-        """Validate a docking target, store its files, then record it (files first, like results)."""
-        if not name.strip():
-            from omtx_hub.errors import InvalidInput
+        """Validate a target, store its files, then record it (files first, like results).
 
+        A ``receptor`` target (structure + binding site) serves docking and co-folding; a ``sequence``
+        target (protein sequence only) serves co-folding. Either may carry an MSA (.a3m) for Boltz-2.
+        """
+        if not name.strip():
             raise InvalidInput("target name is empty", code="invalid_target_name")
-        prepared = prepare_target_files(receptor, receptor_filename, site, reference_ligand, reference_filename)
+        files: dict[str, bytes] = {}
+        record: dict[str, Any] = {"name": name.strip(), "chains": [], "site": None, "warnings": []}
+        if receptor is not None:
+            if site is None:
+                raise InvalidInput("a receptor target needs a binding_site", code="invalid_binding_site")
+            prepared = prepare_target_files(receptor, receptor_filename, site, reference_ligand, reference_filename)
+            files["receptor.pdb"] = prepared.receptor_pdb
+            if prepared.reference_ligand_sdf is not None:
+                files["reference_ligand.sdf"] = prepared.reference_ligand_sdf
+            sequence = prepared.protein_sequence
+            record.update(kind="receptor", chains=prepared.chains, site=prepared.site, warnings=prepared.warnings)
+        elif protein_sequence is not None:
+            try:
+                sequence = clean_protein_sequence(protein_sequence, self.settings.max_sequence_length)
+            except ValueError as exc:
+                raise InvalidInput(str(exc), code="invalid_protein_sequence") from exc
+            record["kind"] = "sequence"
+        else:
+            raise InvalidInput("give a receptor structure (with a binding_site) or a protein_sequence",
+                               code="invalid_target")  # fmt: skip
+        if protein_sequence is not None and receptor is not None:
+            raise InvalidInput("give a receptor or a protein_sequence, not both (the receptor's sequence is used)",
+                               code="invalid_target")  # fmt: skip
+        if msa is not None:
+            files["msa.a3m"], depth = read_msa(msa, sequence)
+            record["warnings"].append(f"MSA uploaded: {depth} sequences (Boltz-2 uses it with msa='auto')")
         target_id = f"tgt_{secrets.token_urlsafe(12)}"
         folder = self.store.target_dir(target_id)
-        files = {"receptor.pdb": f"{folder}/receptor.pdb"}
-        self.store.write_bytes(files["receptor.pdb"], prepared.receptor_pdb)
-        if prepared.reference_ligand_sdf is not None:
-            files["reference_ligand.sdf"] = f"{folder}/reference_ligand.sdf"
-            self.store.write_bytes(files["reference_ligand.sdf"], prepared.reference_ligand_sdf)
-        record = {
-            "target_id": target_id,
-            "owner": owner,
-            "name": name.strip(),
-            "kind": "receptor",
-            "protein_sequence": prepared.protein_sequence,
-            "chains": prepared.chains,
-            "site": prepared.site,
-            "files": files,
-            "warnings": prepared.warnings,
-        }
+        paths = {name: f"{folder}/{name}" for name in files}
+        self.store.write_many({paths[name]: data for name, data in files.items()})
+        record.update(target_id=target_id, owner=owner, protein_sequence=sequence, files=paths)
         self.store.write_bytes(f"{folder}/target.json", json.dumps(record, indent=2).encode())
         return self.targets.create(record)
 

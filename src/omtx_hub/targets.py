@@ -24,7 +24,7 @@ from rdkit import Chem
 
 from omtx_hub.errors import InvalidInput
 
-__all__ = ["BindingSite", "PreparedTarget", "prepare_target_files"]
+__all__ = ["BindingSite", "PreparedTarget", "prepare_target_files", "read_msa"]
 
 MAX_BOX_SIDE = 126.0  # Å; Vina's grids grow with the cube of this
 _RESIDUE = re.compile(r"^\s*([A-Za-z0-9]{1,4})\s*:\s*(-?\d+)([A-Za-z]?)\s*$")
@@ -217,3 +217,30 @@ def prepare_target_files(
         reference_ligand_sdf=sdf,
         warnings=warnings,
     )
+
+
+def read_msa(data: bytes, protein_sequence: str) -> tuple[bytes, int]:
+    """Check an uploaded MSA (.a3m): text, FASTA-like, its first (query) sequence the target's sequence.
+
+    Returns the file as given and its number of sequences.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _invalid("the MSA file is not UTF-8 text (expected .a3m)", "invalid_msa") from exc
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    if not lines or not lines[0].startswith(">"):
+        raise _invalid("the MSA file is not in a3m format: it must start with a '>' header line", "invalid_msa")
+    query = []
+    for line in lines[1:]:
+        if line.startswith(">"):
+            break
+        query.append(line)
+    found = "".join(query).replace("-", "").upper()
+    if found != protein_sequence:
+        raise _invalid(
+            "the MSA's first (query) sequence is not the target's protein sequence "
+            f"({len(found)} vs {len(protein_sequence)} residues)",
+            "msa_mismatch",
+        )
+    return data, sum(1 for line in lines if line.startswith(">"))

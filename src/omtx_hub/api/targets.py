@@ -1,7 +1,9 @@
-"""Docking targets: upload a receptor once with its binding site, then reference it by id."""
+"""Targets: a receptor with its binding site (docking, co-folding) or a protein sequence (co-folding),
+optionally with an MSA; created once, then referenced by id."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -34,24 +36,31 @@ def _view(r: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@router.post("", status_code=201, summary="Create a docking target (receptor file + binding site)")
+@router.post("", status_code=201, summary="Create a target: a receptor + binding site, or a protein sequence")
 async def create_target(
     request: Request,
     name: Annotated[str, Form(description="A name for the target.")],
-    binding_site: Annotated[str, Form(description='JSON, e.g. {"mode": "box", "center": [x,y,z], "size": [20,20,20]}')],
-    receptor: Annotated[UploadFile, File(description="Receptor structure, .pdb or .cif.")],
+    binding_site: Annotated[str | None, Form(
+        description='With a receptor: JSON, e.g. {"mode": "box", "center": [x,y,z], "size": [20,20,20]}')] = None,
+    receptor: Annotated[UploadFile | None, File(description="Receptor structure, .pdb or .cif (docking).")] = None,
     reference_ligand: Annotated[UploadFile | None, File(description="Reference ligand pose, .sdf.")] = None,
+    protein_sequence: Annotated[str | None, Form(
+        description="Instead of a receptor: the protein sequence (a sequence target, for co-folding).")] = None,
+    msa: Annotated[UploadFile | None, File(
+        description="Optional MSA (.a3m) of the protein, first sequence = the target's; used by Boltz-2.")] = None,
 ) -> Any:
     hub: Hub = request.app.state.hub
-    site = json_object_field(binding_site, "binding_site", "invalid_binding_site")
+    site = json_object_field(binding_site, "binding_site", "invalid_binding_site") if binding_site else None
     limit = hub.settings.max_upload_bytes
-    receptor_data = await run_in_threadpool(read_upload, receptor, limit)
+    receptor_data = await run_in_threadpool(read_upload, receptor, limit) if receptor else None
     ref_data = await run_in_threadpool(read_upload, reference_ligand, limit) if reference_ligand else None
+    msa_data = await run_in_threadpool(read_upload, msa, limit) if msa else None
     record = hub.create_target(
         owner=principal_of(request).owner,
-        name=name, receptor=receptor_data, receptor_filename=receptor.filename or "receptor",
+        name=name, receptor=receptor_data, receptor_filename=(receptor.filename or "receptor") if receptor else "",
         site=site, reference_ligand=ref_data,
         reference_filename=(reference_ligand.filename or "reference.sdf") if reference_ligand else "reference.sdf",
+        protein_sequence=protein_sequence, msa=msa_data,
     )  # fmt: skip
     return _view(record)
 
@@ -71,7 +80,7 @@ def get_target(target_id: str, request: Request) -> Any:
     return _view(hub.targets.get(target_id, scope_of(request)))
 
 
-@router.get("/{target_id}/files/{name}", summary="Download a target file (receptor.pdb, reference_ligand.sdf)")
+@router.get("/{target_id}/files/{name}", summary="Download a target file (receptor.pdb, reference_ligand.sdf, msa.a3m)")
 def target_file(target_id: str, name: str, request: Request) -> Any:
     from fastapi.responses import Response
 
@@ -79,5 +88,5 @@ def target_file(target_id: str, name: str, request: Request) -> Any:
     record = hub.targets.get(target_id, scope_of(request))
     if name not in record["files"]:
         raise NotFound(f"target {target_id} has no file named {name!r}", code="file_not_found")
-    return Response(hub.store.read_bytes(record["files"][name]), media_type="chemical/x-pdb" if name.endswith(".pdb")
-                    else "chemical/x-mdl-sdfile")  # fmt: skip
+    media = {".pdb": "chemical/x-pdb", ".sdf": "chemical/x-mdl-sdfile"}.get(Path(name).suffix, "text/plain")
+    return Response(hub.store.read_bytes(record["files"][name]), media_type=media)
