@@ -138,10 +138,11 @@ def test_screen_of_50_ligands_through_serve_and_a_separate_worker(
 
 
 def test_worker_for_a_missing_predictor_exits_with_what_to_install(env: dict[str, str]) -> None:
-    proc = subprocess.run([str(BIN / "omtx-hub"), "worker", "--predictor", "boltz2"], env=env,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    plugins = json.dumps({"test": "omtx_test_predictor:make_test_predictor", "ghost": "no_such_package.mod:make"})
+    proc = subprocess.run([str(BIN / "omtx-hub"), "worker", "--predictor", "ghost"],
+                          env={**env, "OMTX_PREDICTOR_PLUGINS": plugins}, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert proc.returncode == 2
-    assert "boltz2" in proc.stderr and "pip install" in proc.stderr
+    assert "ghost" in proc.stderr and "pip install" in proc.stderr
 
 
 def test_worker_exit_when_idle(env: dict[str, str]) -> None:
