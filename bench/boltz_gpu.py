@@ -18,7 +18,7 @@ Weights cannot be downloaded here: the checkpoints are random-weight ones at the
 script on a CPU). They time the model; their outputs mean nothing.
 
     .venv/bin/python bench/boltz_gpu.py --ligands 24 --per-process 4            # on a GPU machine
-    .venv/bin/python bench/boltz_gpu.py --size tiny --accelerator cpu --fast --ligands 3 --per-process 2
+    .venv/bin/python bench/boltz_gpu.py --size tiny --accelerator cpu --fast --residues 40 --ligands 3 --per-process 2
 
 Prints a table and writes bench/results/boltz_gpu.json.
 """
@@ -202,6 +202,8 @@ def main() -> None:
     parser.add_argument("--size", choices=["full", "tiny"], default="full")
     parser.add_argument("--accelerator", choices=["gpu", "cpu"], default="gpu")
     parser.add_argument("--fast", action="store_true", help="2 sampling steps, no recycling (plumbing check only)")
+    parser.add_argument("--residues", type=int, default=0,
+                        help="keep only the first N residues of the target (CPU plumbing checks); 0 = all")
     parser.add_argument("--micro-batch", type=int, default=8, help="OMTX_CLAIM_BATCH_SIZE of the hub's worker")
     parser.add_argument("--cache", type=Path, default=None, help="boltz cache to build/reuse (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "boltz_gpu.json")
@@ -216,9 +218,9 @@ def main() -> None:
     build_seconds = time.perf_counter() - started
     threads = "1" if args.accelerator == "cpu" and (os.cpu_count() or 1) <= 2 else str(max(1, (os.cpu_count() or 2) - 1))
     env = {**os.environ, "OMP_NUM_THREADS": threads, "OMTX_BOLTZ_CPU_THREADS": threads}
-    sequence = _sequence()
+    sequence = _sequence()[: args.residues or None]
     ligands = _ligands(args.ligands)
-    print(f"target: 1IEP chain A, {len(sequence)} residues; {len(ligands)} ligands; {args.size} random-weight "
+    print(f"target: 1IEP chain A ({len(sequence)} residues); {len(ligands)} ligands; {args.size} random-weight "
           f"checkpoints built in {build_seconds:.1f} s; accelerator {args.accelerator}", flush=True)  # fmt: skip
     results = {
         "b_directory": arm_directory(ligands, sequence, work, cache, args.accelerator, args.fast, env),
