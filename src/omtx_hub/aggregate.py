@@ -1,100 +1,74 @@
-"""Batch aggregation: rank a finished batch's children and write batch_results.json / .csv."""
+"""Batch aggregation, once a batch has finished: ligand properties, ranking, and the batch's files.
+
+1. Children whose ligand properties were not computed at submission (no filters were asked for)
+   get them now, once, written back to their records in chunks (``ligands.ligand_properties``).
+2. The children are ranked by the predictor's primary score and written, best first, as
+   ``batch_results.csv``, ``batch_results.json``, ``batch_results.parquet`` and ``best_poses.sdf``
+   (the same writers as the export endpoints, see ``analytics.py``).
+3. The parent's ``results`` get a summary: counts, the top 10, the file names.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
-import math
 from typing import Any
 
-from omtx_hub.domain import JobStatus
+from omtx_hub.analytics import export_stream, plan_rows, stream_rows
+from omtx_hub.ligands import ligand_properties
 from omtx_hub.queue.manager import QueueManager
+from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore
 
-__all__ = ["aggregate_batch", "rank_rows"]
+__all__ = ["BATCH_FILES", "aggregate_batch", "fill_properties"]
 
-_BASE_COLUMNS = ["rank", "job_id", "batch_index", "ligand_name", "ligand_smiles", "status"]
-
-
-def _scalar_fields(results: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (results or {}).items() if isinstance(v, (int, float, str, bool)) or v is None}
+BATCH_FILES = {"csv": "batch_results.csv", "json": "batch_results.json", "parquet": "batch_results.parquet",
+               "sdf": "best_poses.sdf"}  # fmt: skip
+_CHUNK = 500
 
 
-def _score(row: dict[str, Any], key: str) -> float | None:
-    value = row.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        return None
-    return float(value)
-
-
-def rank_rows(rows: list[dict[str, Any]], rank_by: str, direction: str) -> list[dict[str, Any]]:
-    """Completed rows with a score first, best first; then the rest in submission order. Adds ``rank``."""
-    scored: list[dict[str, Any]] = []
-    rest: list[dict[str, Any]] = []
-    for r in rows:
-        ok = r["status"] == JobStatus.COMPLETED.value and _score(r, rank_by) is not None
-        (scored if ok else rest).append(r)
-    scored.sort(key=lambda r: (_score(r, rank_by) or 0.0) * (1 if direction == "asc" else -1))
-    for i, r in enumerate(scored, start=1):
-        r["rank"] = i
-    for r in rest:
-        r["rank"] = None
-    return scored + sorted(rest, key=lambda r: r["batch_index"])
+def fill_properties(manager: QueueManager, batch_id: str) -> int:
+    """Compute and store the properties of children that lack them; return how many were computed."""
+    pending: list[tuple[str, dict[str, Any]]] = []
+    done = 0
+    for child in manager.iter_children(batch_id):
+        if "properties" in child["input"]:
+            continue
+        pending.append((child["job_id"], {**child["input"], "properties": ligand_properties(child["input"]["ligand_smiles"])}))
+        if len(pending) >= _CHUNK:
+            manager.set_inputs(pending)
+            done += len(pending)
+            pending = []
+    manager.set_inputs(pending)
+    return done + len(pending)
 
 
 def aggregate_batch(
-    manager: QueueManager, store: ResultStore, batch_id: str, *, rank_by: str, direction: str
+    manager: QueueManager,
+    store: ResultStore,
+    batch_id: str,
+    *,
+    rank_by: str,
+    direction: str,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
+    settings = settings or Settings()
+    fill_properties(manager, batch_id)
     parent = manager.get(batch_id)
-    rows: list[dict[str, Any]] = []
-    score_columns: dict[str, None] = {rank_by: None}
-    for child in manager.iter_children(batch_id):
-        fields = _scalar_fields(child["results"])
-        score_columns.update(dict.fromkeys(sorted(fields)))
-        error = child["error"] or {}
-        rows.append(
-            {
-                "job_id": child["job_id"],
-                "batch_index": child["batch_index"],
-                "ligand_name": child["input"]["ligand_name"],
-                "ligand_smiles": child["input"]["ligand_smiles"],
-                "status": child["status"],
-                **fields,
-                "error_code": error.get("code"),
-                "error_message": error.get("message"),
-            }
-        )
-    ranked = rank_rows(rows, rank_by, direction)
-    counts = {s.value: sum(1 for r in rows if r["status"] == s.value) for s in JobStatus}
-    columns = _BASE_COLUMNS + [c for c in score_columns if c not in _BASE_COLUMNS] + ["error_code", "error_message"]
+    ranking = plan_rows(manager, batch_id, sort_key=rank_by, direction=direction)  # type: ignore[arg-type]
     directory = store.batch_dir(batch_id)
-    document = {
-        "batch_id": batch_id,
-        "batch_name": parent["name"],
-        "predictor": parent["predictor"],
-        "status": parent["status"],
-        "rank_by": rank_by,
-        "direction": direction,
-        "counts": counts,
-        "columns": columns,
-        "results": ranked,
-    }
-    store.write_json(f"{directory}/batch_results.json", document)
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(ranked)
-    store.write_bytes(f"{directory}/batch_results.csv", buffer.getvalue().encode())
+    for fmt, name in BATCH_FILES.items():
+        store.write_bytes(f"{directory}/{name}", b"".join(export_stream(fmt, manager, store, batch_id, ranking, settings)))
+    top = plan_rows(manager, batch_id, sort_key=rank_by, direction=direction, top=10)  # type: ignore[arg-type]
+    counts = {s: parent[f"n_{s}"] for s in ("pending", "running", "completed", "failed", "cancelled")}
     summary = {
         "rank_by": rank_by,
         "direction": direction,
         "counts": counts,
         "top": [
             {k: r.get(k) for k in ("rank", "job_id", "ligand_name", "ligand_smiles", rank_by)}
-            for r in ranked[:10]
+            for r in stream_rows(manager, batch_id, top, settings.price_per_accelerator_hour)
             if r["rank"] is not None
         ],
-        "files": ["batch_results.json", "batch_results.csv"],
+        "files": list(BATCH_FILES.values()),
     }
     manager.mark_aggregated(batch_id, summary)
     return summary

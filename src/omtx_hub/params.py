@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from omtx_hub.errors import InvalidInput
 
-__all__ = ["PARAM_MODELS", "Boltz2Params", "VinaParams", "validate_params"]
+__all__ = ["PARAM_MODELS", "PRIMARY_SCORES", "Boltz2Params", "VinaParams", "validate_params"]
 
 
 class VinaParams(BaseModel):
@@ -52,6 +52,12 @@ class Boltz2Params(BaseModel):
 
 
 PARAM_MODELS: dict[str, type[BaseModel]] = {"vina": VinaParams, "boltz2": Boltz2Params}
+
+# The documented primary score of each shipped predictor (the same as its ``primary_score``): what a
+# batch is ranked by. Boltz-2: the binder probability (hit finding); for lead optimisation sort by
+# ``affinity_pred_value`` ascending instead.
+PRIMARY_SCORES: dict[str, tuple[str, str]] = {"vina": ("vina_score_kcal_mol", "asc"),
+                                              "boltz2": ("affinity_probability_binary", "desc")}
 
 
 def validate_params(predictor: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
     model_mirror_url: str | None = Field(
         None, description="`omtx-hub models fetch` downloads from here ({url}/{file}) instead of the official URLs."
     )
+    price_per_accelerator_hour: float = Field(
+        0.0, ge=0, description="Price of one accelerator-hour (GPU or CPU) for cost figures; 0 = costs not shown."
+    )
+    currency: str = Field("USD", description="Currency of price_per_accelerator_hour, shown with every cost.")
+    default_seconds_per_ligand: dict[str, float] = Field(
+        default_factory=lambda: {"vina": 30.0, "boltz2": 60.0},
+        description="Dry-run estimate per ligand when a target has no completed jobs yet, by predictor (JSON).",
+    )
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
 
     def resolved_database_url(self) -> str:

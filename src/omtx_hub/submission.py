@@ -11,6 +11,7 @@ from omtx_hub.auth import Limits
 from omtx_hub.chem import check_smiles, clean_protein_sequence
 from omtx_hub.domain import Ligand
 from omtx_hub.errors import InvalidInput, PayloadTooLarge, RateLimited
+from omtx_hub.ligands import apply_filters, ligand_properties, parse_filters
 from omtx_hub.params import validate_params
 from omtx_hub.queue.manager import BatchSubmission, JobSubmission
 from omtx_hub.registry import available_predictors
@@ -158,6 +159,7 @@ def build_job_submission(
         predictor=chosen,
         protein_sequence=sequence,
         ligand=Ligand(name=ligand_name.strip(), smiles=ligand_smiles.strip()),
+        properties=ligand_properties(ligand_smiles),
         params=checked_params,
         target=target_input,
         priority=priority,
@@ -182,6 +184,7 @@ def build_batch_submission(
     target: dict[str, Any] | None = None,
     limits: Limits | None = None,
     pending_jobs: int = 0,
+    filters: dict[str, Any] | None = None,
 ) -> BatchSubmission:
     """``ligands`` are (name, smiles) pairs. Every problem is reported at once, by index and name."""
     if not batch_name.strip():
@@ -199,6 +202,7 @@ def build_batch_submission(
     sequence, target_input = _target_input(limits, chosen, protein_sequence, target)
     checked_params = validate_params(chosen, params or {})
     _msa_policy(settings, chosen, checked_params, target_input)
+    checked_filters = parse_filters(filters)
 
     problems: list[dict[str, Any]] = []
     seen: dict[str, list[int]] = defaultdict(list)
@@ -224,9 +228,21 @@ def build_batch_submission(
             code="invalid_ligands",
             details={"ligands": problems},
         )
-    kept = [Ligand(name=n.strip(), smiles=s.strip()) for i, (n, s) in enumerate(ligands) if i not in bad]
+    positions = [i for i in range(len(ligands)) if i not in bad]
+    kept = [Ligand(name=ligands[i][0].strip(), smiles=ligands[i][1].strip()) for i in positions]
     if not kept:
         raise InvalidInput("no valid ligand left in the batch", code="no_valid_ligands", details={"ligands": problems})
+    properties: list[dict[str, Any]] | None = None
+    filtered: list[dict[str, Any]] = []
+    if checked_filters is not None:
+        properties, excluded = apply_filters([lig.smiles for lig in kept], checked_filters, positions)
+        filtered = [{"index": positions[p], "name": kept[p].name, "smiles": kept[p].smiles, "reason": reason}
+                    for p, reason in sorted(excluded.items())]  # fmt: skip
+        kept = [lig for p, lig in enumerate(kept) if p not in excluded]
+        properties = [props for p, props in enumerate(properties) if p not in excluded]
+        if not kept:
+            raise InvalidInput("no ligand passed the filters; nothing was queued", code="all_filtered",
+                               details={"filtered": filtered})  # fmt: skip
     _check_pending(limits, pending_jobs, len(kept))
     return BatchSubmission(
         owner=owner,
@@ -241,4 +257,7 @@ def build_batch_submission(
         idempotency_key=idempotency_key,
         max_attempts=settings.max_attempts,
         skipped=problems,
+        filtered=filtered,
+        filters=checked_filters.model_dump() if checked_filters is not None else None,
+        properties=properties,
     )

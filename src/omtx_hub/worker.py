@@ -169,7 +169,7 @@ class Worker:
         try:
             aggregate_batch(
                 self.manager, self.store, batch_id,
-                rank_by=predictor.primary_score, direction=predictor.score_direction,
+                rank_by=predictor.primary_score, direction=predictor.score_direction, settings=self.settings,
             )  # fmt: skip
             self._log("aggregate", job=batch_id)
         except StorageError:

@@ -104,7 +104,8 @@ def test_screen_of_50_ligands_through_serve_and_a_separate_worker(
 
     results = tmp_path / "results"
     batch_dir = results / "batches" / batch_id
-    assert sorted(p.name for p in batch_dir.iterdir()) == ["batch_results.csv", "batch_results.json", "jobs"]
+    assert sorted(p.name for p in batch_dir.iterdir()) == ["batch_results.csv", "batch_results.json",
+                                                           "batch_results.parquet", "best_poses.sdf", "jobs"]
     for child in children:
         folder = batch_dir / "jobs" / child["job_id"]
         assert sorted(p.name for p in folder.iterdir()) == ["input.json", "results.json", "structure.cif"]

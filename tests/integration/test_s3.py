@@ -31,7 +31,8 @@ def test_layout_and_downloads_on_s3(s3_hub: Hub) -> None:
         pass
     worker._maintenance()
     store = s3_hub.store
-    assert store.list_files(f"batches/{batch_id}") == ["batch_results.csv", "batch_results.json"]
+    assert store.list_files(f"batches/{batch_id}") == ["batch_results.csv", "batch_results.json",
+                                                        "batch_results.parquet", "best_poses.sdf"]
     children = list(s3_hub.manager.iter_children(batch_id))
     for child in children:
         assert store.list_files(f"batches/{batch_id}/jobs/{child['job_id']}") == [

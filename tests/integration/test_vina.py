@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -104,6 +107,15 @@ def test_batch_files_and_a_bad_ligand_failing_alone(
     csv_text = (Path(vina_hub.settings.storage_url or "") / "batches" / batch_id / "batch_results.csv").read_text()
     header = csv_text.splitlines()[0].split(",")
     assert header[:7] == ["rank", "job_id", "batch_index", "ligand_name", "ligand_smiles", "status", "vina_score_kcal_mol"]
+    # the batch's best poses: one record per docked ligand, best first, every CSV column as an SD property
+    best = [m for m in Chem.SDMolSupplier(str(Path(vina_hub.settings.storage_url or "") / "batches" / batch_id /
+                                              "best_poses.sdf")) if m is not None]  # fmt: skip
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert [m.GetProp("_Name") for m in best] == [r["ligand_name"] for r in rows if r["status"] == "completed"]
+    for mol, row in zip(best, rows, strict=False):
+        assert mol.GetConformer().Is3D() and mol.GetProp("rank") == row["rank"]
+        assert {k for k, v in row.items() if v} <= set(mol.GetPropNames())
+        assert float(mol.GetProp("vina_score_kcal_mol")) == float(row["vina_score_kcal_mol"])
 
 
 def test_a_second_worker_reuses_the_cached_receptor(vina_hub: Hub, target: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -17,6 +18,7 @@ from omtx_hub.api.schemas import (
     JobStatusOut,
     JobSubmitted,
     PredictRequest,
+    RescoreRequest,
 )
 from omtx_hub.api.security import authenticate, principal_of, scope_of
 from omtx_hub.api.uploads import json_object_field, read_ligand_upload
@@ -30,8 +32,8 @@ from omtx_hub.api.views import (
     summary_view,
 )
 from omtx_hub.auth import Limits
-from omtx_hub.domain import ACTIVE, JobType
-from omtx_hub.errors import NotFound, PayloadTooLarge
+from omtx_hub.domain import ACTIVE, JobType, target_key_for
+from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge
 from omtx_hub.hub import Hub
 from omtx_hub.storage import is_safe_file_name
 from omtx_hub.submission import build_batch_submission, build_job_submission
@@ -88,18 +90,47 @@ def submit_job(body: PredictRequest, request: Request) -> Any:
 
 
 @router.post("/predict/batch", status_code=202, response_model=BatchSubmitted, summary="Submit a batch screen")
-def submit_batch(body: BatchRequest, request: Request) -> Any:
-    return _submit_batch(request, body, [(lig.name, lig.smiles) for lig in body.ligands])
+def submit_batch(
+    body: BatchRequest,
+    request: Request,
+    dry_run: bool = Query(False, description="Validate and estimate time and cost; queue nothing (answer 200)."),
+) -> Any:
+    return _submit_batch(request, body, [(lig.name, lig.smiles) for lig in body.ligands], dry_run=dry_run)
 
 
-def _submit_batch(request: Request, body: BatchRequest, ligands: list[tuple[str, str]]) -> Any:
+def _estimate(hub: Hub, sub: Any) -> dict[str, Any]:
+    """Accelerator time and cost of a batch, from this target's observed throughput or the documented default."""
+    key = target_key_for(sub.predictor, sub.protein_sequence, sub.target)
+    observed = hub.manager.observed_seconds_per_job(sub.predictor, key)
+    if observed is not None:
+        per_ligand, basis = observed[0], f"median of the last {observed[1]} completed jobs of this predictor and target"
+    else:
+        per_ligand = hub.settings.default_seconds_per_ligand.get(sub.predictor)
+        basis = "OMTX_DEFAULT_SECONDS_PER_LIGAND (no completed job of this target yet)"
+    n = len(sub.ligands)
+    price = hub.settings.price_per_accelerator_hour
+    total = per_ligand * n if per_ligand is not None else None
+    workers = sum(1 for w in hub.manager.live_workers(hub.settings.worker_seen_seconds) if sub.predictor in w["predictors"])
+    return {
+        "dry_run": True, "predictor": sub.predictor, "ligands": n, "skipped": sub.skipped, "filtered": sub.filtered,
+        "seconds_per_ligand": per_ligand, "basis": basis if per_ligand is not None else "no estimate for this predictor",
+        "estimated_accelerator_seconds": total,
+        "estimated_cost": round(total / 3600 * price, 4) if total is not None and price else None,
+        "price_per_accelerator_hour": price or None, "currency": hub.settings.currency,
+        "live_workers": workers,
+        "estimated_wall_seconds": (total / workers) if total is not None and workers else None,
+    }  # fmt: skip
+
+
+def _submit_batch(request: Request, body: BatchRequest, ligands: list[tuple[str, str]], *, dry_run: bool = False,
+                  source: dict[str, Any] | None = None, target: dict[str, Any] | None = None) -> Any:  # fmt: skip
     hub, owner, limits = _submitter(request)
     sub = build_batch_submission(
         hub.settings,
         owner=owner,
         limits=limits,
         pending_jobs=hub.manager.unfinished_count(owner),
-        target=hub.targets.get(body.target_id, scope_of(request)) if body.target_id else None,
+        target=target or (hub.targets.get(body.target_id, scope_of(request)) if body.target_id else None),
         batch_name=body.batch_name,
         protein_sequence=body.protein_sequence,
         ligands=ligands,
@@ -109,11 +140,17 @@ def _submit_batch(request: Request, body: BatchRequest, ligands: list[tuple[str,
         priority=body.priority,
         idempotency_key=body.idempotency_key,
         skip_invalid=body.skip_invalid,
+        filters=body.filters,
     )
+    if dry_run:
+        return JSONResponse(status_code=200, content=_estimate(hub, sub))
+    if source is not None:
+        sub = dataclasses.replace(sub, source=source)
     result = hub.manager.submit_batch(sub)
     r = result.record
     content = {"batch_id": r["job_id"], "job_id": r["job_id"], "status": r["status"], "total": r["n_total"],
-               "skipped": r["input"].get("skipped", []), "created_at": iso(r["created_at"])}  # fmt: skip
+               "skipped": r["input"].get("skipped", []), "filtered": r["input"].get("filtered", []),
+               "created_at": iso(r["created_at"])}  # fmt: skip
     return JSONResponse(status_code=202 if result.created else 200, content=content)
 
 
@@ -131,14 +168,52 @@ async def submit_batch_file(
     priority: Annotated[int, Form(ge=-100, le=100)] = 0,
     skip_invalid: Annotated[bool, Form()] = False,
     idempotency_key: Annotated[str | None, Form(max_length=200)] = None,
+    filters: Annotated[str | None, Form(description="Pre-filters as a JSON object (see the JSON endpoint).")] = None,
+    dry_run: bool = Query(False, description="Validate and estimate time and cost; queue nothing."),
 ) -> Any:
     hub = _hub(request)
     parsed_params = json_object_field(params, "params", "invalid_params")
+    parsed_filters = json_object_field(filters, "filters", "invalid_filters") if filters else None
     ligands = await run_in_threadpool(read_ligand_upload, file, hub.settings.max_upload_bytes)
     body = BatchRequest(batch_name=batch_name, protein_sequence=protein_sequence, target_id=target_id,
                         ligands=[], predictor=predictor, params=parsed_params, max_concurrent=max_concurrent,
-                        priority=priority, idempotency_key=idempotency_key, skip_invalid=skip_invalid)  # fmt: skip
-    return await run_in_threadpool(_submit_batch, request, body, ligands)
+                        priority=priority, idempotency_key=idempotency_key, skip_invalid=skip_invalid,
+                        filters=parsed_filters)  # fmt: skip
+    return await run_in_threadpool(lambda: _submit_batch(request, body, ligands, dry_run=dry_run))
+
+
+@router.post("/batch/{batch_id}/rescore", status_code=202, response_model=BatchSubmitted,
+             summary="Funnel: send the top K of a batch to another predictor as a new, linked batch")  # fmt: skip
+def rescore(batch_id: str, body: RescoreRequest, request: Request) -> Any:
+    from omtx_hub.analytics import plan_rows, stream_rows
+    from omtx_hub.api.exports import default_ranking
+
+    hub = _hub(request)
+    scope = scope_of(request)
+    parent = hub.manager.get(batch_id, scope)
+    if parent["job_type"] != JobType.BATCH_PARENT.value:
+        raise NotFound(f"{batch_id} is not a batch", code="batch_not_found")
+    key, direction = default_ranking(parent)
+    key, direction = body.sort or key, body.order or direction
+    if key is None:
+        raise InvalidInput("the source batch has no primary score: pass sort", code="sort_required")
+    ranking = plan_rows(hub.manager, batch_id, sort_key=key, direction=direction, status="completed", top=body.top_k)  # type: ignore[arg-type]
+    chosen = [(r["ligand_name"], r["ligand_smiles"]) for r in stream_rows(hub.manager, batch_id, ranking, 0.0)
+              if r["rank"] is not None]  # fmt: skip
+    if not chosen:
+        raise InvalidInput(f"batch {batch_id} has no completed ligand with a {key!r} value to send on",
+                           code="nothing_to_rescore")  # fmt: skip
+    source_target = (parent["input"].get("target") or {}).get("target_id")
+    target_id = body.target_id or source_target
+    request_body = BatchRequest(
+        batch_name=body.batch_name or f"{parent['name']} top {len(chosen)} → {body.predictor}",
+        protein_sequence=body.protein_sequence or (None if target_id else parent["input"]["protein_sequence"]),
+        target_id=target_id, ligands=[], predictor=body.predictor, params=body.params,
+        max_concurrent=body.max_concurrent, priority=body.priority,
+    )  # fmt: skip
+    source = {"batch_id": batch_id, "rank_by": key, "direction": direction, "top_k": body.top_k,
+              "sent": len(chosen)}  # fmt: skip
+    return _submit_batch(request, request_body, chosen, source=source)
 
 
 @router.get("", response_model=JobPage, summary="List jobs and batches, newest first")

@@ -73,6 +73,22 @@ class BatchRequest(_Strict):
     priority: int = Field(0, ge=-100, le=100)
     idempotency_key: str | None = Field(None, max_length=200)
     skip_invalid: bool = Field(False, description="Queue the valid ligands and report the invalid ones.")
+    filters: dict[str, Any] | None = Field(
+        None, description='Pre-filters, e.g. {"lipinski": true, "pains": "exclude", "max_mw": 600, "dedupe": true}; '
+        "excluded ligands are reported as filtered, with the reason (docs/analytics.md).")
+
+
+class RescoreRequest(_Strict):
+    top_k: int = Field(ge=1, description="How many of the source batch's best completed ligands to send on.")
+    predictor: str = Field(description="The predictor of the new batch, e.g. boltz2 after a vina screen.")
+    params: dict[str, Any] = Field(default_factory=dict)
+    batch_name: str | None = Field(None, description="Default: '<source name> top K → predictor'.")
+    target_id: str | None = Field(None, description="Default: the source batch's target.")
+    protein_sequence: str | None = Field(None, description="Default: the source batch's sequence.")
+    sort: str | None = Field(None, description="Rank the source by this field (default: its primary score).")
+    order: str | None = Field(None, pattern="^(asc|desc)$")
+    max_concurrent: int | None = Field(None, ge=1)
+    priority: int = Field(0, ge=-100, le=100)
 
 
 class Progress(BaseModel):
@@ -96,6 +112,7 @@ class BatchSubmitted(BaseModel):
     status: str
     total: int
     skipped: list[dict[str, Any]]
+    filtered: list[dict[str, Any]] = Field(default_factory=list)
     created_at: str
 
 

@@ -50,6 +50,7 @@ class JobSubmission:
     target: dict[str, Any] = field(default_factory=dict)
     priority: int = 0
     idempotency_key: str | None = None
+    properties: dict[str, Any] | None = None  # of the ligand (omtx_hub.ligands)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ class BatchSubmission:
     priority: int = 0
     idempotency_key: str | None = None
     skipped: list[dict[str, Any]] = field(default_factory=list)
+    filtered: list[dict[str, Any]] = field(default_factory=list)
+    filters: dict[str, Any] | None = None
+    properties: Sequence[dict[str, Any]] | None = None  # per ligand, when computed at submission
+    source: dict[str, Any] | None = None  # a rescoring funnel: the batch (and ranking) these ligands came from
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,7 @@ class QueueManager:
                 "target": sub.target,
                 "ligand_name": sub.ligand.name,
                 "ligand_smiles": sub.ligand.smiles,
+                **({"properties": sub.properties} if sub.properties is not None else {}),
             },
             "priority": sub.priority,
             "max_attempts": sub.max_attempts,
@@ -163,7 +169,9 @@ class QueueManager:
             "predictor": sub.predictor,
             "params": sub.params,
             "target_key": key,
-            "input": {"protein_sequence": sub.protein_sequence, "target": sub.target, "skipped": sub.skipped},
+            "input": {"protein_sequence": sub.protein_sequence, "target": sub.target, "skipped": sub.skipped,
+                      **({"filters": sub.filters, "filtered": sub.filtered} if sub.filters is not None else {}),
+                      **({"source": sub.source} if sub.source is not None else {})},
             "n_total": total,
             "n_pending": total,
             "max_concurrent": sub.max_concurrent,
@@ -199,7 +207,8 @@ class QueueManager:
                                 "job_id": new_id("job"),
                                 "name": lig.name,
                                 "batch_index": start + i,
-                                "input": {"ligand_name": lig.name, "ligand_smiles": lig.smiles},
+                                "input": {"ligand_name": lig.name, "ligand_smiles": lig.smiles,
+                                          **({"properties": sub.properties[start + i]} if sub.properties else {})},
                             }
                             for i, lig in enumerate(chunk)
                         ],
@@ -719,6 +728,52 @@ class QueueManager:
                 .where(jobs.c.job_id == batch_id, jobs.c.status.in_(TERMINAL))
                 .values(results=summary, aggregated_at=self.clock())
             )
+
+    def set_inputs(self, inputs: Sequence[tuple[str, dict[str, Any]]]) -> None:
+        """Replace the ``input`` of children (job id, input): ligand properties added after submission."""
+        if not inputs:
+            return
+        with self._write() as conn:
+            conn.execute(
+                sa.update(jobs).where(jobs.c.job_id == sa.bindparam("jid")).values(input=sa.bindparam("new_input")),
+                [{"jid": job_id, "new_input": value} for job_id, value in inputs],
+            )
+
+    def children_by_index(self, batch_id: str, indices: Sequence[int]) -> list[Record]:
+        """Children of a batch at the given positions (any order; missing ones are left out)."""
+        with self.read() as conn:
+            rows = conn.execute(
+                sa.select(jobs).where(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index.in_(list(indices)))
+            )
+            return [dict(r._mapping) for r in rows]
+
+    def batch_costs(self, batch_id: str) -> dict[str, Any]:
+        """Sums of the children's measured seconds (completed and failed attempts that reported them)."""
+        with self.read() as conn:
+            row = conn.execute(
+                sa.select(sa.func.count(jobs.c.accelerator_seconds), sa.func.sum(jobs.c.wall_seconds),
+                          sa.func.sum(jobs.c.accelerator_seconds))
+                .where(jobs.c.batch_parent_id == batch_id)
+            ).one()  # fmt: skip
+        return {"jobs_measured": int(row[0] or 0), "wall_seconds": float(row[1] or 0.0),
+                "accelerator_seconds": float(row[2] or 0.0)}  # fmt: skip
+
+    def observed_seconds_per_job(self, predictor: str, target_key: str, limit: int = 200) -> tuple[float, int] | None:
+        """Median accelerator seconds of the latest completed jobs of this predictor and target."""
+        with self.read() as conn:
+            values = list(
+                conn.execute(
+                    sa.select(jobs.c.accelerator_seconds)
+                    .where(jobs.c.predictor == predictor, jobs.c.target_key == target_key,
+                           jobs.c.status == COMPLETED, jobs.c.accelerator_seconds.is_not(None))
+                    .order_by(jobs.c.id.desc())
+                    .limit(limit)
+                ).scalars()
+            )  # fmt: skip
+        if not values:
+            return None
+        values.sort()
+        return float(values[len(values) // 2]), len(values)
 
     # ------------------------------------------------------------------ reads
 
