@@ -285,6 +285,9 @@ def screen(
     param: ParamOption = None,
     max_concurrent: Annotated[int | None, typer.Option(help="Cap on this batch's running jobs.")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Queue the valid ligands, report the invalid ones.")] = False,
+    filter_: Annotated[list[str] | None, typer.Option("--filter", help="Pre-filter KEY=VALUE, repeatable, e.g. "
+                                                      "lipinski=true pains=exclude max_mw=600 dedupe=true.")] = None,
+    dry_run: Annotated[bool, typer.Option(help="Estimate time and cost; queue nothing.")] = False,
     wait: Annotated[bool, typer.Option(help="Show progress until done, then the ranked table.")] = False,
     top: Annotated[int, typer.Option(help="Rows of the ranked table.")] = 20,
     url: UrlOption = "http://127.0.0.1:8000",
@@ -302,12 +305,18 @@ def screen(
             batch = hub.submit_batch(
                 batch_name or ligands_file.stem, protein_sequence, ligands, target_id=target, predictor=predictor,
                 params=_params(param), max_concurrent=max_concurrent, skip_invalid=skip_invalid,
+                filters=_params(filter_) if filter_ else None, dry_run=dry_run,
             )  # fmt: skip
         except HubError as exc:
             _fail(exc)
-        console.print(f"batch {batch['batch_id']}: {batch['total']} ligands queued")
         for item in batch["skipped"]:
             err.print(f"  skipped #{item['index']} {item['name']!r}: {item['reason']}")
+        for item in batch.get("filtered", []):
+            err.print(f"  filtered #{item['index']} {item['name']!r}: {item['reason']}")
+        if dry_run:
+            console.print_json(json.dumps({k: v for k, v in batch.items() if k not in ("skipped", "filtered")}))
+            return
+        console.print(f"batch {batch['batch_id']}: {batch['total']} ligands queued")
         if wait:
             _watch(hub, batch["batch_id"], batch["total"], top)
 
@@ -741,3 +750,55 @@ def models_fetch(model: ModelArgument = "boltz2") -> None:
         raise typer.Exit(1) from exc
     if not _print_model_status(items, settings.resolved_boltz_cache()):
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------- analytics
+
+
+@app.command("export")
+def export_command(
+    batch_id: str,
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json, sdf, zip or parquet.")] = "csv",
+    sort: Annotated[str | None, typer.Option(help="Rank by this field (default: the predictor's primary score).")] = None,
+    order: Annotated[str | None, typer.Option(help="asc or desc (default: the score's own direction).")] = None,
+    status: Annotated[str | None, typer.Option(help="Only rows with this status.")] = None,
+    top: Annotated[int | None, typer.Option(help="Only the best N rows.")] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Export a batch, ranked: one row per ligand (CSV/JSON/Parquet), best poses (SDF), structures (ZIP)."""
+    with _client(url) as hub:
+        try:
+            path = hub.export(batch_id, out, fmt, sort=sort, order=order, status=status, top=top)
+        except HubError as exc:
+            _fail(exc)
+    console.print(f"wrote {path} ({path.stat().st_size} bytes)")
+
+
+@app.command("stats")
+def stats_command(batch_id: str, top: Annotated[int, typer.Option(help="Best N ligands.")] = 10,
+                  url: UrlOption = "http://127.0.0.1:8000") -> None:  # fmt: skip
+    """Batch statistics as JSON: counts, every score's summary and histogram, the top N, cost."""
+    with _client(url) as hub:
+        try:
+            console.print_json(json.dumps(hub.stats(batch_id, top)))
+        except HubError as exc:
+            _fail(exc)
+
+
+@app.command("rescore")
+def rescore_command(
+    batch_id: str,
+    top_k: Annotated[int, typer.Option("--top-k", help="How many of the best completed ligands to send on.")],
+    predictor: Annotated[str, typer.Option("--predictor", "-p", help="Predictor of the new batch.")],
+    param: ParamOption = None,
+    target: TargetOption = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Funnel: send the top K ligands of a batch to another predictor as a new, linked batch."""
+    with _client(url) as hub:
+        try:
+            batch = hub.rescore(batch_id, top_k, predictor, params=_params(param), target_id=target)
+        except HubError as exc:
+            _fail(exc)
+    console.print(f"batch {batch['batch_id']}: the top {batch['total']} of {batch_id} queued for {predictor}")

@@ -104,14 +104,33 @@ class HubClient:
         priority: int = 0,
         skip_invalid: bool = False,
         idempotency_key: str | None = None,
+        filters: dict[str, Any] | None = None,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
-        """``ligands`` are (name, smiles) pairs."""
+        """``ligands`` are (name, smiles) pairs. ``dry_run`` returns a time/cost estimate and queues nothing."""
         body = {"batch_name": batch_name, "protein_sequence": protein_sequence, "target_id": target_id,
                 "ligands": [{"name": n, "smiles": s} for n, s in ligands], "predictor": predictor,
                 "params": params or {}, "max_concurrent": max_concurrent, "priority": priority,
-                "skip_invalid": skip_invalid, "idempotency_key": idempotency_key}  # fmt: skip
-        result: dict[str, Any] = self._request("POST", "/api/v1/jobs/predict/batch", json=body)
+                "skip_invalid": skip_invalid, "idempotency_key": idempotency_key, "filters": filters}  # fmt: skip
+        query = {"dry_run": "true"} if dry_run else None
+        result: dict[str, Any] = self._request("POST", "/api/v1/jobs/predict/batch", json=body, params=query)
         return result
+
+    def stats(self, batch_id: str, top: int = 10) -> dict[str, Any]:
+        """Counts, summary and histogram of every numeric field, the top N, cost."""
+        result: dict[str, Any] = self._request("GET", f"/api/v1/jobs/{batch_id}/stats", params={"top": top})
+        return result
+
+    def rescore(self, batch_id: str, top_k: int, predictor: str, **options: Any) -> dict[str, Any]:
+        """Send the best ``top_k`` ligands of a batch to ``predictor`` as a new, linked batch."""
+        body = {"top_k": top_k, "predictor": predictor, **options}
+        result: dict[str, Any] = self._request("POST", f"/api/v1/jobs/batch/{batch_id}/rescore", json=body)
+        return result
+
+    def export(self, batch_id: str, dest: Path, fmt: str = "csv", **query: Any) -> Path:
+        """Stream an export (csv, json, sdf, zip, parquet; sort=, order=, status=, top=) to ``dest``."""
+        params = {"format": fmt, **{k: v for k, v in query.items() if v is not None}}
+        return self._stream_to(f"/api/v1/jobs/{batch_id}/export", dest, params)
 
     def create_target(
         self,
@@ -186,8 +205,11 @@ class HubClient:
         return result
 
     def download(self, job_id: str, name: str, dest: Path) -> Path:
+        return self._stream_to(f"/api/v1/jobs/{job_id}/files/{name}", dest)
+
+    def _stream_to(self, path: str, dest: Path, params: dict[str, Any] | None = None) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        with self._http.stream("GET", f"/api/v1/jobs/{job_id}/files/{name}") as response:
+        with self._http.stream("GET", path, params=params) as response:
             if response.status_code >= 400:
                 response.read()
                 err = response.json().get("error", {})
