@@ -802,3 +802,73 @@ def rescore_command(
         except HubError as exc:
             _fail(exc)
     console.print(f"batch {batch['batch_id']}: the top {batch['total']} of {batch_id} queued for {predictor}")
+
+
+# ---------------------------------------------------------------------- webhooks
+
+webhooks_app = typer.Typer(help="Webhooks: signed POSTs on job.completed, job.failed, batch.completed.",
+                           no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("create")
+def webhooks_create(
+    webhook_url: Annotated[str, typer.Argument(metavar="URL", help="Where events are POSTed.")],
+    event: Annotated[list[str] | None, typer.Option("--event", help="job.completed, job.failed, batch.completed "
+                                                    "(repeatable; default: all).")] = None,
+    secret: Annotated[str | None, typer.Option(help="HMAC secret (16+ characters); default: a random one.")] = None,
+    url: UrlOption = "http://127.0.0.1:8000",
+) -> None:
+    """Register a webhook; prints its id and secret (the secret is shown only now)."""
+    with _client(url) as hub:
+        try:
+            hook = hub.create_webhook(webhook_url, event, secret)
+        except HubError as exc:
+            _fail(exc)
+    console.print(f"{hook['webhook_id']}  {hook['url']}  events {', '.join(hook['events'])}")
+    console.print(f"secret: {hook['secret']}")
+
+
+@webhooks_app.command("list")
+def webhooks_list(url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """This owner's webhooks."""
+    with _client(url) as hub:
+        try:
+            items = hub.webhooks()
+        except HubError as exc:
+            _fail(exc)
+    table = Table()
+    for col in ("webhook_id", "url", "events", "created"):
+        table.add_column(col)
+    for w in items:
+        table.add_row(w["webhook_id"], w["url"], ", ".join(w["events"]), w["created_at"][:19])
+    console.print(table)
+
+
+@webhooks_app.command("delete")
+def webhooks_delete(webhook_id: str, url: UrlOption = "http://127.0.0.1:8000") -> None:
+    """Delete a webhook; its pending deliveries are dropped."""
+    with _client(url) as hub:
+        try:
+            hub.delete_webhook(webhook_id)
+        except HubError as exc:
+            _fail(exc)
+    console.print(f"deleted {webhook_id}")
+
+
+@webhooks_app.command("deliveries")
+def webhooks_deliveries(webhook_id: str, limit: Annotated[int, typer.Option(help="Newest N.")] = 50,
+                        url: UrlOption = "http://127.0.0.1:8000") -> None:  # fmt: skip
+    """The delivery log of a webhook: event, job, status, attempts, last answer."""
+    with _client(url) as hub:
+        try:
+            items = hub.webhook_deliveries(webhook_id, limit)
+        except HubError as exc:
+            _fail(exc)
+    table = Table()
+    for col in ("delivery_id", "event", "job_id", "status", "attempts", "answer", "created"):
+        table.add_column(col)
+    for d in items:
+        table.add_row(d["delivery_id"], d["event"], d["job_id"], d["status"], str(d["attempts"]),
+                      d["last_error"] or str(d["response_status"] or "-"), d["created_at"][:19])  # fmt: skip
+    console.print(table)

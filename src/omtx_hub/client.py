@@ -69,7 +69,7 @@ class HubClient:
                 raise HubError(response.status_code, err["code"], err["message"], err.get("details"))
             except (ValueError, KeyError, TypeError):
                 raise HubError(response.status_code, "http_error", response.text[:500]) from None
-        return response.json()
+        return response.json() if response.content else None
 
     # submission -----------------------------------------------------------
 
@@ -125,6 +125,24 @@ class HubClient:
         """Send the best ``top_k`` ligands of a batch to ``predictor`` as a new, linked batch."""
         body = {"top_k": top_k, "predictor": predictor, **options}
         result: dict[str, Any] = self._request("POST", f"/api/v1/jobs/batch/{batch_id}/rescore", json=body)
+        return result
+
+    def create_webhook(self, url: str, events: list[str] | None = None, secret: str | None = None) -> dict[str, Any]:
+        """Register a webhook; the answer holds its ``secret`` (shown once)."""
+        result: dict[str, Any] = self._request("POST", "/api/v1/webhooks",
+                                               json={"url": url, "events": events, "secret": secret})  # fmt: skip
+        return result
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request("GET", "/api/v1/webhooks")["items"]
+        return result
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        self._request("DELETE", f"/api/v1/webhooks/{webhook_id}")
+
+    def webhook_deliveries(self, webhook_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self._request("GET", f"/api/v1/webhooks/{webhook_id}/deliveries",
+                                                     params={"limit": limit})["items"]  # fmt: skip
         return result
 
     def export(self, batch_id: str, dest: Path, fmt: str = "csv", **query: Any) -> Path:

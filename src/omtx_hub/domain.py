@@ -77,6 +77,7 @@ class ClaimedJob:
     input: dict[str, Any]
     batch_parent_id: str | None
     batch_index: int | None
+    owner: str = ""
 
     @property
     def ligand(self) -> Ligand:

@@ -19,6 +19,7 @@ from omtx_hub.storage import ResultStore
 from omtx_hub.chem import clean_protein_sequence
 from omtx_hub.errors import InvalidInput
 from omtx_hub.targets import prepare_target_files, read_msa
+from omtx_hub.webhooks import WebhookStore
 
 __all__ = ["Hub", "open_hub"]
 
@@ -32,6 +33,7 @@ class Hub:
     targets: TargetRepository
     keys: KeyStore
     rate: RateLimiter
+    webhooks: WebhookStore
 
     def limits_for(self, owner: str) -> Limits:
         """The hub's limits with the owner's overrides (``omtx-hub keys limits``) applied."""
@@ -116,4 +118,5 @@ def open_hub(settings: Settings, *, run_migrations: bool = True) -> Hub:
         targets=TargetRepository(engine),
         keys=KeyStore(engine, load_secret(settings.secret_key, settings.home)),
         rate=RateLimiter(),
+        webhooks=WebhookStore(engine, settings.webhook_max_attempts),
     )

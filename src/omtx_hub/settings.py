@@ -89,6 +89,7 @@ class Settings(BaseSettings):
         default_factory=lambda: {"vina": 30.0, "boltz2": 60.0},
         description="Dry-run estimate per ligand when a target has no completed jobs yet, by predictor (JSON).",
     )
+    webhook_max_attempts: int = Field(8, ge=1, description="Attempts per webhook delivery before it is marked failed.")
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="Largest request body accepted.")
 
     def resolved_database_url(self) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from omtx_hub.aggregate import aggregate_batch
+from omtx_hub.webhooks import WebhookDispatcher, WebhookStore
 from omtx_hub.domain import ClaimedJob, Target
 from omtx_hub.errors import PredictionError, StorageError
 from omtx_hub.predictors.base import Outcome, PredictionTask, Predictor, TargetArtifacts
@@ -50,6 +51,7 @@ class Worker:
         predictors: Mapping[str, Predictor],
         *,
         worker_id: str | None = None,
+        webhooks: WebhookStore | None = None,
     ) -> None:
         if not predictors:
             raise ValueError("a worker needs at least one predictor")
@@ -67,6 +69,7 @@ class Worker:
         self._grace_deadline: float | None = None
         self._last_maintenance = 0.0
         self._done: list[tuple[ClaimedJob, dict[str, Any], float, float | None]] = []
+        self.webhooks = webhooks or WebhookStore(manager.engine, settings.webhook_max_attempts)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -75,6 +78,7 @@ class Worker:
         self.register()
         beat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.worker_id}", daemon=True)
         beat.start()
+        dispatcher = WebhookDispatcher(self.webhooks).start()
         backoff = 0.0
         try:
             while not self._stop.is_set():
@@ -98,6 +102,7 @@ class Worker:
         finally:
             self._stop.set()
             beat.join(timeout=5)
+            dispatcher.stop()
             try:
                 self.manager.unregister_worker(self.worker_id)
             except sa.exc.OperationalError:
@@ -167,11 +172,16 @@ class Worker:
     def _aggregate(self, batch_id: str) -> None:
         predictor = self.predictors[self.manager.get(batch_id)["predictor"]]
         try:
-            aggregate_batch(
+            summary = aggregate_batch(
                 self.manager, self.store, batch_id,
                 rank_by=predictor.primary_score, direction=predictor.score_direction, settings=self.settings,
             )  # fmt: skip
             self._log("aggregate", job=batch_id)
+            parent = self.manager.get(batch_id)
+            self._notify(parent["owner"], "batch.completed", batch_id, {
+                "batch_id": batch_id, "name": parent["name"], "predictor": parent["predictor"],
+                "status": parent["status"], "counts": summary["counts"], "top": summary["top"],
+                "files": summary["files"]})  # fmt: skip
         except StorageError:
             logger.exception("aggregation failed", extra={"action": "aggregate", "job": batch_id})
 
@@ -315,12 +325,17 @@ class Worker:
         if not items:
             return
         results = self._db_retry(lambda: self.manager.complete_many(items, self.worker_id))
+        results_of = {claim.job_id: outcome for claim, outcome, _, _ in items}
         aggregate = set()
         for (claim, _, wall_seconds, _), finished in zip(items, results, strict=True):
             if not finished.applied:
                 self._log("lease_lost", job=claim.job_id, note="result discarded; another attempt owns the job")
                 continue
             self._log("complete", job=claim.job_id, attempt=claim.attempt, seconds=f"{wall_seconds:.3f}")
+            if claim.batch_parent_id is None:
+                self._notify(claim.owner, "job.completed", claim.job_id, {
+                    "job_id": claim.job_id, "predictor": claim.predictor, "status": "completed",
+                    "ligand_name": claim.input.get("ligand_name"), "results": results_of.get(claim.job_id)})  # fmt: skip
             if finished.parent_finished and claim.batch_parent_id:
                 aggregate.add(claim.batch_parent_id)
         for batch_id in sorted(aggregate):
@@ -331,8 +346,19 @@ class Worker:
             lambda: self.manager.fail(claim, self.worker_id, code=code, message=message, transient=transient)
         )
         self._log("fail", job=claim.job_id, attempt=claim.attempt, code=code, outcome=finished.status or "lease_lost")
+        if finished.status == "failed" and claim.batch_parent_id is None:
+            self._notify(claim.owner, "job.failed", claim.job_id, {
+                "job_id": claim.job_id, "predictor": claim.predictor, "status": "failed",
+                "ligand_name": claim.input.get("ligand_name"), "error": {"code": code, "message": message}})  # fmt: skip
         if finished.parent_finished and claim.batch_parent_id:
             self._aggregate(claim.batch_parent_id)
+
+    def _notify(self, owner: str, event: str, job_id: str, data: dict[str, Any]) -> None:
+        """Record webhook deliveries for an event (sent by the dispatcher thread); never fails the job."""
+        try:
+            self.webhooks.enqueue(owner, event, job_id, data)
+        except sa.exc.SQLAlchemyError:
+            logger.exception("could not record webhook event", extra={"action": "webhook", "job": job_id})
 
     def _db_retry(self, call: Any) -> Any:
         """Run a finishing call, retrying through a database outage for up to one lease.

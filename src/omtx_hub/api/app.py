@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 import omtx_hub
-from omtx_hub.api import exports, jobs, ops, targets
+from omtx_hub.api import exports, jobs, ops, targets, webhooks
 from omtx_hub.api.errors import install_error_handlers
 from omtx_hub.api.limits import BodyLimitMiddleware
 from omtx_hub.hub import Hub, open_hub
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     app.include_router(jobs.router)
     app.include_router(targets.router)
     app.include_router(exports.router)
+    app.include_router(webhooks.router)
     app.include_router(ops.router)
 
     from omtx_hub import web  # the UI renders with the API's views; imported here to keep imports one-way

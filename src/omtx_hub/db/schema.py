@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["api_keys", "job_events", "jobs", "metadata", "owners", "targets", "workers"]
+__all__ = ["api_keys", "job_events", "jobs", "metadata", "owners", "targets", "webhook_deliveries", "webhooks", "workers"]
 
 metadata = sa.MetaData()
 
@@ -143,4 +143,37 @@ api_keys = sa.Table(
     sa.Column("created_at", sa.Float(), nullable=False),
     sa.Column("revoked_at", sa.Float(), nullable=True),
     sa.Index("ix_api_keys_prefix", "prefix"),
+)
+
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("webhook_id", sa.String(48), primary_key=True),
+    sa.Column("owner", sa.String(100), nullable=False),
+    sa.Column("url", sa.String(2000), nullable=False),
+    sa.Column("secret", sa.String(200), nullable=False),
+    sa.Column("events", sa.JSON(), nullable=False),
+    sa.Column("created_at", sa.Float(), nullable=False),
+    sa.Column("deleted_at", sa.Float(), nullable=True),
+    sa.Index("ix_webhooks_owner", "owner"),
+)
+
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", sa.String(48), nullable=False, unique=True),
+    sa.Column("webhook_id", sa.String(48), nullable=False),
+    sa.Column("event", sa.String(40), nullable=False),
+    sa.Column("job_id", sa.String(48), nullable=False),
+    sa.Column("payload", sa.JSON(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", sa.Float(), nullable=False),
+    sa.Column("last_error", sa.String(500), nullable=True),
+    sa.Column("response_status", sa.Integer(), nullable=True),
+    sa.Column("created_at", sa.Float(), nullable=False),
+    sa.Column("delivered_at", sa.Float(), nullable=True),
+    sa.Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    sa.Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
 )

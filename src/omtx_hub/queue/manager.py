@@ -959,7 +959,7 @@ class QueueManager:
 def _claim_columns() -> list[Any]:
     c = jobs.c
     return [c.id, c.job_id, c.attempts, c.max_attempts, c.predictor, c.params, c.target_key, c.input,
-            c.batch_parent_id, c.batch_index]  # fmt: skip
+            c.batch_parent_id, c.batch_index, c.owner]  # fmt: skip
 
 
 def _claimed(row: Any, job_input: dict[str, Any]) -> ClaimedJob:
@@ -973,4 +973,5 @@ def _claimed(row: Any, job_input: dict[str, Any]) -> ClaimedJob:
         input=job_input,
         batch_parent_id=row.batch_parent_id,
         batch_index=row.batch_index,
+        owner=row.owner,
     )
