@@ -62,7 +62,8 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self._workdir = Path(tempfile.mkdtemp(prefix="omtx-worker-"))
         self._targets: OrderedDict[tuple[str, str], tuple[Target, TargetArtifacts]] = OrderedDict()
-        self._active: set[str] = set()
+        self._active: dict[str, int] = {}  # job id → the micro-batch (a running number) that holds it
+        self._batches = 0
         self._to_stop: set[str] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -149,14 +150,16 @@ class Worker:
 
     def heartbeat(self) -> None:
         with self._lock:
-            held = sorted(self._active)
+            held = dict(self._active)
         try:
-            stop = self.manager.heartbeat(self.worker_id, held)
+            stop = self.manager.heartbeat(self.worker_id, sorted(held))
         except Exception:  # the database may be briefly unreachable; the lease has slack for that
             logger.exception("heartbeat failed", extra={"action": "heartbeat", "worker": self.worker_id})
             return
         with self._lock:
-            self._to_stop |= stop
+            # A slow heartbeat can answer after its micro-batch ended (a job then looks "not running"),
+            # or after the job was claimed again: only flag jobs still held by the micro-batch it asked about.
+            self._to_stop |= {j for j in stop if j in held and self._active.get(j) == held[j]}
 
     def _maintenance(self) -> None:
         now = time.monotonic()
@@ -196,7 +199,8 @@ class Worker:
     def _process(self, claims: Sequence[ClaimedJob]) -> None:
         ids = {c.job_id for c in claims}
         with self._lock:
-            self._active |= ids
+            self._batches += 1
+            self._active.update(dict.fromkeys(ids, self._batches))
         pending = {c.job_id: c for c in claims}
         predictor = self.predictors[claims[0].predictor]
         target = claims[0].target
@@ -243,7 +247,8 @@ class Worker:
                 # Whatever happened above (the database may be down past a lease), stop renewing these
                 # leases: a job this worker could not finish must expire and go back to the queue.
                 with self._lock:
-                    self._active -= ids
+                    for job_id in ids:
+                        self._active.pop(job_id, None)
                     self._to_stop -= ids
                 shutil.rmtree(run_dir, ignore_errors=True)
 

@@ -142,3 +142,33 @@ def test_storage_failure_retries_and_never_completes_without_files(hub: Hub, pre
     record = hub.manager.get(jid)
     assert record["status"] == "failed" and record["error"]["code"] == "storage_error"
     assert record["results"] is None
+
+
+def test_a_late_heartbeat_answer_does_not_stop_the_next_claim_of_a_job(hub: Hub) -> None:
+    """Found by the PostgreSQL-restart chaos test: a heartbeat slowed by the outage saw a job between two
+    attempts ("not running"), answered after the worker had claimed it again, and the new attempt was
+    stopped as if cancelled."""
+    worker = Worker(hub.settings, hub.manager, hub.store, {"test": TestPredictor()})  # not running: driven by hand
+    job_id = hub.manager.submit_job(JobSubmission(owner="local", predictor="test", protein_sequence=SEQ,
+                                                  ligand=Ligand("e", "CCO"), max_attempts=3)).record["job_id"]  # fmt: skip
+    [first] = hub.manager.claim(worker.worker_id, ["test"], 1)
+    worker._active = {job_id: 1}
+    real = hub.manager.heartbeat
+
+    def slow_heartbeat(worker_id: str, ids: list[str]) -> set[str]:
+        hub.manager.fail(first, worker.worker_id, code="x", message="transient", transient=True)  # back to pending
+        answer = real(worker_id, ids)  # sees the job not running: "stop it"
+        [again] = hub.manager.claim(worker.worker_id, ["test"], 1)  # the next micro-batch holds attempt 2
+        assert again.attempt == 2
+        worker._active = {job_id: 2}
+        return answer
+
+    hub.manager.heartbeat = slow_heartbeat  # type: ignore[method-assign]
+    try:
+        worker.heartbeat()
+    finally:
+        hub.manager.heartbeat = real  # type: ignore[method-assign]
+    assert not worker.should_stop(job_id)
+    hub.manager.cancel(job_id)
+    worker.heartbeat()  # a real cancel request still reaches the running attempt
+    assert worker.should_stop(job_id)
