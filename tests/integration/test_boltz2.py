@@ -17,6 +17,7 @@ from typing import Any
 import gemmi
 import numpy as np
 import pytest
+from rdkit import Chem
 from conftest import TINY_BOLTZ, make_settings
 
 from omtx_hub.domain import Ligand, Target
@@ -210,6 +211,13 @@ def test_worker_runs_an_uploaded_msa_target_once_per_target(boltz_cache: Path, t
         assert (ranked["rank_by"], ranked["direction"]) == ("affinity_probability_binary", "desc")
         scores = [row["affinity_probability_binary"] for row in ranked["results"]]
         assert [row["rank"] for row in ranked["results"]] == [1, 2] and scores == sorted(scores, reverse=True)
+        # best poses: the co-folded ligand, bond orders from its SMILES, every column an SD property
+        sdf = hub.store.read_bytes(f"{hub.store.batch_dir(batch_id)}/best_poses.sdf").decode()
+        poses = [m for m in Chem.ForwardSDMolSupplier(io.BytesIO(sdf.encode())) if m is not None]
+        assert [m.GetProp("_Name") for m in poses] == [row["ligand_name"] for row in ranked["results"]]
+        assert [m.GetNumAtoms() for m in poses] == [13 if row["ligand_name"] == "aspirin" else 3
+                                                    for row in ranked["results"]]  # fmt: skip
+        assert poses[0].GetProp("affinity_probability_binary") and poses[0].GetProp("model_weights")
     finally:
         hub.close()
 
