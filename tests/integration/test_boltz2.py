@@ -19,7 +19,10 @@ import numpy as np
 import pytest
 from rdkit import Chem
 from conftest import TINY_BOLTZ, make_settings
+from hub_testing import ApiClient
 
+from omtx_hub.api import create_app
+from omtx_hub.api.security import SESSION_COOKIE
 from omtx_hub.domain import Ligand, Target
 from omtx_hub.errors import InvalidInput, PredictorUnavailable
 from omtx_hub.hub import open_hub
@@ -27,6 +30,7 @@ from omtx_hub.predictors.base import Outcome, PredictionTask
 from omtx_hub.predictors.boltz2 import Boltz2Predictor
 from omtx_hub.settings import Settings
 from omtx_hub.submission import build_batch_submission, build_job_submission
+
 from omtx_hub.worker import Worker
 
 PEPTIDE = "MKTAYIAKQRQISFVKSHFSRQ"
@@ -218,6 +222,13 @@ def test_worker_runs_an_uploaded_msa_target_once_per_target(boltz_cache: Path, t
         assert [m.GetNumAtoms() for m in poses] == [13 if row["ligand_name"] == "aspirin" else 3
                                                     for row in ranked["results"]]  # fmt: skip
         assert poses[0].GetProp("affinity_probability_binary") and poses[0].GetProp("model_weights")
+        # the job page says, above the numbers, that they come from random weights
+        key, _ = hub.keys.create("local")
+        browser = ApiClient(create_app(hub=hub))
+        browser._client.cookies.set(SESSION_COOKIE, hub.keys.session_token(hub.keys.verify(key)))
+        page = browser.get(f"/jobs/{ranked['results'][0]['job_id']}").text
+        browser.close()
+        assert "random-weight test checkpoints" in page and "affinity_probability_binary" in page
     finally:
         hub.close()
 
