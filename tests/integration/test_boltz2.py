@@ -17,9 +17,9 @@ from typing import Any
 import gemmi
 import numpy as np
 import pytest
-from rdkit import Chem
 from conftest import TINY_BOLTZ, make_settings
 from hub_testing import ApiClient
+from rdkit import Chem
 
 from omtx_hub.api import create_app
 from omtx_hub.api.security import SESSION_COOKIE
@@ -30,7 +30,6 @@ from omtx_hub.predictors.base import Outcome, PredictionTask
 from omtx_hub.predictors.boltz2 import Boltz2Predictor
 from omtx_hub.settings import Settings
 from omtx_hub.submission import build_batch_submission, build_job_submission
-
 from omtx_hub.worker import Worker
 
 PEPTIDE = "MKTAYIAKQRQISFVKSHFSRQ"
