@@ -53,11 +53,11 @@ def aggregate_batch(
     settings = settings or Settings()
     fill_properties(manager, batch_id)
     parent = manager.get(batch_id)
-    ranking = plan_rows(manager, batch_id, sort_key=rank_by, direction=direction)  # type: ignore[arg-type]
+    ranking = plan_rows(manager, batch_id, sort_key=rank_by, direction=direction)
     directory = store.batch_dir(batch_id)
     for fmt, name in BATCH_FILES.items():
         store.write_bytes(f"{directory}/{name}", b"".join(export_stream(fmt, manager, store, batch_id, ranking, settings)))
-    top = plan_rows(manager, batch_id, sort_key=rank_by, direction=direction, top=10)  # type: ignore[arg-type]
+    top = plan_rows(manager, batch_id, sort_key=rank_by, direction=direction, top=10)
     counts = {s: parent[f"n_{s}"] for s in ("pending", "running", "completed", "failed", "cancelled")}
     summary = {
         "rank_by": rank_by,

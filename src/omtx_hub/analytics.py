@@ -18,7 +18,7 @@ import statistics
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from omtx_hub.domain import JobStatus
 from omtx_hub.errors import InvalidInput
@@ -92,7 +92,7 @@ def plan_rows(
     batch_id: str,
     *,
     sort_key: str,
-    direction: Literal["asc", "desc"],
+    direction: str,
     status: str | None = None,
     top: int | None = None,
 ) -> Ranking:
@@ -179,7 +179,7 @@ def batch_stats(
                "mean": statistics.fmean(vals), "max": max(vals), "histogram": _histogram(vals)}
         for name, vals in sorted(numbers.items())
     }  # fmt: skip
-    ranking = plan_rows(manager, batch_id, sort_key=primary, direction=direction, top=top)  # type: ignore[arg-type]
+    ranking = plan_rows(manager, batch_id, sort_key=primary, direction=direction, top=top)
     best = [
         {k: row.get(k) for k in ("rank", "job_id", "ligand_name", "ligand_smiles", primary, "heavy_atoms",
                                   "ligand_efficiency_kcal_mol_per_heavy_atom", "qed")}
@@ -274,7 +274,7 @@ def _pose_block(store: ResultStore, directory: str, files: list[str], smiles: st
     return None
 
 
-def _sdf_records(store: ResultStore, manager: QueueManager, batch_id: str, rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def _sdf_records(store: ResultStore, batch_id: str, rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     for row in rows:
         if row["status"] != JobStatus.COMPLETED.value:
             continue
@@ -370,7 +370,7 @@ def export_stream(
                 "columns": ranking.columns}  # fmt: skip
         return _json_document(head, rows)
     if fmt == "sdf":
-        return _sdf_records(store, manager, batch_id, rows)
+        return _sdf_records(store, batch_id, rows)
     if fmt == "zip":
         return _zip_stream(store, batch_id, ranking.columns, rows)
     return _parquet_stream(ranking.columns, rows)

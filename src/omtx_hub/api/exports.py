@@ -45,7 +45,7 @@ def _ranking(hub: Hub, parent: dict[str, Any], sort: str | None, order: str | No
     if key is None:
         raise InvalidInput(f"predictor {parent['predictor']!r} has no documented primary score: pass sort=FIELD",
                            code="sort_required")  # fmt: skip
-    return plan_rows(hub.manager, parent["job_id"], sort_key=key, direction=(order or direction), status=status, top=top)  # type: ignore[arg-type]
+    return plan_rows(hub.manager, parent["job_id"], sort_key=key, direction=(order or direction), status=status, top=top)
 
 
 @router.get("/api/v1/jobs/{batch_id}/export", summary="Export a batch: csv, json, sdf, zip or parquet (streamed)",

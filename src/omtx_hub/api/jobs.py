@@ -197,7 +197,7 @@ def rescore(batch_id: str, body: RescoreRequest, request: Request) -> Any:
     key, direction = body.sort or key, body.order or direction
     if key is None:
         raise InvalidInput("the source batch has no primary score: pass sort", code="sort_required")
-    ranking = plan_rows(hub.manager, batch_id, sort_key=key, direction=direction, status="completed", top=body.top_k)  # type: ignore[arg-type]
+    ranking = plan_rows(hub.manager, batch_id, sort_key=key, direction=direction, status="completed", top=body.top_k)
     chosen = [(r["ligand_name"], r["ligand_smiles"]) for r in stream_rows(hub.manager, batch_id, ranking, 0.0)
               if r["rank"] is not None]  # fmt: skip
     if not chosen:
