@@ -10,6 +10,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from omtx_hub.analytics import export_stream, plan_rows, stream_rows
@@ -22,23 +27,54 @@ __all__ = ["BATCH_FILES", "aggregate_batch", "fill_properties"]
 
 BATCH_FILES = {"csv": "batch_results.csv", "json": "batch_results.json", "parquet": "batch_results.parquet",
                "sdf": "best_poses.sdf"}  # fmt: skip
+logger = logging.getLogger("omtx_hub.aggregate")
 _CHUNK = 500
+_WINDOW = 20_000  # children held at once while their properties are computed
+_PARALLEL_FROM = 1_000  # ligands per extra process worth its start-up (≈1 s to import RDKit)
+
+
+def _properties_of(smiles: list[str]) -> list[dict[str, Any]]:
+    return [ligand_properties(text) for text in smiles]
+
+
+def _compute(smiles: list[str]) -> list[dict[str, Any]]:
+    """Properties of many ligands, spread over this machine's cores when there are enough of them."""
+    processes = min(os.cpu_count() or 1, len(smiles) // _PARALLEL_FROM)
+    if processes < 2:
+        return _properties_of(smiles)
+    # spawn, not fork: a worker process may hold a CUDA context or threads that a fork would copy
+    chunks = [smiles[i : i + _CHUNK] for i in range(0, len(smiles), _CHUNK)]
+    try:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+            return [props for part in pool.map(_properties_of, chunks) for props in part]
+    except (BrokenProcessPool, OSError, RuntimeError) as exc:
+        # e.g. a Worker embedded in a script without an ``if __name__ == "__main__"`` guard, which spawn needs
+        logger.warning("ligand properties in one process (a process pool could not run: %s)", exc)
+        return _properties_of(smiles)
 
 
 def fill_properties(manager: QueueManager, batch_id: str) -> int:
     """Compute and store the properties of children that lack them; return how many were computed."""
-    pending: list[tuple[str, dict[str, Any]]] = []
     done = 0
+    window: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        nonlocal done, window
+        computed = _compute([child["input"]["ligand_smiles"] for child in window])
+        updates = [(child["job_id"], {**child["input"], "properties": props}) for child, props in zip(window, computed, strict=True)]
+        for start in range(0, len(updates), _CHUNK):
+            manager.set_inputs(updates[start : start + _CHUNK])
+        done += len(window)
+        window = []
+
     for child in manager.iter_children(batch_id):
-        if "properties" in child["input"]:
-            continue
-        pending.append((child["job_id"], {**child["input"], "properties": ligand_properties(child["input"]["ligand_smiles"])}))
-        if len(pending) >= _CHUNK:
-            manager.set_inputs(pending)
-            done += len(pending)
-            pending = []
-    manager.set_inputs(pending)
-    return done + len(pending)
+        if "properties" not in child["input"]:
+            window.append({"job_id": child["job_id"], "input": child["input"]})
+            if len(window) >= _WINDOW:
+                flush()
+    if window:
+        flush()
+    return done
 
 
 def aggregate_batch(

@@ -141,3 +141,21 @@ def test_rescore_the_top_k_as_a_linked_batch(api: ApiClient, hub: Hub, worker: W
     assert names == [row["ligand_name"] for row in best] and linked["name"] == "dock top 3 → test"
     missing = api.post(f"/api/v1/jobs/batch/{source}/rescore", json={"top_k": 3, "predictor": "nope"})
     assert missing.status_code == 422 and missing.json()["error"]["code"] == "unknown_predictor"
+
+
+def test_properties_of_a_large_batch_are_computed_in_parallel_once(hub: Hub) -> None:
+    from omtx_hub.aggregate import fill_properties
+    from omtx_hub.domain import Ligand
+    from omtx_hub.ligands import ligand_properties
+    from omtx_hub.queue.manager import BatchSubmission
+
+    smiles = [lig["smiles"] for lig in LIGANDS]
+    n = 2_400  # enough for a process pool on a machine with two or more cores
+    sub = BatchSubmission(owner="local", predictor="test", protein_sequence=SEQ, batch_name="big", max_attempts=1,
+                          ligands=[Ligand(f"c{i}", smiles[i % len(smiles)]) for i in range(n)])  # fmt: skip
+    batch_id = hub.manager.submit_batch(sub).record["job_id"]
+    assert fill_properties(hub.manager, batch_id) == n
+    expected = [ligand_properties(s) for s in smiles]
+    for child in hub.manager.iter_children(batch_id):
+        assert child["input"]["properties"] == expected[child["batch_index"] % len(smiles)]
+    assert fill_properties(hub.manager, batch_id) == 0  # once
