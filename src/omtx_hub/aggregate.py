@@ -10,9 +10,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import multiprocessing
 import os
-import logging
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -93,7 +94,7 @@ def aggregate_batch(
     directory = store.batch_dir(batch_id)
     for fmt, name in BATCH_FILES.items():
         store.write_bytes(f"{directory}/{name}", b"".join(export_stream(fmt, manager, store, batch_id, ranking, settings)))
-    top = plan_rows(manager, batch_id, sort_key=rank_by, direction=direction, top=10)
+    top = dataclasses.replace(ranking, order=ranking.order[:10])
     counts = {s: parent[f"n_{s}"] for s in ("pending", "running", "completed", "failed", "cancelled")}
     summary = {
         "rank_by": rank_by,
