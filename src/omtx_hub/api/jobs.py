@@ -123,14 +123,14 @@ def _estimate(hub: Hub, sub: Any) -> dict[str, Any]:
 
 
 def _submit_batch(request: Request, body: BatchRequest, ligands: list[tuple[str, str]], *, dry_run: bool = False,
-                  source: dict[str, Any] | None = None, target: dict[str, Any] | None = None) -> Any:  # fmt: skip
+                  source: dict[str, Any] | None = None) -> Any:  # fmt: skip
     hub, owner, limits = _submitter(request)
     sub = build_batch_submission(
         hub.settings,
         owner=owner,
         limits=limits,
         pending_jobs=hub.manager.unfinished_count(owner),
-        target=target or (hub.targets.get(body.target_id, scope_of(request)) if body.target_id else None),
+        target=hub.targets.get(body.target_id, scope_of(request)) if body.target_id else None,
         batch_name=body.batch_name,
         protein_sequence=body.protein_sequence,
         ligands=ligands,
