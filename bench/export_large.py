@@ -18,8 +18,6 @@ import argparse
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,10 +27,9 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from submit_large import SEQ, SMILES, memory, reset_peak  # noqa: E402
+from submit_large import SEQ, SMILES, memory, reset_peak, start_server  # noqa: E402
 
 from omtx_hub.db.schema import jobs  # noqa: E402
 from omtx_hub.domain import Ligand  # noqa: E402
@@ -88,21 +85,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp) / "home", database_url=f"sqlite:///{tmp}/hub.db", owner="local")
         batches = {n: seed(settings, n) for n in sizes}
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
         env = {**os.environ, "OMTX_HOME": str(settings.home), "OMTX_DATABASE_URL": settings.resolved_database_url()}
-        server = subprocess.Popen([str(BIN / "omtx-hub"), "serve", "--no-worker", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
+        server, base = start_server(env)
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
             headers = {"Authorization": f"Bearer {(settings.home / 'local_api_key').read_text().strip()}"}
             with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
                 client.get(f"/api/v1/jobs/{batches[sizes[0]]}/export", params={"format": "csv", "top": 10})  # warm-up

@@ -49,6 +49,24 @@ def reset_peak(pid: int) -> None:
         pass
 
 
+def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
+    """`omtx-hub serve --no-worker` on a free loopback port, once it answers /readyz; returns it and its URL."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([str(BIN / "omtx-hub"), "serve", "--no-worker", "--port", str(port)], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if httpx.get(f"{base}/readyz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    return server, base
+
+
 def measure(db: str, mode: str, n: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         schema = None
@@ -59,23 +77,11 @@ def measure(db: str, mode: str, n: int) -> dict[str, Any]:
             with psycopg.connect(PG_URL, autocommit=True) as conn:
                 conn.execute(f'CREATE SCHEMA "{schema}"')
             url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
         env = {**os.environ, "OMTX_HOME": f"{tmp}/home", "OMTX_DATABASE_URL": url, "OMTX_DEFAULT_PREDICTOR": "test",
                "OMTX_PREDICTOR_PLUGINS": json.dumps({"test": "omtx_test_predictor:make_test_predictor"}),
                "OMTX_SUBMISSIONS_PER_MINUTE": "100000"}  # fmt: skip
-        server = subprocess.Popen([str(BIN / "omtx-hub"), "serve", "--no-worker", "--port", str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
+        server, base = start_server(env)
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{base}/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
             key = Path(f"{tmp}/home/local_api_key").read_text().strip()
             headers = {"Authorization": f"Bearer {key}"}
             ligands = [(f"cpd{i}", SMILES[i % len(SMILES)]) for i in range(n)]

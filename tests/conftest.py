@@ -24,6 +24,8 @@ from hub_testing import ApiClient  # noqa: E402
 from omtx_hub.api import create_app  # noqa: E402
 from omtx_hub.hub import Hub, open_hub  # noqa: E402
 from omtx_hub.settings import Settings  # noqa: E402
+from omtx_hub.worker import Worker  # noqa: E402
+from omtx_test_predictor import TestPredictor  # noqa: E402
 
 PG_URL = os.environ.get("OMTX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_PLUGIN = {"test": "omtx_test_predictor:make_test_predictor"}
@@ -107,6 +109,14 @@ def api(hub: Hub, app: Any) -> Iterator[ApiClient]:
     client = ApiClient(app, api_key=key)
     yield client
     client.close()
+
+
+@pytest.fixture
+def worker(hub: Hub) -> Worker:
+    """A registered worker of the test predictor, not running: drive it with ``hub_testing.run_all``."""
+    w = Worker(hub.settings, hub.manager, hub.store, {"test": TestPredictor()})
+    w.register()
+    return w
 
 
 @pytest.fixture

@@ -7,12 +7,10 @@ import csv
 import io
 import json
 import zipfile
-from collections.abc import Iterator
 
 import pyarrow.parquet as pq
 import pytest
-from hub_testing import ApiClient
-from omtx_test_predictor import TestPredictor
+from hub_testing import ApiClient, run_all
 
 from omtx_hub.hub import Hub
 from omtx_hub.worker import Worker
@@ -29,17 +27,6 @@ LIGANDS = [
 ]
 
 
-@pytest.fixture
-def worker(hub: Hub) -> Iterator[Worker]:
-    w = Worker(hub.settings, hub.manager, hub.store, {"test": TestPredictor()})
-    w.register()
-    yield w
-
-
-def run_all(w: Worker) -> None:
-    while w.run_once():
-        pass
-    w._maintenance()  # aggregation of finished batches
 
 
 def test_filters_exclude_before_compute_with_reasons(api: ApiClient, hub: Hub) -> None:

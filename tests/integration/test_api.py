@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hub_testing import ApiClient
-from omtx_test_predictor import TestPredictor
+from hub_testing import ApiClient, run_all
 
 from omtx_hub.hub import Hub
 from omtx_hub.worker import Worker
@@ -18,17 +16,6 @@ PREDICT = "/api/v1/jobs/predict"
 BATCH = "/api/v1/jobs/predict/batch"
 
 
-@pytest.fixture
-def worker(hub: Hub) -> Iterator[Worker]:
-    w = Worker(hub.settings, hub.manager, hub.store, {"test": TestPredictor()})
-    w.register()
-    yield w
-
-
-def run_all(w: Worker) -> None:
-    while w.run_once():
-        pass
-    w._maintenance()  # aggregation of finished batches
 
 
 def ligands(n: int) -> list[dict[str, str]]:

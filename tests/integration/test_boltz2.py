@@ -8,9 +8,8 @@ import io
 import json
 import shutil
 import tarfile
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import gemmi
 import numpy as np
 import pytest
 from conftest import TINY_BOLTZ, make_settings
-from hub_testing import ApiClient
+from hub_testing import ApiClient, loopback_server
 from rdkit import Chem
 
 from omtx_hub.api import create_app
@@ -142,8 +141,6 @@ class _Stub(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stub_server() -> Iterator[Any]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
-    server.calls, server.files = [], {}
     homologs = ["MKTAYIAKQRQLSFVKSHFSRQ", "MKSAYIAKQRQISFVKAHFSRE", "MRTAYIAKQ-QISFVKSHFSRQ"]
     uniref = ">101\n" + PEPTIDE + "\n" + "".join(f">101\n{h}\n" for h in homologs[:2])
     env = f">101\n{homologs[2]}\n"
@@ -153,13 +150,9 @@ def stub_server() -> Iterator[Any]:
             info = tarfile.TarInfo(name)
             info.size = len(text.encode())
             tar.addfile(info, io.BytesIO(text.encode()))
-    server.msa_archive = buffer.getvalue()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield server
-    server.shutdown()
-    server.server_close()
+    with loopback_server(_Stub) as server:
+        server.calls, server.files, server.msa_archive = [], {}, buffer.getvalue()  # type: ignore[attr-defined]
+        yield server
 
 
 # boltz's run_mmseqs2 reads the a3m files with bare open() (mmseqs2.py, "for line in open(a3m_file)")

@@ -5,16 +5,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hub_testing import ApiClient
-from omtx_test_predictor import TestPredictor
+from hub_testing import ApiClient, loopback_server, run_all
 
 from omtx_hub.db.schema import webhook_deliveries
 from omtx_hub.hub import Hub
@@ -42,14 +40,10 @@ class _Receiver(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def receiver() -> Iterator[Any]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    server.received, server.answers = [], []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    server.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    yield server
-    server.shutdown()
-    server.server_close()
+    with loopback_server(_Receiver) as server:
+        server.received, server.answers = [], []  # type: ignore[attr-defined]
+        server.url += "/hook"  # type: ignore[attr-defined]
+        yield server
 
 
 def _verify(headers: dict[str, str], body: bytes, secret: str) -> bool:
@@ -58,23 +52,19 @@ def _verify(headers: dict[str, str], body: bytes, secret: str) -> bool:
     return hmac.compare_digest(expected, fields["v1"]) and abs(time.time() - int(fields["t"])) < 60
 
 
-def test_events_are_signed_retried_and_logged(api: ApiClient, hub: Hub, receiver: Any) -> None:
+def test_events_are_signed_retried_and_logged(api: ApiClient, hub: Hub, worker: Worker, receiver: Any) -> None:
     r = api.post("/api/v1/webhooks", json={"url": receiver.url, "secret": SECRET})
     assert r.status_code == 201 and r.json()["secret"] == SECRET
     webhook_id = r.json()["webhook_id"]
     assert "secret" not in api.get("/api/v1/webhooks").json()["items"][0]
 
-    worker = Worker(hub.settings, hub.manager, hub.store, {"test": TestPredictor()})
-    worker.register()
     dispatcher = WebhookDispatcher(hub.webhooks)
     ok = api.post("/api/v1/jobs/predict", json={"protein_sequence": SEQ, "ligand_smiles": "CCO", "ligand_name": "e"})
     bad = api.post("/api/v1/jobs/predict", json={"protein_sequence": SEQ, "ligand_smiles": "CCN", "ligand_name": "f",
                                                  "params": {"fail": "permanent"}})  # fmt: skip
     batch = api.post("/api/v1/jobs/predict/batch", json={"batch_name": "b", "protein_sequence": SEQ,
                                                          "ligands": [{"name": "a", "smiles": "CCC"}]})  # fmt: skip
-    while worker.run_once():
-        pass
-    worker._maintenance()  # aggregation → batch.completed
+    run_all(worker)  # then aggregation → batch.completed
 
     receiver.answers = [500]  # the first POST fails: that delivery is retried later
     assert dispatcher.run_once() == 3

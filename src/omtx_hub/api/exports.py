@@ -22,7 +22,8 @@ __all__ = ["router"]
 router = APIRouter(tags=["exports"], dependencies=[Depends(authenticate)], responses=ERROR_RESPONSES)
 
 
-def _batch(hub: Hub, batch_id: str, scope: str | None) -> dict[str, Any]:
+def batch_record(hub: Hub, batch_id: str, scope: str | None) -> dict[str, Any]:
+    """The batch's record, or 404 when the id is unknown, another owner's, or not a batch."""
     parent = hub.manager.get(batch_id, scope)
     if parent["job_type"] != JobType.BATCH_PARENT.value:
         raise NotFound(f"{batch_id} is not a batch", code="batch_not_found")
@@ -60,7 +61,7 @@ def export(
     top: int | None = Query(None, ge=1, description="Only the best N rows."),
 ) -> StreamingResponse:
     hub: Hub = request.app.state.hub
-    parent = _batch(hub, batch_id, scope_of(request))
+    parent = batch_record(hub, batch_id, scope_of(request))
     ranking = _ranking(hub, parent, sort, order, status, top)
     stream = export_stream(format, hub.manager, hub.store, batch_id, ranking, hub.settings)
     name = {"csv": "results.csv", "json": "results.json", "sdf": "best_poses.sdf", "zip": "structures.zip",
@@ -84,7 +85,7 @@ def export_structures(batch_id: str, request: Request) -> StreamingResponse:
 @router.get("/api/v1/jobs/{batch_id}/stats", summary="Batch statistics: counts, score summaries and histograms, top N, cost")
 def stats(batch_id: str, request: Request, top: int = Query(10, ge=1, le=1000)) -> Any:
     hub: Hub = request.app.state.hub
-    parent = _batch(hub, batch_id, scope_of(request))
+    parent = batch_record(hub, batch_id, scope_of(request))
     key, direction = default_ranking(parent)
     return batch_stats(hub.manager, batch_id, primary=key or "", direction=direction, settings=hub.settings, top=top)
 

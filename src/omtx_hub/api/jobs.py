@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from omtx_hub.analytics import plan_rows, stream_rows
+from omtx_hub.api.exports import batch_record, default_ranking
 from omtx_hub.api.schemas import (
     ERROR_RESPONSES,
     BatchRequest,
@@ -185,14 +187,8 @@ async def submit_batch_file(
 @router.post("/batch/{batch_id}/rescore", status_code=202, response_model=BatchSubmitted,
              summary="Funnel: send the top K of a batch to another predictor as a new, linked batch")  # fmt: skip
 def rescore(batch_id: str, body: RescoreRequest, request: Request) -> Any:
-    from omtx_hub.analytics import plan_rows, stream_rows
-    from omtx_hub.api.exports import default_ranking
-
     hub = _hub(request)
-    scope = scope_of(request)
-    parent = hub.manager.get(batch_id, scope)
-    if parent["job_type"] != JobType.BATCH_PARENT.value:
-        raise NotFound(f"{batch_id} is not a batch", code="batch_not_found")
+    parent = batch_record(hub, batch_id, scope_of(request))
     key, direction = default_ranking(parent)
     key, direction = body.sort or key, body.order or direction
     if key is None:
@@ -242,9 +238,7 @@ def list_children(
     cursor: str | None = None,
 ) -> Any:
     hub = _hub(request)
-    parent = hub.manager.get(batch_id, scope_of(request))
-    if parent["job_type"] != JobType.BATCH_PARENT.value:
-        raise NotFound(f"{batch_id} is not a batch", code="batch_not_found")
+    batch_record(hub, batch_id, scope_of(request))
     after = decode_cursor(cursor)
     rows = hub.manager.list_children(batch_id, status=status, limit=limit + 1, after_index=-1 if after is None else after)
     more = len(rows) > limit
