@@ -311,7 +311,7 @@ class Worker:
                 **{f"{directory}/{name}": outcome.files[name] for name in files},
                 f"{directory}/input.json": self.store.json_bytes(_input_document(claim)),
                 f"{directory}/results.json": self.store.json_bytes(document),
-            })  # fmt: skip
+            }, durable=False)  # made durable together in _flush, before the completions are recorded
         except StorageError as exc:
             self._fail(claim, "storage_error", exc.message, transient=True)
             return
@@ -320,7 +320,7 @@ class Worker:
             self._flush()
 
     def _flush(self) -> None:
-        """Record the buffered completions in one transaction (their files are already stored).
+        """Make the buffered completions' files durable, then record them in one transaction.
 
         A predictor that returns outcomes faster than ``_BUFFER_BELOW_SECONDS`` apart has them
         buffered until its micro-batch ends; a slower one has each recorded at once, so progress
@@ -328,6 +328,12 @@ class Worker:
         """
         items, self._done = self._done, []
         if not items:
+            return
+        try:
+            self.store.sync()  # a completed job's files must outlive a crash of this machine
+        except StorageError as exc:
+            for claim, *_ in items:
+                self._fail(claim, "storage_error", exc.message, transient=True)
             return
         results = self._db_retry(lambda: self.manager.complete_many(items, self.worker_id))
         results_of = {claim.job_id: outcome for claim, outcome, _, _ in items}

@@ -119,11 +119,11 @@ def test_batch_files_and_a_bad_ligand_failing_alone(
 
 
 def test_a_second_worker_reuses_the_cached_receptor(vina_hub: Hub, target: dict[str, Any]) -> None:
-    fresh = VinaPredictor(cpu=2)
-    sub = build_job_submission(vina_hub.settings, owner="local", target=target, protein_sequence=None, ligand_smiles="CCO",
-                               ligand_name="ethanol", params={"exhaustiveness": 1})  # fmt: skip
-    submitted: Submitted = vina_hub.manager.submit_job(sub)
-    worker = run(vina_hub, fresh)
+    for name, smiles in [("methanol", "CO"), ("ethanol", "CCO")]:  # the first worker fills the cache (if empty)
+        sub = build_job_submission(vina_hub.settings, owner="local", target=target, protein_sequence=None,
+                                   ligand_smiles=smiles, ligand_name=name, params={"exhaustiveness": 1})  # fmt: skip
+        submitted: Submitted = vina_hub.manager.submit_job(sub)
+        worker = run(vina_hub, VinaPredictor(cpu=2))
     record = vina_hub.manager.get(submitted.record["job_id"])
     assert record["status"] == "completed"
     (_, artifacts), = worker._targets.values()

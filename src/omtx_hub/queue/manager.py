@@ -467,23 +467,38 @@ class QueueManager:
         moves: dict[str, int] = {}
         events: list[dict[str, Any]] = []
         with self._write() as conn:
+            # The guard (still running, held by this worker, same attempt), checked for all at once on
+            # locked rows; then one executemany (one round trip on PostgreSQL: psycopg pipelines it).
+            held = {
+                r.job_id: r
+                for r in conn.execute(
+                    sa.select(jobs.c.job_id, jobs.c.attempts, jobs.c.batch_parent_id)
+                    .where(jobs.c.job_id.in_([job.job_id for job, *_ in items]), jobs.c.status == RUNNING,
+                           jobs.c.worker_id == worker_id)
+                    .with_for_update()
+                )
+            }  # fmt: skip
+            rows = []
             for job, results, wall, accel in items:
-                row = conn.execute(
-                    sa.update(jobs)
-                    .where(jobs.c.job_id == job.job_id, jobs.c.status == RUNNING, jobs.c.worker_id == worker_id,
-                           jobs.c.attempts == job.attempt)
-                    .values(status=COMPLETED, results=results, error=None, completed_at=now, lease_expires_at=None,
-                            wall_seconds=wall, accelerator_seconds=accel)
-                    .returning(jobs.c.batch_parent_id)
-                ).first()  # fmt: skip
-                if row is None:
+                row = held.get(job.job_id)
+                if row is None or row.attempts != job.attempt:
                     out.append(Finished(applied=False))
                     continue
+                rows.append({"b_job_id": job.job_id, "b_results": results, "b_wall": wall, "b_accel": accel})
                 events.append({"job_id": job.job_id, "from_status": RUNNING, "to_status": COMPLETED, "at": now,
                                "worker_id": worker_id, "attempt": job.attempt, "reason": "completed"})  # fmt: skip
                 if row.batch_parent_id is not None:
                     moves[row.batch_parent_id] = moves.get(row.batch_parent_id, 0) + 1
                 out.append(Finished(applied=True, status=COMPLETED))
+            if rows:
+                conn.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.job_id == sa.bindparam("b_job_id"))
+                    .values(status=COMPLETED, results=sa.bindparam("b_results", type_=jobs.c.results.type),
+                            error=None, completed_at=now, lease_expires_at=None,
+                            wall_seconds=sa.bindparam("b_wall"), accelerator_seconds=sa.bindparam("b_accel")),
+                    rows,
+                )  # fmt: skip
             if events:
                 conn.execute(job_events.insert(), events)
             finished = {
