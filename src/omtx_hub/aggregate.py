@@ -41,7 +41,7 @@ def _properties_of(smiles: list[str]) -> list[dict[str, Any]]:
 def _compute(smiles: list[str]) -> list[dict[str, Any]]:
     """Properties of many ligands, spread over this machine's cores when there are enough of them."""
     processes = min(os.cpu_count() or 1, len(smiles) // _PARALLEL_FROM)
-    if processes < 2:
+    if processes < 2 or multiprocessing.current_process().daemon:  # a daemonic process may not have children
         return _properties_of(smiles)
     # spawn, not fork: a worker process may hold a CUDA context or threads that a fork would copy
     chunks = [smiles[i : i + _CHUNK] for i in range(0, len(smiles), _CHUNK)]

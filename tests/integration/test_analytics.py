@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import zipfile
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -146,3 +147,26 @@ def test_properties_of_a_large_batch_are_computed_in_parallel_once(hub: Hub) -> 
     for child in hub.manager.iter_children(batch_id):
         assert child["input"]["properties"] == expected[child["batch_index"] % len(smiles)]
     assert fill_properties(hub.manager, batch_id) == 0  # once
+
+
+def _compute_in_this_process(smiles: list[str], answers: Any) -> None:
+    from omtx_hub import aggregate
+
+    aggregate._PARALLEL_FROM = 2  # a pool would be tried for this many ligands
+    answers.put(aggregate._compute(smiles))
+
+
+def test_properties_are_computed_inside_a_daemonic_process() -> None:
+    """A Worker embedded in a daemonic process (which may not start children) computes them serially."""
+    import multiprocessing
+
+    from omtx_hub.ligands import ligand_properties
+
+    smiles = [lig["smiles"] for lig in LIGANDS]
+    ctx = multiprocessing.get_context("spawn")
+    answers = ctx.Queue()
+    child = ctx.Process(target=_compute_in_this_process, args=(smiles, answers), daemon=True)
+    child.start()
+    result = answers.get(timeout=60)
+    child.join(10)
+    assert child.exitcode == 0 and result == [ligand_properties(s) for s in smiles]
