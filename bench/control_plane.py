@@ -1,7 +1,8 @@
 """Control-plane latency: status of a huge batch, filtered children pages, API under 50 pollers,
 and the worker's own overhead (predictor return → next claim; submission → first claim when idle).
 
-SQLite and PostgreSQL side by side in one run, through a real HTTP server (uvicorn) on loopback.
+SQLite and PostgreSQL side by side in one run, through `omtx-hub serve --no-worker` on loopback in its
+own process, as deployed (the load driver and the worker are other processes).
 
     .venv/bin/python bench/control_plane.py [--children 1000000] [--requests 300] [--clients 50]
 
@@ -16,7 +17,6 @@ import json
 import multiprocessing as mp
 import os
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -36,8 +36,8 @@ from omtx_hub.db.schema import jobs  # noqa: E402
 from omtx_hub.domain import Ligand  # noqa: E402
 from omtx_hub.hub import Hub, open_hub  # noqa: E402
 from omtx_hub.queue.manager import BatchSubmission, JobSubmission  # noqa: E402
-from omtx_hub.server import BackgroundServer  # noqa: E402
 from omtx_hub.settings import Settings  # noqa: E402
+from submit_large import start_server  # noqa: E402
 
 PG_URL = os.environ.get("OMTX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVVHSLAKWKRQTLGQHDFSAG"
@@ -49,6 +49,13 @@ POLL_INTERVAL = 0.5  # each client asks again half a second after its answer (th
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
+
+
+def server_env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "OMTX_HOME": str(settings.home), "OMTX_DATABASE_URL": settings.database_url,
+            "OMTX_STORAGE_URL": str(settings.storage_url), "OMTX_DEFAULT_PREDICTOR": "test",
+            "OMTX_PREDICTOR_PLUGINS": json.dumps(settings.predictor_plugins),
+            "OMTX_SUBMISSIONS_PER_MINUTE": str(settings.submissions_per_minute)}  # fmt: skip
 
 
 def open_db(db: str, tmp: Path) -> tuple[Hub, str | None]:
@@ -109,15 +116,23 @@ def timed_gets(client: httpx.Client, paths: list[str]) -> list[float]:
     return times
 
 
-async def pollers(url: str, key: str, path: str, clients: int, seconds: float) -> tuple[list[float], int]:
+async def pollers(url: str, key: str, path: str, clients: int, seconds: float, *, staggered: bool
+                  ) -> tuple[list[float], int]:
+    """``clients`` clients each asking for ``path``, then waiting POLL_INTERVAL after every answer.
+
+    Staggered: each starts at a random moment of the first interval (users who opened the page at
+    different times, as a load tool's spawn rate does). Not staggered: all start at once and stay
+    roughly in step, a burst of ``clients`` requests every interval (the worst case).
+    """
     times: list[float] = []
     errors = 0
     stop = time.monotonic() + seconds
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10,
                                  limits=httpx.Limits(max_connections=clients)) as client:  # fmt: skip
 
-        async def one() -> None:
+        async def one(offset: float) -> None:
             nonlocal errors
+            await asyncio.sleep(offset)  # clients that opened the page at different moments
             while time.monotonic() < stop:
                 t0 = time.perf_counter()
                 try:
@@ -129,7 +144,8 @@ async def pollers(url: str, key: str, path: str, clients: int, seconds: float) -
                 times.append(time.perf_counter() - t0)
                 await asyncio.sleep(POLL_INTERVAL)
 
-        await asyncio.gather(*(one() for _ in range(clients)))
+        rng = random.Random(7)
+        await asyncio.gather(*(one(rng.uniform(0, POLL_INTERVAL) if staggered else 0.0) for _ in range(clients)))
     return times, errors
 
 
@@ -152,11 +168,8 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
             huge = seed_huge_batch(hub, args.children)
             out["seed_seconds"] = round(time.perf_counter() - t0, 1)
             key, _ = hub.keys.create("bench")
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-            server = BackgroundServer(hub, "127.0.0.1", port).start()
-            client = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+            server, url = start_server(server_env(hub.settings))
+            client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30)
             timed_gets(client, [f"/api/v1/jobs/{huge}/status"] * 20)  # warm up
             status = timed_gets(client, [f"/api/v1/jobs/{huge}/status"] * args.requests)
             out["status_p50_ms"], out["status_p99_ms"] = pct(status, 0.5), pct(status, 0.99)
@@ -173,11 +186,14 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(4)
             screen = hub.manager.submit_batch(BatchSubmission(
                 owner="bench", predictor="test", protein_sequence=SEQ, batch_name="live",
-                ligands=[Ligand(f"l{i}", "CCO") for i in range(2000)], max_attempts=3,
+                ligands=[Ligand(f"l{i}", "CCO") for i in range(3000)], max_attempts=3,
                 params={"delay_seconds": 0.01})).record["job_id"]  # fmt: skip
-            times, errors = asyncio.run(pollers(server.url, key, f"/api/v1/jobs/{screen}/status", args.clients, 10))
-            out.update(load_requests=len(times), load_p50_ms=pct(times, 0.5), load_p99_ms=pct(times, 0.99),
-                       load_errors=errors)  # fmt: skip
+            for label, staggered in (("load", True), ("burst", False)):
+                times, errors = asyncio.run(pollers(url, key, f"/api/v1/jobs/{screen}/status", args.clients, 10,
+                                                    staggered=staggered))  # fmt: skip
+                out.update({f"{label}_requests": len(times), f"{label}_p50_ms": pct(times, 0.5),
+                            f"{label}_p99_ms": pct(times, 0.99), f"{label}_errors": errors})  # fmt: skip
+            out["screen_still_running"] = hub.manager.get(screen)["status"] == "running"
 
             # overhead: submission → first claim with an idle worker
             while hub.manager.get(screen)["status"] != "completed":
@@ -204,7 +220,8 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
             worker.terminate()
             worker.join(10)
             client.close()
-            server.stop()
+            server.terminate()
+            server.wait(30)
         finally:
             hub.close()
             if schema:

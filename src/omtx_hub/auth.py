@@ -25,6 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from omtx_hub.db.engine import read_connection
 from omtx_hub.db.schema import api_keys, owners
 from omtx_hub.errors import NotFound, RateLimited
 
@@ -100,7 +101,7 @@ class KeyStore:
     def verify(self, key: str) -> Principal | None:
         if not key.startswith(KEY_PREFIX) or len(key) > 200:
             return None
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with read_connection(self.engine) as conn:
             rows = conn.execute(
                 sa.select(api_keys).where(api_keys.c.prefix == key[:_PREFIX_LEN], api_keys.c.revoked_at.is_(None))
             ).all()
@@ -111,7 +112,7 @@ class KeyStore:
         return None
 
     def by_id(self, key_id: str) -> Principal | None:
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with read_connection(self.engine) as conn:
             row = conn.execute(
                 sa.select(api_keys).where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
             ).first()
@@ -121,7 +122,7 @@ class KeyStore:
         query = sa.select(api_keys).order_by(api_keys.c.created_at)
         if owner is not None:
             query = query.where(api_keys.c.owner == owner)
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with read_connection(self.engine) as conn:
             return [{k: v for k, v in r._mapping.items() if k != "key_hash"} for r in conn.execute(query)]
 
     def revoke(self, key_id_or_prefix: str) -> dict[str, Any]:
@@ -140,13 +141,13 @@ class KeyStore:
         return {"revoked": [dict(rows[0]._mapping)]}
 
     def any_keys(self) -> bool:
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with read_connection(self.engine) as conn:
             return conn.execute(sa.select(api_keys.c.key_id).limit(1)).first() is not None
 
     # owners and limits ------------------------------------------------------------
 
     def owner_limits(self, owner: str) -> dict[str, int]:
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with read_connection(self.engine) as conn:
             row = conn.execute(sa.select(owners.c.limits).where(owners.c.owner == owner)).first()
         return dict(row.limits) if row else {}
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +35,20 @@ class Hub:
     keys: KeyStore
     rate: RateLimiter
     webhooks: WebhookStore
+    _served: tuple[float, frozenset[str]] = field(default=(0.0, frozenset()), repr=False)
+
+    def served_predictors(self) -> frozenset[str]:
+        """Predictors that a live worker runs (seen within ``worker_seen_seconds``).
+
+        Kept for a second: every status request of a pending or running job asks, and a worker's
+        liveness is only known to its heartbeat's precision anyway.
+        """
+        at, names = self._served
+        if time.monotonic() - at > 1.0:
+            alive = self.manager.live_workers(self.settings.worker_seen_seconds)
+            names = frozenset(name for w in alive for name in w["predictors"])
+            self._served = (time.monotonic(), names)
+        return names
 
     def limits_for(self, owner: str) -> Limits:
         """The hub's limits with the owner's overrides (``omtx-hub keys limits``) applied."""

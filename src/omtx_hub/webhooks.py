@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 import httpx
 import sqlalchemy as sa
 
+from omtx_hub.db.engine import read_connection
 from omtx_hub.db.schema import webhook_deliveries, webhooks
 from omtx_hub.errors import InvalidInput, NotFound
 
@@ -82,7 +83,7 @@ class WebhookStore:
         query = sa.select(webhooks).where(webhooks.c.deleted_at.is_(None)).order_by(webhooks.c.created_at)
         if owner is not None:
             query = query.where(webhooks.c.owner == owner)
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with read_connection(self.engine) as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def get(self, webhook_id: str, owner: str | None) -> dict[str, Any]:
@@ -137,7 +138,7 @@ class WebhookStore:
         now = time.time()
         due = sa.select(webhook_deliveries.c.id).where(webhook_deliveries.c.status == "pending",
                                                        webhook_deliveries.c.next_attempt_at <= now)  # fmt: skip
-        with self.engine.connect().execution_options(readonly=True) as conn:  # idle: no write lock taken
+        with read_connection(self.engine) as conn:  # idle: no write lock taken
             if conn.execute(due.limit(1)).first() is None:
                 return []
         with self.engine.begin() as conn:

@@ -256,8 +256,7 @@ def job_status(job_id: str, request: Request) -> Any:
     r = hub.manager.get(job_id, scope_of(request))
     warnings = []
     if r["status"] in ACTIVE:
-        alive = hub.manager.live_workers(hub.settings.worker_seen_seconds)
-        if not any(r["predictor"] in w["predictors"] for w in alive):
+        if r["predictor"] not in hub.served_predictors():
             warnings.append(
                 f"no worker that runs predictor {r['predictor']!r} has been seen in the last "
                 f"{hub.settings.worker_seen_seconds:g} s; the job waits until one starts "

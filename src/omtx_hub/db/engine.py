@@ -30,6 +30,18 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
     return sa.create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
 
 
+def read_connection(engine: sa.Engine) -> sa.Connection:
+    """A connection for reads only.
+
+    SQLite: a plain BEGIN (no write lock; WAL lets it run beside the writer). PostgreSQL: autocommit,
+    which saves the BEGIN and ROLLBACK round trips of every read; each statement still sees committed
+    data only, exactly as it would inside a READ COMMITTED transaction.
+    """
+    if engine.dialect.name == "postgresql":
+        return engine.connect().execution_options(readonly=True, isolation_level="AUTOCOMMIT")
+    return engine.connect().execution_options(readonly=True)
+
+
 def _configure_sqlite(engine: sa.Engine) -> None:
     # pysqlite's own transaction handling begins lazily and DEFERRED; a claim must hold the write
     # lock from its first read, so we switch it off and emit BEGIN IMMEDIATE ourselves.

@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from omtx_hub.db.engine import read_connection
 from omtx_hub.db.schema import targets
 from omtx_hub.errors import NotFound
 
@@ -26,7 +27,7 @@ class TargetRepository:
         return self.get(row["target_id"])
 
     def get(self, target_id: str, owner: str | None = None) -> Record:
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with read_connection(self.engine) as conn:
             row = conn.execute(sa.select(targets).where(targets.c.target_id == target_id)).first()
         if row is None or (owner is not None and row.owner != owner):
             raise NotFound(f"no target with id {target_id!r}", code="target_not_found")
@@ -39,5 +40,5 @@ class TargetRepository:
             query = query.where(targets.c.owner == owner)
         if before_id is not None:
             query = query.where(targets.c.id < before_id)
-        with self.engine.connect().execution_options(readonly=True) as conn:
+        with read_connection(self.engine) as conn:
             return [dict(r._mapping) for r in conn.execute(query)]

@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from omtx_hub.db.engine import read_connection
 from omtx_hub.db.schema import job_events, jobs, workers
 from omtx_hub.domain import ACTIVE, TERMINAL, ClaimedJob, JobStatus, JobType, Ligand, target_key_for
 from omtx_hub.errors import Conflict, NotFound
@@ -109,8 +110,8 @@ class QueueManager:
         return self.engine.begin()
 
     def read(self) -> Any:
-        """A read-only connection (no write lock on SQLite)."""
-        return self.engine.connect().execution_options(readonly=True)
+        """A connection for reads (see :func:`omtx_hub.db.engine.read_connection`)."""
+        return read_connection(self.engine)
 
     # ------------------------------------------------------------------ submission
 
