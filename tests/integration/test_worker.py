@@ -14,8 +14,10 @@ import pytest
 from omtx_test_predictor import TestPredictor
 
 from omtx_hub.domain import Ligand
+from omtx_hub.errors import StorageError
 from omtx_hub.hub import Hub
 from omtx_hub.queue.manager import BatchSubmission, JobSubmission
+from omtx_hub.storage import ResultStore
 from omtx_hub.worker import Worker
 
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
@@ -142,6 +144,33 @@ def test_storage_failure_retries_and_never_completes_without_files(hub: Hub, pre
     record = hub.manager.get(jid)
     assert record["status"] == "failed" and record["error"]["code"] == "storage_error"
     assert record["results"] is None
+
+
+class _StoreThatCannotSyncOnce(ResultStore):
+    """The local store on a disk whose first flush fails (an I/O error cannot be caused here on purpose)."""
+
+    failures = 1
+
+    def sync(self) -> None:
+        if self.failures:
+            self.failures -= 1
+            super().sync()
+            raise StorageError("could not make 9 written files durable: [Errno 5] Input/output error")
+        super().sync()
+
+
+def test_a_micro_batch_whose_files_are_not_durable_completes_nothing(hub: Hub, predictor: TestPredictor) -> None:
+    batch_id = hub.manager.submit_batch(screen(3)).record["job_id"]
+    store = _StoreThatCannotSyncOnce(hub.settings.storage_url or "")
+    w = Worker(hub.settings, hub.manager, store, {"test": predictor})
+    assert w.run_once() == 3
+    children = list(hub.manager.iter_children(batch_id))
+    assert {c["status"] for c in children} == {"pending"}
+    assert {c["error"]["code"] for c in children} == {"storage_error"} and all(c["results"] is None for c in children)
+    assert hub.manager.get(batch_id)["n_completed"] == 0
+    while w.run_once():
+        pass
+    assert {c["status"] for c in hub.manager.iter_children(batch_id)} == {"completed"}
 
 
 def test_a_late_heartbeat_answer_does_not_stop_the_next_claim_of_a_job(hub: Hub) -> None:

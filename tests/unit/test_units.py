@@ -10,7 +10,7 @@ import omtx_hub
 from omtx_hub import client, errors, queue
 from omtx_hub.api.views import decode_cursor, encode_cursor
 from omtx_hub.chem import check_smiles, clean_protein_sequence
-from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge, PredictorUnavailable
+from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge, PredictorUnavailable, StorageError
 from omtx_hub.ligand_files import read_ligands
 from omtx_hub.queue.retry import RetryPolicy
 from omtx_hub.registry import available_predictors, load_predictor
@@ -80,6 +80,26 @@ def test_cursor_round_trip_and_garbage() -> None:
     assert decode_cursor(None) is None
     with pytest.raises(InvalidInput):
         decode_cursor("not-a-cursor!")
+
+
+@pytest.mark.parametrize("n", [3, 20])  # a few: fsync of each file and folder; many: one syncfs
+def test_deferred_writes_are_complete_files_and_sync_once(tmp_path: Path, n: int) -> None:
+    store = ResultStore(str(tmp_path / "r"))
+    files = {f"batches/b/jobs/job_{i}/results.json": f'{{"i": {i}}}'.encode() for i in range(n)}
+    store.write_many(files, durable=False)
+    assert all(store.read_bytes(path) == data for path, data in files.items())
+    assert not list((tmp_path / "r").rglob("*.tmp-*"))  # renamed into place, nothing half-written left
+    store.sync()
+    store.sync()  # nothing pending: a no-op
+    assert all(store.read_bytes(path) == data for path, data in files.items())
+
+
+def test_sync_reports_a_file_it_could_not_make_durable(tmp_path: Path) -> None:
+    store = ResultStore(str(tmp_path / "r"))
+    store.write_many({"jobs/job_a/a.json": b"1", "jobs/job_a/b.json": b"2"}, durable=False)
+    (tmp_path / "r" / "jobs" / "job_a" / "b.json").unlink()  # gone before the barrier
+    with pytest.raises(StorageError, match="durable"):
+        store.sync()
 
 
 def test_storage_layout_and_atomic_writes(tmp_path: Path) -> None:
