@@ -44,20 +44,20 @@ def check_smiles(smiles: str, max_heavy_atoms: int = 128) -> SmilesCheck:
     text = (smiles or "").strip()
     if not text:
         return SmilesCheck(False, "empty SMILES")
-    if any(c.isspace() for c in text):
+    if _WHITESPACE.search(text):
         return SmilesCheck(False, "SMILES contains whitespace")
     try:
         mol = Chem.MolFromSmiles(text)
         if mol is None:
             return SmilesCheck(False, "RDKit could not parse this SMILES (syntax, valence or aromaticity error)")
-        if mol.GetNumHeavyAtoms() == 0:
+        heavy = mol.GetNumHeavyAtoms()
+        if heavy == 0:
             return SmilesCheck(False, "SMILES has no heavy atoms")
-        fragments = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+        if "." in text:  # several fragments (a salt, a solvent): the largest is the ligand
+            heavy = max(sum(mol.GetAtomWithIdx(i).GetAtomicNum() > 1 for i in fragment)
+                        for fragment in Chem.GetMolFrags(mol))  # fmt: skip
     except Exception as exc:  # RDKit raises, rather than returning None, for a few malformed inputs
         return SmilesCheck(False, f"RDKit could not read this SMILES ({type(exc).__name__})")
-    largest = max(fragments, key=lambda m: m.GetNumHeavyAtoms())
-    if largest.GetNumHeavyAtoms() > max_heavy_atoms:
-        return SmilesCheck(
-            False, f"ligand has {largest.GetNumHeavyAtoms()} heavy atoms; the limit is {max_heavy_atoms}"
-        )
+    if heavy > max_heavy_atoms:
+        return SmilesCheck(False, f"ligand has {heavy} heavy atoms; the limit is {max_heavy_atoms}")
     return SmilesCheck(True)

@@ -44,6 +44,12 @@ def test_smiles_check(smiles: str, ok: bool) -> None:
     assert check_smiles(smiles).ok is ok
 
 
+@pytest.mark.parametrize(("smiles", "ok"), [("CCCCC", True), ("CCCCCC", False), ("CCCCC.CCCCC.O", True),
+                                            ("CCCCCC.[Na+]", False), ("[2H]C([2H])([2H])CCCC", True)])  # fmt: skip
+def test_the_heavy_atom_limit_applies_to_the_largest_fragment(smiles: str, ok: bool) -> None:
+    assert check_smiles(smiles, max_heavy_atoms=5).ok is ok
+
+
 def test_batch_validation_reports_everything_and_respects_limits() -> None:
     settings = Settings(predictor_plugins={"test": "x:y"}, default_predictor="test", max_batch_size=3)
     with pytest.raises(PayloadTooLarge):
