@@ -11,15 +11,11 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from omtx_hub.analytics import export_stream, plan_rows, stream_rows
-from omtx_hub.ligands import ligand_properties
+from omtx_hub.ligands import PROPERTIES_PER_PROCESS, properties_of_many
+from omtx_hub.parallel import map_chunks
 from omtx_hub.queue.manager import QueueManager
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore
@@ -28,30 +24,14 @@ __all__ = ["BATCH_FILES", "aggregate_batch", "fill_properties"]
 
 BATCH_FILES = {"csv": "batch_results.csv", "json": "batch_results.json", "parquet": "batch_results.parquet",
                "sdf": "best_poses.sdf"}  # fmt: skip
-logger = logging.getLogger("omtx_hub.aggregate")
 _CHUNK = 500
 _WINDOW = 20_000  # children held at once while their properties are computed
-_PARALLEL_FROM = 1_000  # ligands per extra process worth its start-up (≈1 s to import RDKit)
-
-
-def _properties_of(smiles: list[str]) -> list[dict[str, Any]]:
-    return [ligand_properties(text) for text in smiles]
+_PARALLEL_FROM = PROPERTIES_PER_PROCESS
 
 
 def _compute(smiles: list[str]) -> list[dict[str, Any]]:
     """Properties of many ligands, spread over this machine's cores when there are enough of them."""
-    processes = min(os.cpu_count() or 1, len(smiles) // _PARALLEL_FROM)
-    if processes < 2 or multiprocessing.current_process().daemon:  # a daemonic process may not have children
-        return _properties_of(smiles)
-    # spawn, not fork: a worker process may hold a CUDA context or threads that a fork would copy
-    chunks = [smiles[i : i + _CHUNK] for i in range(0, len(smiles), _CHUNK)]
-    try:
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
-            return [props for part in pool.map(_properties_of, chunks) for props in part]
-    except (BrokenProcessPool, OSError, RuntimeError) as exc:
-        # e.g. a Worker embedded in a script without an ``if __name__ == "__main__"`` guard, which spawn needs
-        logger.warning("ligand properties in one process (a process pool could not run: %s)", exc)
-        return _properties_of(smiles)
+    return map_chunks(properties_of_many, smiles, per_process=_PARALLEL_FROM, chunk=_CHUNK)
 
 
 def fill_properties(manager: QueueManager, batch_id: str) -> int:

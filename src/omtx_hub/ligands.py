@@ -23,9 +23,11 @@ from rdkit.Chem import QED, Crippen, Descriptors, Lipinski, rdMolDescriptors
 from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
 
 from omtx_hub.errors import InvalidInput
+from omtx_hub.parallel import map_chunks
 
 __all__ = ["PROPERTY_FIELDS", "LigandFilters", "apply_filters", "ligand_properties", "parse_filters"]
 
+PROPERTIES_PER_PROCESS = 1_000  # ligands (≈3 ms each) per extra process worth its start-up
 PROPERTY_FIELDS = ("canonical_smiles", "inchikey", "heavy_atoms", "molecular_weight_da", "clogp", "hbd", "hba",
                    "tpsa_angstrom2", "rotatable_bonds", "qed", "lipinski_violations", "pains_alerts",
                    "brenk_alerts")  # fmt: skip
@@ -133,6 +135,10 @@ def _reason(props: dict[str, Any], filters: LigandFilters) -> str | None:
     return None
 
 
+def properties_of_many(smiles: list[str]) -> list[dict[str, Any]]:
+    return [ligand_properties(text) for text in smiles]
+
+
 def apply_filters(
     smiles: Sequence[str], filters: LigandFilters, indices: Sequence[int]
 ) -> tuple[list[dict[str, Any]], dict[int, str]]:
@@ -140,7 +146,7 @@ def apply_filters(
 
     ``indices`` are the ligands' positions in the submitted list, used in duplicate messages.
     """
-    properties = [ligand_properties(s) for s in smiles]
+    properties = map_chunks(properties_of_many, smiles, per_process=PROPERTIES_PER_PROCESS, chunk=500)
     excluded: dict[int, str] = {}
     first_seen: dict[str, int] = {}
     for position, props in enumerate(properties):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from omtx_hub.auth import Limits
@@ -13,6 +14,7 @@ from omtx_hub.domain import Ligand
 from omtx_hub.errors import InvalidInput, PayloadTooLarge, RateLimited
 from omtx_hub.ligands import apply_filters, ligand_properties, parse_filters
 from omtx_hub.params import validate_params
+from omtx_hub.parallel import map_chunks
 from omtx_hub.queue.manager import BatchSubmission, JobSubmission
 from omtx_hub.registry import available_predictors
 from omtx_hub.settings import Settings
@@ -20,6 +22,7 @@ from omtx_hub.settings import Settings
 __all__ = ["build_batch_submission", "build_job_submission", "default_limits"]
 
 MAX_NAME_LENGTH = 200
+_CHECKS_PER_PROCESS = 10_000  # SMILES checks (≈60 µs each) per extra process worth its start-up
 CCD_CODE = re.compile(r"[A-Z0-9]{1,5}")
 # Predictors that dock into a receptor structure: they need a target (POST /api/v1/targets).
 RECEPTOR_PREDICTORS = frozenset({"vina"})
@@ -95,6 +98,10 @@ def _ligand_problem_for(predictor: str, name: str, smiles: str, max_heavy_atoms:
             return "a CCD ligand is written ccd:CODE, with 1 to 5 upper-case letters or digits (e.g. ccd:ATP)"
         return None
     return _ligand_problem(name, smiles, max_heavy_atoms)
+
+
+def _ligand_problems(predictor: str, max_heavy_atoms: int, ligands: list[tuple[str, str]]) -> list[str | None]:
+    return [_ligand_problem_for(predictor, name, smiles, max_heavy_atoms) for name, smiles in ligands]
 
 
 def _predictor(settings: Settings, name: str | None) -> str:
@@ -206,9 +213,10 @@ def build_batch_submission(
 
     problems: list[dict[str, Any]] = []
     seen: dict[str, list[int]] = defaultdict(list)
-    for index, (name, smiles) in enumerate(ligands):
+    checks = map_chunks(partial(_ligand_problems, chosen, limits.max_heavy_atoms), ligands,
+                        per_process=_CHECKS_PER_PROCESS, chunk=5_000)  # fmt: skip
+    for index, ((name, smiles), problem) in enumerate(zip(ligands, checks, strict=True)):
         seen[name.strip()].append(index)
-        problem = _ligand_problem_for(chosen, name, smiles, limits.max_heavy_atoms)
         if problem:
             problems.append({"index": index, "name": name, "smiles": smiles, "reason": problem})
     for name, indices in seen.items():

@@ -237,3 +237,16 @@ def test_ligand_file_parsing_for_the_ui(api: ApiClient) -> None:
     empty = api.post("/api/v1/ligands/parse", files={"file": ("empty.sdf", b"")})
     assert empty.status_code == 422 and error(empty)["code"] == "invalid_ligand_file"
     assert "empty.sdf" in error(empty)["message"] and "/tmp" not in error(empty)["message"]
+
+
+def test_a_large_batch_is_checked_on_every_core_with_every_problem_by_index(hub: Hub) -> None:
+    from omtx_hub.submission import build_batch_submission
+
+    n = 20_000  # two processes' worth of SMILES checks
+    bad = {7: "C1CC", 12_345: "c1cccc1", 19_999: "C C"}
+    rows = [(f"l{i}", bad.get(i, "CC(=O)Oc1ccccc1C(=O)O" if i % 2 else "CCN")) for i in range(n)]
+    sub = build_batch_submission(hub.settings, owner="local", batch_name="big", protein_sequence=SEQ, ligands=rows,
+                                 skip_invalid=True)  # fmt: skip
+    assert [(p["index"], p["smiles"]) for p in sub.skipped] == sorted(bad.items())
+    assert sub.skipped[2]["reason"] == "SMILES contains whitespace"
+    assert len(sub.ligands) == n - 3 and sub.ligands[7].name == "l8"
