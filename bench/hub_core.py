@@ -6,7 +6,7 @@ own cost: claim, three result files written atomically, guarded completion, coun
 Throughput is timed until the last completion; the batch's aggregation that follows (ligand
 properties, ranked files) is reported beside it.
 
-    .venv/bin/python bench/hub_core.py [--ligands 100000] [--jobs 20000] [--workers 1,2,4] [--claim-batch 32]
+    .venv/bin/python bench/hub_core.py [--ligands 100000] [--jobs 20000] [--workers 1,2,4] [--claim-batch 64]
 
 Prints a table and writes bench/results/hub_core.json.
 """
@@ -41,7 +41,7 @@ SMILES = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O
           "Cc1ccc(cc1Nc1nccc(n1)c1cccnc1)NC(=O)c1ccc(cc1)CN1CCN(C)CC1"]  # fmt: skip
 
 
-CLAIM_BATCH = 32
+CLAIM_BATCH = 64
 # Every run's files stay until the whole bench is over. Deleting a run's ~16,000 files right before
 # the next run slows that run's file creation several-fold on a journal-less ext4 like this machine's
 # (it skips recently freed inodes one by one): a cost of the bench, not of the hub.
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--ligands", type=int, default=100_000)
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--claim-batch", type=int, default=32, help="OMTX_CLAIM_BATCH_SIZE of the workers")
+    parser.add_argument("--claim-batch", type=int, default=64, help="OMTX_CLAIM_BATCH_SIZE of the workers")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "hub_core.json")
     args = parser.parse_args()
     global CLAIM_BATCH
