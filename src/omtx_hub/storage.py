@@ -158,7 +158,8 @@ class ResultStore:
         """Make every file written with ``durable=False`` durable: contents and names.
 
         Many files: one ``syncfs`` of the store's filesystem. A few (or no syncfs on this platform):
-        each file, then each of their folders, fsynced in parallel. Raises StorageError on failure.
+        each file, then every folder from theirs up to the root, fsynced in parallel. Raises
+        StorageError on failure.
         """
         with self._unsynced_lock:
             paths, self._unsynced = self._unsynced, []
@@ -174,11 +175,22 @@ class ResultStore:
                 finally:
                     os.close(fd)
                 return
-            for targets in (paths, sorted({os.path.dirname(p) for p in paths})):
+            for targets in (paths, self._folders_up_to_root(paths)):
                 for future in [self._threads().submit(_fsync_path, p) for p in targets]:
                     future.result()
         except OSError as exc:
             raise StorageError(f"could not make {len(paths)} written files durable: {exc}") from exc
+
+    def _folders_up_to_root(self, paths: list[str]) -> list[str]:
+        """Every folder between these files and the root: a new job's folder (and a new batch's)
+        is an entry in its parent, durable only once the parent is synced."""
+        folders: set[str] = set()
+        for path in paths:
+            folder = os.path.dirname(path)
+            while folder not in folders and folder.startswith(self.root):
+                folders.add(folder)
+                folder = os.path.dirname(folder)
+        return sorted(folders)
 
     def _threads(self) -> ThreadPoolExecutor:
         if self._pool is None:
