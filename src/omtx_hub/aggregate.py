@@ -14,8 +14,7 @@ import dataclasses
 from typing import Any
 
 from omtx_hub.analytics import export_stream, plan_rows, stream_rows
-from omtx_hub.ligands import PROPERTIES_PER_PROCESS, properties_of_many
-from omtx_hub.parallel import map_chunks
+from omtx_hub.ligands import properties_of_all
 from omtx_hub.queue.manager import QueueManager
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore
@@ -26,12 +25,6 @@ BATCH_FILES = {"csv": "batch_results.csv", "json": "batch_results.json", "parque
                "sdf": "best_poses.sdf"}  # fmt: skip
 _CHUNK = 500
 _WINDOW = 20_000  # children held at once while their properties are computed
-_PARALLEL_FROM = PROPERTIES_PER_PROCESS
-
-
-def _compute(smiles: list[str]) -> list[dict[str, Any]]:
-    """Properties of many ligands, spread over this machine's cores when there are enough of them."""
-    return map_chunks(properties_of_many, smiles, per_process=_PARALLEL_FROM, chunk=_CHUNK)
 
 
 def fill_properties(manager: QueueManager, batch_id: str) -> int:
@@ -41,7 +34,7 @@ def fill_properties(manager: QueueManager, batch_id: str) -> int:
 
     def flush() -> None:
         nonlocal done, window
-        computed = _compute([child["input"]["ligand_smiles"] for child in window])
+        computed = properties_of_all([child["input"]["ligand_smiles"] for child in window])
         updates = [(child["job_id"], {**child["input"], "properties": props}) for child, props in zip(window, computed, strict=True)]
         for start in range(0, len(updates), _CHUNK):
             manager.set_inputs(updates[start : start + _CHUNK])

@@ -27,7 +27,7 @@ from omtx_hub.parallel import map_chunks
 
 __all__ = ["PROPERTY_FIELDS", "LigandFilters", "apply_filters", "ligand_properties", "parse_filters"]
 
-PROPERTIES_PER_PROCESS = 1_000  # ligands (≈3 ms each) per extra process worth its start-up
+_PROPERTIES_PER_PROCESS = 1_000  # ligands (≈3 ms each) per extra process worth its start-up
 PROPERTY_FIELDS = ("canonical_smiles", "inchikey", "heavy_atoms", "molecular_weight_da", "clogp", "hbd", "hba",
                    "tpsa_angstrom2", "rotatable_bonds", "qed", "lipinski_violations", "pains_alerts",
                    "brenk_alerts")  # fmt: skip
@@ -136,7 +136,13 @@ def _reason(props: dict[str, Any], filters: LigandFilters) -> str | None:
 
 
 def properties_of_many(smiles: list[str]) -> list[dict[str, Any]]:
+    """Properties of these ligands, in this process."""
     return [ligand_properties(text) for text in smiles]
+
+
+def properties_of_all(smiles: Sequence[str]) -> list[dict[str, Any]]:
+    """Properties of these ligands, on every core of this machine when there are enough of them."""
+    return map_chunks(properties_of_many, smiles, per_process=_PROPERTIES_PER_PROCESS, chunk=500)
 
 
 def apply_filters(
@@ -146,7 +152,7 @@ def apply_filters(
 
     ``indices`` are the ligands' positions in the submitted list, used in duplicate messages.
     """
-    properties = map_chunks(properties_of_many, smiles, per_process=PROPERTIES_PER_PROCESS, chunk=500)
+    properties = properties_of_all(smiles)
     excluded: dict[int, str] = {}
     first_seen: dict[str, int] = {}
     for position, props in enumerate(properties):

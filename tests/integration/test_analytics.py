@@ -150,10 +150,11 @@ def test_properties_of_a_large_batch_are_computed_in_parallel_once(hub: Hub) -> 
 
 
 def _compute_in_this_process(smiles: list[str], answers: Any) -> None:
-    from omtx_hub import aggregate
+    from omtx_hub.ligands import properties_of_many
+    from omtx_hub.parallel import map_chunks
 
-    aggregate._PARALLEL_FROM = 2  # a pool would be tried for this many ligands
-    answers.put(aggregate._compute(smiles))
+    # per_process=2: a pool would be tried for this many ligands
+    answers.put(map_chunks(properties_of_many, smiles, per_process=2, chunk=2))
 
 
 def test_properties_are_computed_inside_a_daemonic_process() -> None:
