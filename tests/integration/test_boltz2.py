@@ -107,6 +107,37 @@ def test_cancel_and_timeout_stop_one_ligand_and_the_pass_goes_on(
         "a": ("timeout", True), "b": ("timeout", True)}
 
 
+def test_out_of_memory_in_either_pass_fails_only_its_ligand_as_transient(
+    predictor: Boltz2Predictor, tmp_path: Path
+) -> None:
+    """A GPU cannot run out of memory here; torch's own OutOfMemoryError, raised inside the real models'
+    forward for one record of each pass, goes through boltz's real catch (it skips the record)."""
+    import torch
+
+    predictor._ensure_loaded()
+    calls = {"structure": 0, "affinity": 0}
+
+    def fail_first_call(stage: str) -> Any:
+        def hook(module: Any, args: Any) -> None:
+            calls[stage] += 1
+            if calls[stage] == 1:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (test double)")
+        return hook
+
+    hooks = [predictor._structure.register_forward_pre_hook(fail_first_call("structure")),
+             predictor._affinity.register_forward_pre_hook(fail_first_call("affinity"))]  # fmt: skip
+    try:
+        out = _run(predictor, _target(), [("a", "CCO"), ("b", "CCN"), ("c", "CCC")], tmp_path)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert calls == {"structure": 3, "affinity": 2}  # a never reaches the affinity pass
+    assert {name: (o.error.code, o.error.transient) for name, o in out.items() if o.error} == {
+        "a": ("out_of_memory", True), "b": ("out_of_memory", True)}
+    assert "structure pass" in out["a"].error.message and "affinity pass" in out["b"].error.message
+    assert out["c"].error is None and "affinity_pred_value" in out["c"].results
+
+
 class _Stub(BaseHTTPRequestHandler):
     """A stand-in on loopback for a ColabFold MSA server and a model-file mirror (same protocols)."""
 

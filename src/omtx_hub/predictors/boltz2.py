@@ -15,11 +15,11 @@ This is the only module that knows about boltz. How it uses it, and why:
   to ``cache/targets/{key}/``, so other workers reuse them. Each record links that file in place of
   boltz's own per-record MSA parsing.
 - **Failure isolation.** A ligand boltz cannot featurise fails alone (``featurisation_failed``),
-  before any model work. An out-of-memory in one record (boltz catches it and writes nothing)
-  fails that job as transient (the retry policy applies). A record running past
-  ``OMTX_BOLTZ_TIMEOUT_SECONDS`` or cancelled is stopped at the next module call (a forward
-  pre-hook raises), and the pass resumes with the records after it. Any other exception inside
-  the pass fails the record it happened in, and the rest of the micro-batch runs on.
+  before any model work. An out-of-memory in one record, in the structure or the affinity pass
+  (boltz catches it and writes nothing), fails that job as transient (the retry policy applies).
+  A record running past ``OMTX_BOLTZ_TIMEOUT_SECONDS`` or cancelled is stopped at the next module
+  call (a forward pre-hook raises), and the pass resumes with the records after it. Any other
+  exception inside the pass fails the record it happened in, and the rest of the micro-batch runs on.
 - **Seeds.** The diffusion noise of each record is seeded from its job's ``seed`` when the record
   starts, so a ligand's result does not depend on which others shared its micro-batch.
 - **Process-wide state.** Loading sets what ``boltz predict`` sets (no grad, fp32 matmul precision,
@@ -298,10 +298,12 @@ class Boltz2Predictor:
         done = [rid for rid in ids if rid not in failed and _structure_files(dirs.predictions / rid)]
         for rid in ids:
             if rid not in failed and rid not in done:
-                failed[rid] = Outcome(ids[rid].job_id, error=TransientPredictionError(
-                    "Boltz-2 ran out of memory on this input (boltz skipped it)", code="out_of_memory"))  # fmt: skip
+                failed[rid] = _out_of_memory(ids[rid], "structure")
         if params.affinity and done:
             self._run_pass(self._affinity, done, seeds, params, dirs, watch, failed, ids, affinity=True)
+            for rid in done:
+                if rid not in failed and not (dirs.predictions / rid / f"affinity_{rid}.json").exists():
+                    failed[rid] = _out_of_memory(ids[rid], "affinity")
         for rid, task in ids.items():
             if rid in failed:
                 if failed[rid].error is not None:
@@ -524,6 +526,12 @@ def _hooked_modules(model: Any) -> list[Any]:
     if score is not None:
         found.append(score)
     return found
+
+
+def _out_of_memory(task: PredictionTask, stage: str) -> Outcome:
+    """boltz catches an out-of-memory inside a record and writes nothing for it: a transient failure."""
+    return Outcome(task.job_id, error=TransientPredictionError(
+        f"Boltz-2 ran out of memory on this input in the {stage} pass (boltz skipped it)", code="out_of_memory"))  # fmt: skip
 
 
 def _structure_files(folder: Path) -> bool:
