@@ -20,7 +20,10 @@ script on a CPU). They time the model; their outputs mean nothing.
     .venv/bin/python bench/boltz_gpu.py --ligands 24 --per-process 4            # on a GPU machine
     .venv/bin/python bench/boltz_gpu.py --size tiny --accelerator cpu --fast --residues 40 --ligands 3 --per-process 2
 
-Prints a table and writes bench/results/boltz_gpu.json.
+Prints a table and writes bench/results/boltz_gpu.json, rewritten after each arm so that a run cut
+short keeps the arms it finished; an arm that fails is recorded with its error and the others still run.
+On the lent GPU machine, which lacks boltz and the hub's packages, run it through
+bench/boltz_gpu_device.sh after packing with bench/device_kit.py.
 """
 
 from __future__ import annotations
@@ -96,6 +99,14 @@ class GpuSampler:
                 "gpu_mem_peak_mib": max(m for _, m in self.samples)}  # fmt: skip
 
 
+def _exe(name: str) -> str:
+    """A console script of this environment, or else from PATH (wheels installed with --target)."""
+    found = shutil.which(name, path=os.pathsep.join([str(BIN), os.environ.get("PATH", "")]))
+    if found is None:
+        raise RuntimeError(f"{name} is neither in {BIN} nor on PATH")
+    return found
+
+
 def _yaml(path: Path, sequence: str, smiles: str) -> None:
     doc = {"version": 1, "sequences": [{"protein": {"id": "A", "sequence": sequence, "msa": "empty"}},
                                        {"ligand": {"id": "B", "smiles": smiles}}],
@@ -104,7 +115,7 @@ def _yaml(path: Path, sequence: str, smiles: str) -> None:
 
 
 def _boltz_cli(inputs: Path, out: Path, cache: Path, accelerator: str, fast: bool, env: dict[str, str]) -> None:
-    args = [str(BIN / "boltz"), "predict", str(inputs), "--out_dir", str(out), "--cache", str(cache),
+    args = [_exe("boltz"), "predict", str(inputs), "--out_dir", str(out), "--cache", str(cache),
             "--accelerator", accelerator, "--seed", "0", "--override"]  # fmt: skip
     if fast:
         args += ["--recycling_steps", "0", "--sampling_steps", "2", "--sampling_steps_affinity", "2",
@@ -149,7 +160,7 @@ def _free_port() -> int:
 
 
 def arm_hub(ligands: list[tuple[str, str]], sequence: str, work: Path, cache: Path, accelerator: str, fast: bool,
-            env: dict[str, str], micro_batch: int) -> dict[str, Any]:  # fmt: skip
+            env: dict[str, str], micro_batch: int, logs: Path | None) -> dict[str, Any]:  # fmt: skip
     from omtx_hub.client import HubClient
 
     home = work / "c"
@@ -158,7 +169,7 @@ def arm_hub(ligands: list[tuple[str, str]], sequence: str, work: Path, cache: Pa
     port = _free_port()
     serve_log = (home / "serve.log", home / "worker.log")
     home.mkdir(parents=True)
-    server = subprocess.Popen([str(BIN / "omtx-hub"), "serve", "--no-worker", "--port", str(port)], env=hub_env,
+    server = subprocess.Popen([_exe("omtx-hub"), "serve", "--no-worker", "--port", str(port)], env=hub_env,
                               stdout=serve_log[0].open("w"), stderr=subprocess.STDOUT)  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
@@ -171,7 +182,7 @@ def arm_hub(ligands: list[tuple[str, str]], sequence: str, work: Path, cache: Pa
             batch = client.submit_batch("bench", sequence, ligands, predictor="boltz2", params=FAST if fast else {})
             with GpuSampler() as gpu:
                 started = time.perf_counter()
-                worker = subprocess.run([str(BIN / "omtx-hub"), "worker", "--predictor", "boltz2", "--exit-when-idle"],
+                worker = subprocess.run([_exe("omtx-hub"), "worker", "--predictor", "boltz2", "--exit-when-idle"],
                                         env=hub_env, stdout=serve_log[1].open("w"), stderr=subprocess.STDOUT,
                                         check=False)  # fmt: skip
                 seconds = time.perf_counter() - started
@@ -182,6 +193,10 @@ def arm_hub(ligands: list[tuple[str, str]], sequence: str, work: Path, cache: Pa
     finally:
         server.terminate()
         server.wait(timeout=30)
+        if logs is not None:
+            for log in serve_log:
+                if log.exists():
+                    shutil.copy(log, logs / f"hub_{log.name}")
     return {"ligands": len(ligands), "completed": status["progress"]["completed"], "seconds": seconds,
             "s_per_ligand": seconds / len(ligands), "model_loads": loads, "micro_batch": micro_batch, **gpu.summary()}  # fmt: skip
 
@@ -195,6 +210,16 @@ def _ready(url: str) -> bool:
         return False
 
 
+def _versions() -> dict[str, Any]:
+    import importlib.metadata as metadata
+
+    import torch
+
+    found = {name: metadata.version(name) for name in ("torch", "boltz-community", "pytorch-lightning", "omtx-hub")}
+    found["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ligands", type=int, default=24, help="ligands in arms (b) and (c)")
@@ -205,8 +230,10 @@ def main() -> None:
     parser.add_argument("--residues", type=int, default=0,
                         help="keep only the first N residues of the target (CPU plumbing checks); 0 = all")
     parser.add_argument("--micro-batch", type=int, default=8, help="OMTX_CLAIM_BATCH_SIZE of the hub's worker")
-    parser.add_argument("--cache", type=Path, default=None, help="boltz cache to build/reuse (default: a temp dir)")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="boltz cache to build/reuse (default: a temp dir); CCD mols already there are kept")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "boltz_gpu.json")
+    parser.add_argument("--logs", type=Path, default=None, help="copy the hub arm's serve and worker logs here")
     args = parser.parse_args()
 
     from boltz_fixtures import build_cache
@@ -222,25 +249,41 @@ def main() -> None:
     ligands = _ligands(args.ligands)
     print(f"target: 1IEP chain A ({len(sequence)} residues); {len(ligands)} ligands; {args.size} random-weight "
           f"checkpoints built in {build_seconds:.1f} s; accelerator {args.accelerator}", flush=True)  # fmt: skip
-    results = {
-        "b_directory": arm_directory(ligands, sequence, work, cache, args.accelerator, args.fast, env),
-        "c_hub": arm_hub(ligands, sequence, work, cache, args.accelerator, args.fast, env, args.micro_batch),
-        "a_per_process": arm_per_process(ligands[: args.per_process], sequence, work, cache, args.accelerator,
-                                         args.fast, env),  # fmt: skip
+    common = (sequence, work, cache, args.accelerator, args.fast, env)
+    arms = {
+        "b_directory": lambda: arm_directory(ligands, *common),
+        "c_hub": lambda: arm_hub(ligands, *common, args.micro_batch, args.logs),
+        "a_per_process": lambda: arm_per_process(ligands[: args.per_process], *common),
     }
-    b, c, a = results["b_directory"]["s_per_ligand"], results["c_hub"]["s_per_ligand"], results["a_per_process"]["s_per_ligand"]
-    summary = {"hub_vs_directory": c / b, "per_process_vs_hub": a / c,
-               "goal_hub_le_1_05_directory": c / b <= 1.05, "goal_hub_3x_faster_than_per_process": a / c >= 3}  # fmt: skip
+    document: dict[str, Any] = {
+        "benchmark": "boltz_gpu", "size": args.size, "accelerator": args.accelerator, "fast": args.fast,
+        "residues": len(sequence), "checkpoint_build_seconds": build_seconds, "results": {}, "summary": None,
+        "versions": _versions(), "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+    }  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    results = document["results"]
+    for name, arm in arms.items():
+        print(f"arm {name} …", flush=True)
+        try:
+            results[name] = arm()
+        except Exception as error:  # noqa: BLE001 — a failed arm is a result too; the others still run
+            results[name] = {"error": str(error)[-4000:]}
+            print(f"arm {name} failed: {error}", flush=True)
+        args.out.write_text(json.dumps(document, indent=2))
+
     print(f"{'arm':<16}{'ligands':>8}{'s/ligand':>10}{'GPU util %':>12}{'GPU MiB':>10}")
     for name, row in results.items():
+        if "error" in row:
+            print(f"{name:<16}failed")
+            continue
         print(f"{name:<16}{row['ligands']:>8}{row['s_per_ligand']:>10.2f}{str(row['gpu_util_mean_pct']):>12}"
               f"{str(row['gpu_mem_peak_mib']):>10}")  # fmt: skip
-    print(f"hub / directory = {summary['hub_vs_directory']:.3f} (goal ≤ 1.05); "
-          f"per-process / hub = {summary['per_process_vs_hub']:.2f}× (goal ≥ 3)")
-    document = {"benchmark": "boltz_gpu", "size": args.size, "accelerator": args.accelerator, "fast": args.fast,
-                "residues": len(sequence), "checkpoint_build_seconds": build_seconds, "results": results,
-                "summary": summary, "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}}  # fmt: skip
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if not any("error" in row for row in results.values()):
+        b, c, a = (results[k]["s_per_ligand"] for k in ("b_directory", "c_hub", "a_per_process"))
+        document["summary"] = {"hub_vs_directory": c / b, "per_process_vs_hub": a / c,
+                               "goal_hub_le_1_05_directory": c / b <= 1.05,
+                               "goal_hub_3x_faster_than_per_process": a / c >= 3}  # fmt: skip
+        print(f"hub / directory = {c / b:.3f} (goal ≤ 1.05); per-process / hub = {a / c:.2f}× (goal ≥ 3)")
     args.out.write_text(json.dumps(document, indent=2))
     print(f"wrote {args.out}")
     shutil.rmtree(work, ignore_errors=True)

@@ -47,14 +47,15 @@ def _column(category: Any, name: str) -> list[Any]:
 
 def build_mols(mol_dir: Path, codes: list[str] | None = None) -> list[Path]:
     """Write one RDKit pickle per CCD code (default: the 21 protein tokens); skip existing files."""
-    import biotite.structure.info as info
-    from rdkit import Chem
-    from rdkit.Geometry import Point3D
-
     mol_dir.mkdir(parents=True, exist_ok=True)
     wanted = [c for c in (codes or PROTEIN_TOKENS) if not (mol_dir / f"{c}.pkl").exists()]
     if not wanted:
         return sorted(mol_dir.glob("*.pkl"))
+    # imported only when a file is missing: a machine given ready mols/ (the GPU bench's) needs no biotite
+    import biotite.structure.info as info
+    from rdkit import Chem
+    from rdkit.Geometry import Point3D
+
     ccd = info.get_ccd()
     atoms, bonds = ccd["chem_comp_atom"], ccd["chem_comp_bond"]
     atom_comp = np.array(_column(atoms, "comp_id"))
