@@ -16,7 +16,7 @@ import json
 import math
 import statistics
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +85,7 @@ class Ranking:
     duplicates: dict[int, str] = field(default_factory=dict)
     sort_key: str = ""
     direction: str = "asc"
+    result_columns: list[str] = field(default_factory=list)  # the predictor's own fields among ``columns``
 
 
 def plan_rows(
@@ -95,14 +96,20 @@ def plan_rows(
     direction: str,
     status: str | None = None,
     top: int | None = None,
+    observe: Callable[[dict[str, Any]], None] | None = None,
 ) -> Ranking:
-    """Read the children once; rank completed ones with a value of ``sort_key`` (best first), then the rest."""
+    """Read the children once; rank completed ones with a value of ``sort_key`` (best first), then the rest.
+
+    ``observe`` is shown every child as it is read (its batch_index, status, input and results), so
+    a caller that needs more than the ranking (statistics) does not read the batch a second time."""
     scored: list[tuple[float, int]] = []
     rest: list[int] = []
     result_columns: dict[str, None] = {sort_key: None}
     first_by_key: dict[str, str] = {}
     duplicates: dict[int, str] = {}
-    for child in manager.iter_children(batch_id):
+    for child in manager.iter_children(batch_id, columns=("batch_index", "status", "input", "results")):
+        if observe is not None:
+            observe(child)
         index = child["batch_index"]
         props = child["input"].get("properties") or {}
         key = props.get("inchikey")
@@ -129,7 +136,7 @@ def plan_rows(
         order = order[:top]
     results_only = [c for c in result_columns if c not in PROPERTY_FIELDS and c not in BASE_COLUMNS]
     columns = BASE_COLUMNS + results_only + list(PROPERTY_FIELDS) + COST_COLUMNS + TAIL_COLUMNS
-    return Ranking(order, ranks, columns, duplicates, sort_key, direction)
+    return Ranking(order, ranks, columns, duplicates, sort_key, direction, results_only)
 
 
 def stream_rows(manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float) -> Iterator[dict[str, Any]]:
@@ -165,21 +172,23 @@ def batch_stats(
     """Counts by status, summary and histogram of every numeric field, the top N, cost sums."""
     parent = manager.get(batch_id)
     numbers: dict[str, list[float]] = {}
-    for child in manager.iter_children(batch_id, page=2000):
+
+    def collect(child: dict[str, Any]) -> None:
         if child["status"] != JobStatus.COMPLETED.value:
-            continue
+            return
         fields = {**_scalars(child["results"]),
                   **{k: v for k, v in (child["input"].get("properties") or {}).items() if k in PROPERTY_FIELDS}}  # fmt: skip
         for name, value in fields.items():
             number = _number(value)
             if number is not None:
                 numbers.setdefault(name, []).append(number)
+
+    ranking = plan_rows(manager, batch_id, sort_key=primary, direction=direction, top=top, observe=collect)
     summary = {
         name: {"count": len(vals), "min": min(vals), "median": statistics.median(vals),
                "mean": statistics.fmean(vals), "max": max(vals), "histogram": _histogram(vals)}
         for name, vals in sorted(numbers.items())
     }  # fmt: skip
-    ranking = plan_rows(manager, batch_id, sort_key=primary, direction=direction, top=top)
     best = [
         {k: row.get(k) for k in ("rank", "job_id", "ligand_name", "ligand_smiles", primary, "heavy_atoms",
                                   "ligand_efficiency_kcal_mol_per_heavy_atom", "qed")}
@@ -367,7 +376,7 @@ def export_stream(
         head = {"batch_id": batch_id, "batch_name": parent["name"], "predictor": parent["predictor"],
                 "status": parent["status"], "rank_by": ranking.sort_key, "direction": ranking.direction,
                 "counts": {s.value: parent[f"n_{s.value}"] for s in JobStatus}, "currency": settings.currency,
-                "columns": ranking.columns}  # fmt: skip
+                "columns": ranking.columns, "result_columns": ranking.result_columns}  # fmt: skip
         return _json_document(head, rows)
     if fmt == "sdf":
         return _sdf_records(store, batch_id, rows)

@@ -77,6 +77,7 @@ def test_ranking_stats_exports_and_cost(api: ApiClient, hub: Hub, worker: Worker
     document = json.loads(api.get(f"/api/v1/jobs/{batch_id}/export", params={"format": "json"}).text)
     assert document["rank_by"] == "test_score" and len(document["results"]) == 20
     assert document["results"][0]["rank"] == 1 and "accelerator_seconds" in document["columns"]
+    assert "test_score" in document["result_columns"] and not {"qed", "cost", "status"} & set(document["result_columns"])
 
     table = pq.read_table(io.BytesIO(api.get(f"/api/v1/jobs/{batch_id}/export", params={"format": "parquet"}).content))
     assert table.num_rows == 20 and table.column("test_score").to_pylist() == scores

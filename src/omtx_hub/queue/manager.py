@@ -856,10 +856,12 @@ class QueueManager:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def list_children(
-        self, batch_id: str, *, status: str | None = None, limit: int = 100, after_index: int = -1
+        self, batch_id: str, *, status: str | None = None, limit: int = 100, after_index: int = -1,
+        columns: Sequence[str] | None = None,
     ) -> list[Record]:
+        """A page of a batch's children in index order; ``columns``: only these (fewer to decode)."""
         query = (
-            sa.select(jobs)
+            (sa.select(*(jobs.c[name] for name in columns)) if columns else sa.select(jobs))
             .where(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index > after_index)
             .order_by(jobs.c.batch_index)
             .limit(limit)
@@ -869,10 +871,12 @@ class QueueManager:
         with self.read() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]
 
-    def iter_children(self, batch_id: str, page: int = 2000) -> Iterator[Record]:
+    def iter_children(self, batch_id: str, page: int = 2000, columns: Sequence[str] | None = None) -> Iterator[Record]:
         after = -1
+        if columns and "batch_index" not in columns:
+            columns = [*columns, "batch_index"]  # the cursor
         while True:
-            rows = self.list_children(batch_id, limit=page, after_index=after)
+            rows = self.list_children(batch_id, limit=page, after_index=after, columns=columns)
             yield from rows
             if len(rows) < page:
                 return
