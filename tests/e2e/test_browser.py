@@ -19,7 +19,10 @@ import pytest
 from conftest import make_settings
 from PIL import Image
 
+from omtx_hub.db.schema import jobs
+from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub, open_hub
+from omtx_hub.queue.manager import BatchSubmission
 from omtx_hub.server import BackgroundServer
 from omtx_hub.worker import WorkerProcess
 
@@ -160,3 +163,55 @@ def test_submit_watch_rank_and_view_in_3d(page: Any, hub_url: tuple[str, Hub, st
     page.goto("/")
     page.screenshot(path=str(shots / "submit.png"), full_page=True)
     assert hub.manager.get(batch_id)["n_completed"] == 4
+
+
+def _seed_large_batch(hub: Hub, n: int, best_at: int, worst_at: int) -> str:
+    """A finished Boltz-2 batch of n ligands written straight into the table (no worker here runs boltz2)."""
+    import sqlalchemy as sa
+
+    batch_id = hub.manager.submit_batch(BatchSubmission(
+        owner="local", predictor="boltz2", protein_sequence="MKTAYIAKQRQISFVKSHFSRQ", batch_name="large screen",
+        ligands=[Ligand("seed", "CCO")], max_attempts=1)).record["job_id"]  # fmt: skip
+    parent = hub.manager.get(batch_id)
+    now = __import__("time").time()
+    rows = []
+    for i in range(1, n):
+        name, probability = ("needle", 0.999) if i == best_at else ("worst", 0.0001) if i == worst_at else (f"l{i}", 0.1 + (i % 800) / 1000)
+        rows.append({"job_id": f"job_large{i:06d}", "job_type": "BATCH_CHILD", "owner": "local", "predictor": "boltz2",
+                     "params": {}, "target_key": parent["target_key"], "batch_parent_id": batch_id, "batch_index": i,
+                     "name": name, "input": {"ligand_name": name, "ligand_smiles": "CCO"}, "status": "completed",
+                     "results": {"affinity_probability_binary": probability, "affinity_pred_value": 1 - probability},
+                     "priority": 0, "max_attempts": 1, "run_after": now, "created_at": now, "completed_at": now})  # fmt: skip
+    with hub.engine.begin() as conn:
+        conn.execute(jobs.insert(), rows)
+        conn.execute(sa.update(jobs).where(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index == 0).values(
+            status="completed", completed_at=now, results={"affinity_probability_binary": 0.5, "affinity_pred_value": 0.5}))
+        conn.execute(sa.update(jobs).where(jobs.c.job_id == batch_id).values(
+            n_total=n, n_pending=0, n_completed=n, status="completed", completed_at=now, aggregated_at=now))  # fmt: skip
+    return batch_id
+
+
+def test_a_batch_too_large_to_load_whole_is_ranked_by_the_server(page: Any, hub_url: tuple[str, Hub, str, str]) -> None:
+    """Over 20,000 ligands the page shows the best 2,000 of the whole batch, not of its first 20,000."""
+    url, hub, _, key = hub_url
+    batch_id = _seed_large_batch(hub, 20_050, best_at=20_030, worst_at=20_040)  # both beyond the first 20,000
+    page.goto(f"/jobs/{batch_id}")
+    if "/login" in page.url:  # when this test runs alone
+        page.locator("#api-key").fill(key)
+        page.locator("form button[type=submit]").click()
+        page.wait_for_url(f"{url}/jobs/{batch_id}")
+    first_row = page.locator("#results-body tr").first
+    first_row.get_by_text("needle").wait_for(timeout=60_000)
+    assert page.locator("#top li").first.inner_text().startswith("needle 0.999")
+    assert page.locator("#results-body tr").count() == 2000
+    assert first_row.locator("td").first.inner_text() == "1"  # rank over the whole batch
+    assert "20,050 ligands" in page.locator("#table-note").inner_text()
+    assert page.locator("#histogram svg rect").count() == 20  # the server's histogram of every ligand
+
+    header = page.locator("#results-head button", has_text="affinity_probability_binary")
+    header.click()  # ascending: the server ranks the whole batch again, worst first
+    first_row.get_by_text("worst").wait_for(timeout=60_000)
+    header.click()
+    first_row.get_by_text("needle").wait_for(timeout=60_000)
+    page.locator("#status-select").select_option("failed")  # asked of the server: this batch has none
+    page.wait_for_function("document.querySelectorAll('#results-body tr').length === 0", timeout=60_000)

@@ -1,5 +1,16 @@
 // Batch page: live progress by polling, ETA from observed throughput, ranked sortable table, histogram.
+//
+// Two modes. A batch of up to WHOLE_LIMIT ligands is loaded whole: ranking, sorting, filters, top
+// hits and the histogram are computed here, over every ligand. A larger batch is ranked by the
+// server: the table holds the best TABLE_ROWS ligands of the whole batch by the chosen numeric
+// column (/export?format=json&top=…), the status filter asks the server, and top hits and the
+// histogram come from /stats. Either way the ligands are reloaded only when the batch's progress
+// has moved, and no sooner than ten times as long as the last load took (at least every 2 s), so
+// an open page costs the API little even for a screen of a million ligands.
 "use strict";
+
+const WHOLE_LIMIT = 20000;
+const TABLE_ROWS = 2000;
 
 const CSRF = document.querySelector('meta[name="csrf-token"]')?.content || "";
 
@@ -11,6 +22,13 @@ let scoreKey = null;
 let direction = "asc";
 let sortKey = null;
 let sortAsc = true;
+let large = false;  // ranked by the server (more than WHOLE_LIMIT ligands)
+let serverTop = [];  // large: the best ligands of the whole batch, from /stats
+let serverHistogram = null;  // large: {edges, counts} of the ranking score, from /stats
+let tableNote = "";
+let loadedFor = null;  // the progress the ligands were last loaded for
+let nextLoadAt = 0;
+let lastProgress = null;
 const seen = [];  // [time, finished] samples for the ETA
 
 async function getJSON(url) {
@@ -34,23 +52,81 @@ function eta(p) {
   return `About ${s >= 120 ? Math.round(s / 60) + " min" : s + " s"} left (${rate.toFixed(2)} ligands/s).`;
 }
 
-async function loadRows() {
+async function loadWhole() {
   const all = [];
   let cursor = null;
   do {
     const page = await getJSON(`/api/v1/jobs/batch/${batchId}/children?limit=1000${cursor ? "&cursor=" + cursor : ""}`);
     all.push(...page.items);
     cursor = page.next_cursor;
-  } while (cursor && all.length < 20000);
+  } while (cursor && all.length < WHOLE_LIMIT);
   rows = all;
+  if (!scoreKey) scoreKey = guessScoreKey();
+  rank();
+}
+
+// A large batch is sorted by the server on its numeric columns; on the others, the shown rows are sorted here.
+function serverSortable(column) { return column !== "batch_index" && numericColumns().has(column); }
+
+function numericColumns() {
+  const keys = new Set();
+  for (const r of rows) for (const [k, v] of Object.entries(r.results || {})) if (typeof v === "number") keys.add(k);
+  return keys;
+}
+
+async function loadLarge(total) {
+  const query = new URLSearchParams({ format: "json", top: String(TABLE_ROWS) });
+  if (sortKey && serverSortable(sortKey)) {
+    query.set("sort", sortKey);
+    query.set("order", sortAsc ? "asc" : "desc");
+  }
+  const status = document.getElementById("status-select").value;
+  if (status) query.set("status", status);
+  const [doc, stats] = await Promise.all([
+    getJSON(`/api/v1/jobs/${batchId}/export?${query}`),
+    getJSON(`/api/v1/jobs/${batchId}/stats?top=5`),
+  ]);
+  rows = doc.results.map((r) => ({
+    job_id: r.job_id,
+    batch_index: r.batch_index,
+    ligand_name: r.ligand_name,
+    ligand_smiles: r.ligand_smiles,
+    status: r.status,
+    results: Object.fromEntries(doc.result_columns.filter((k) => r[k] !== null && r[k] !== undefined).map((k) => [k, r[k]])),
+    error: r.error_code ? { code: r.error_code, message: r.error_message } : null,
+    _rank: r.rank,
+  }));
+  scoreKey = stats.rank_by || scoreKey;
+  direction = stats.direction || direction;
+  serverTop = stats.top.map((t) => ({ job_id: t.job_id, ligand_name: t.ligand_name, score: t[stats.rank_by] }));
+  serverHistogram = (stats.fields[scoreKey] || {}).histogram || null;
+  const by = `${doc.rank_by} (${doc.direction === "asc" ? "lowest" : "highest"} first)`;
+  const shown = status && status !== "completed" ? `the first ${rows.length.toLocaleString("en")} ${status} ligands`
+    : `the best ${rows.length.toLocaleString("en")} by ${by}, ranked over the whole batch by the server`;
+  tableNote = `${total.toLocaleString("en")} ligands: the table shows ${shown}. Sorting by a numeric column ranks`
+    + " the whole batch again; the name filter searches the rows shown. Top hits and the histogram cover every"
+    + " ligand. The CSV and Parquet downloads hold every row.";
+}
+
+// Reload the ligands when progress has moved, and not more often than ten times the last load's duration.
+async function loadRows(p, force) {
+  const mark = `${finished(p)}/${p.running}`;
+  if (!force && (mark === loadedFor || Date.now() < nextLoadAt)) return false;
+  const started = Date.now();
+  large = p.total > WHOLE_LIMIT;
+  if (large && !rows.length) {
+    document.getElementById("table-note").textContent = `Ranking ${p.total.toLocaleString("en")} ligands on the server…`;
+  }
+  if (large) await loadLarge(p.total); else await loadWhole();
+  loadedFor = mark;
+  nextLoadAt = Date.now() + Math.max(2000, 10 * (Date.now() - started));
+  return true;
 }
 
 function scoreOf(row) { return row.results && typeof row.results[scoreKey] === "number" ? row.results[scoreKey] : null; }
 
 function columns() {
-  const keys = new Set();
-  for (const r of rows) for (const [k, v] of Object.entries(r.results || {})) if (typeof v === "number") keys.add(k);
-  const numeric = [...keys].filter((k) => k !== scoreKey).slice(0, 4);
+  const numeric = [...numericColumns()].filter((k) => k !== scoreKey).slice(0, 4);
   return ["rank", "ligand_name", ...(scoreKey ? [scoreKey] : []), ...numeric, "status", "ligand_smiles", "error"];
 }
 
@@ -78,7 +154,11 @@ function render() {
     button.type = "button";
     button.className = "sort";
     button.textContent = c + (sortKey === c ? (sortAsc ? " ▲" : " ▼") : "");
-    button.addEventListener("click", () => { sortAsc = sortKey === c ? !sortAsc : true; sortKey = c; render(); });
+    button.addEventListener("click", () => {
+      sortAsc = sortKey === c ? !sortAsc : true;
+      sortKey = c;
+      if (large && serverSortable(c)) reloadNow(); else render();
+    });
     th.append(button);
     if (sortKey === c) th.setAttribute("aria-sort", sortAsc ? "ascending" : "descending");
     return th;
@@ -86,9 +166,10 @@ function render() {
   const nameFilter = document.getElementById("name-filter").value.toLowerCase();
   const statusFilter = document.getElementById("status-select").value;
   let shown = rows.filter((r) => (!nameFilter || r.ligand_name.toLowerCase().includes(nameFilter))
-    && (!statusFilter || r.status === statusFilter));
+    && (large || !statusFilter || r.status === statusFilter));
   const key = sortKey || "rank";
-  shown = [...shown].sort((a, b) => {
+  const sortedByServer = large && (!sortKey || serverSortable(sortKey));
+  if (!sortedByServer) shown = [...shown].sort((a, b) => {
     const va = value(a, key), vb = value(b, key);
     if (va === null && vb === null) return 0;
     if (va === null) return 1;
@@ -97,7 +178,8 @@ function render() {
     return sortKey ? (sortAsc ? cmp : -cmp) : cmp;
   });
   const body = document.getElementById("results-body");
-  body.replaceChildren(...shown.slice(0, 2000).map((r) => {
+  document.getElementById("table-note").textContent = large ? tableNote : "";
+  body.replaceChildren(...shown.slice(0, TABLE_ROWS).map((r) => {
     const tr = document.createElement("tr");
     for (const c of cols) {
       const td = document.createElement("td");
@@ -120,25 +202,40 @@ function render() {
 }
 
 function renderTop() {
-  const top = rows.filter((r) => r._rank).sort((a, b) => a._rank - b._rank).slice(0, 5);
+  const top = large ? serverTop
+    : rows.filter((r) => r._rank).sort((a, b) => a._rank - b._rank).slice(0, 5)
+      .map((r) => ({ job_id: r.job_id, ligand_name: r.ligand_name, score: scoreOf(r) }));
   document.getElementById("top").replaceChildren(...top.map((r) => {
     const li = document.createElement("li");
     const a = document.createElement("a");
     a.href = `/jobs/${r.job_id}`;
     a.textContent = r.ligand_name;
-    li.append(a, ` ${scoreOf(r)}`);
+    li.append(a, ` ${r.score}`);
     return li;
   }));
 }
 
-function renderHistogram() {
+// Counts per bin and the range: over every loaded ligand, or the server's for a large batch.
+function histogramData() {
+  if (large) {
+    if (!serverHistogram) return null;
+    const edges = serverHistogram.edges;
+    return { counts: serverHistogram.counts, lo: edges[0], hi: edges[edges.length - 1] };
+  }
   const values = rows.map(scoreOf).filter((v) => v !== null);
-  const box = document.getElementById("histogram");
-  if (!values.length) { box.textContent = "No scores yet."; return; }
+  if (!values.length) return null;
   const lo = Math.min(...values), hi = Math.max(...values);
-  const bins = 12, width = 360, height = 140;
-  const counts = new Array(bins).fill(0);
-  for (const v of values) counts[Math.min(bins - 1, Math.floor(((v - lo) / (hi - lo || 1)) * bins))]++;
+  const counts = new Array(12).fill(0);
+  for (const v of values) counts[Math.min(11, Math.floor(((v - lo) / (hi - lo || 1)) * 12))]++;
+  return { counts, lo, hi };
+}
+
+function renderHistogram() {
+  const data = histogramData();
+  const box = document.getElementById("histogram");
+  if (!data) { box.textContent = "No scores yet."; return; }
+  const { counts, lo, hi } = data;
+  const bins = counts.length, width = 360, height = 140;
   const max = Math.max(...counts);
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
@@ -187,13 +284,15 @@ async function refresh() {
   bar.value = finished(p);
   document.getElementById("eta").textContent = TERMINAL.has(status.status) ? "" : eta(p);
   if (status.results && status.results.rank_by) { scoreKey = status.results.rank_by; direction = status.results.direction; }
-  await loadRows();
-  if (!scoreKey) scoreKey = guessScoreKey();
-  rank();
-  render();
-  root.dataset.state = status.status;
   const done = TERMINAL.has(status.status) && (status.results || !p.completed);
+  lastProgress = p;
+  if (await loadRows(p, done)) render();
+  root.dataset.state = status.status;
   if (!done) setTimeout(refresh, 2000);
+}
+
+async function reloadNow() {
+  if (lastProgress) { await loadRows(lastProgress, true); render(); }
 }
 
 function guessScoreKey() {
@@ -212,5 +311,5 @@ async function act(path) {
 document.getElementById("cancel").addEventListener("click", () => act("cancel"));
 document.getElementById("retry").addEventListener("click", () => act("retry"));
 document.getElementById("name-filter").addEventListener("input", render);
-document.getElementById("status-select").addEventListener("change", render);
+document.getElementById("status-select").addEventListener("change", () => (large ? reloadNow() : render()));
 refresh();
