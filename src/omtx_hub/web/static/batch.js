@@ -29,6 +29,7 @@ let tableNote = "";
 let loadedFor = null;  // the progress the ligands were last loaded for
 let nextLoadAt = 0;
 let lastProgress = null;
+let loadSeq = 0;  // a load that a newer one (a click on a header) overtook is dropped
 const seen = [];  // [time, finished] samples for the ETA
 
 async function getJSON(url) {
@@ -74,7 +75,7 @@ function numericColumns() {
   return keys;
 }
 
-async function loadLarge(total) {
+async function loadLarge(total, seq) {
   const query = new URLSearchParams({ format: "json", top: String(TABLE_ROWS) });
   if (sortKey && serverSortable(sortKey)) {
     query.set("sort", sortKey);
@@ -86,6 +87,7 @@ async function loadLarge(total) {
     getJSON(`/api/v1/jobs/${batchId}/export?${query}`),
     getJSON(`/api/v1/jobs/${batchId}/stats?top=5`),
   ]);
+  if (seq !== loadSeq) return false;
   rows = doc.results.map((r) => ({
     job_id: r.job_id,
     batch_index: r.batch_index,
@@ -106,6 +108,7 @@ async function loadLarge(total) {
   tableNote = `${total.toLocaleString("en")} ligands: the table shows ${shown}. Sorting by a numeric column ranks`
     + " the whole batch again; the name filter searches the rows shown. Top hits and the histogram cover every"
     + " ligand. The CSV and Parquet downloads hold every row.";
+  return true;
 }
 
 // Reload the ligands when progress has moved, and not more often than ten times the last load's duration.
@@ -117,7 +120,8 @@ async function loadRows(p, force) {
   if (large && !rows.length) {
     document.getElementById("table-note").textContent = `Ranking ${p.total.toLocaleString("en")} ligands on the server…`;
   }
-  if (large) await loadLarge(p.total); else await loadWhole();
+  const seq = ++loadSeq;
+  if (large) { if (!(await loadLarge(p.total, seq))) return false; } else await loadWhole();
   loadedFor = mark;
   nextLoadAt = Date.now() + Math.max(2000, 10 * (Date.now() - started));
   return true;
