@@ -1,4 +1,4 @@
-"""Control-plane latency: status of a huge batch, filtered children pages, API under 50 pollers,
+"""Control-plane latency: status of a huge batch, filtered children pages, /metrics, API under 50 pollers,
 and the worker's own overhead (predictor return → next claim; submission → first claim when idle).
 
 SQLite and PostgreSQL side by side in one run, through `omtx-hub serve --no-worker` on loopback in its
@@ -223,6 +223,12 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
                      f"{_cursor(rng.randrange(args.children - 200))}" for _ in range(args.requests)]  # fmt: skip
             page_times = timed_gets(client, pages)
             out["children_page_p50_ms"], out["children_page_p99_ms"] = pct(page_times, 0.5), pct(page_times, 0.99)
+            admin_key, _ = hub.keys.create("bench", admin=True)
+            scrapes = timed_gets(httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"},
+                                              timeout=60), ["/metrics"] * 6)  # fmt: skip
+            out["metrics_first_scrape_ms"] = round(scrapes[0] * 1000, 1)  # the sums over finished jobs: computed
+            out["metrics_scrape_p50_ms"] = pct(scrapes[1:], 0.5)  # the sums reused (OMTX_METRICS_HISTORY_SECONDS)
+            out["job_counts_from_counters_ms"], out["job_counts_by_counting_rows_ms"] = _job_counts_both_ways(hub)
 
             # a screen running while 50 clients poll its status
             ctx = mp.get_context("spawn")
@@ -277,6 +283,22 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
                 with psycopg.connect(PG_URL, autocommit=True) as conn:
                     conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     return out
+
+
+def _job_counts_both_ways(hub: Hub) -> tuple[float, float]:
+    """Median ms of the queue-depth query (batch counters) and of a GROUP BY over every row (its old form)."""
+    every_row = sa.select(jobs.c.job_type, jobs.c.status, jobs.c.predictor, sa.func.count()).group_by(
+        jobs.c.job_type, jobs.c.status, jobs.c.predictor)  # fmt: skip
+    fast, slow = [], []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        hub.manager.status_counts()
+        fast.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        with hub.engine.connect() as conn:
+            conn.execute(every_row).all()
+        slow.append(time.perf_counter() - t0)
+    return round(statistics.median(fast) * 1000, 1), round(statistics.median(slow) * 1000, 1)
 
 
 def _cursor(index: int) -> str:

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     worker_seen_seconds: float = Field(
         60.0, description="A worker heard from within this window counts as alive in job status."
     )
+    metrics_history_seconds: float = Field(
+        60.0, ge=0, description="How long /metrics reuses its sums over finished jobs (accelerator seconds, durations)."
+    )
 
     secret_key: str | None = Field(
         None, description="Secret for key hashing and session signing; default: a random one in `home`/secret.key."

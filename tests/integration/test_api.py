@@ -211,6 +211,27 @@ def test_health_ready_metrics_docs(api: ApiClient, admin_api: ApiClient, worker:
     assert api.get("/docs").status_code == 200
 
 
+def test_metrics_reuse_the_sums_over_finished_jobs_but_not_the_queue_depth(
+    api: ApiClient, hub: Hub, worker: Worker
+) -> None:
+    from omtx_hub.api.ops import QueueCollector
+
+    def sample(collector: QueueCollector, name: str, **labels: str) -> float:
+        return next(s.value for metric in collector.collect() for s in metric.samples
+                    if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))  # fmt: skip
+
+    reused, fresh = QueueCollector(hub.manager, 60, history_seconds=3600), QueueCollector(hub.manager, 60)
+    api.post(BATCH, json={"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(3)})
+    run_all(worker)
+    assert sample(reused, "omtx_job_duration_seconds_count") == sample(fresh, "omtx_job_duration_seconds_count") == 3
+    api.post(BATCH, json={"batch_name": "c", "protein_sequence": SEQ, "ligands": ligands(2)})
+    assert sample(reused, "omtx_queue_jobs", status="pending") == 2  # queue depth: read on every scrape
+    run_all(worker)
+    assert sample(reused, "omtx_job_duration_seconds_count") == 3  # the sums: reused for an hour
+    assert sample(fresh, "omtx_job_duration_seconds_count") == 5
+    assert sample(reused, "omtx_queue_jobs", status="completed") == 5
+
+
 def test_batch_from_an_uploaded_ligand_file(api: ApiClient) -> None:
     csv_text = "name,smiles\naspirin,CC(=O)Oc1ccccc1C(=O)O\nethanol,CCO\nbroken,C1CC\n"
     form = {"batch_name": "upload", "protein_sequence": SEQ, "params": "{}", "skip_invalid": "true"}

@@ -276,6 +276,24 @@ def test_release_gives_the_job_back_without_counting_an_attempt(hub: Hub) -> Non
     assert m.claim("w2", ["test"])[0].attempt == 1
 
 
+def test_status_counts_from_batch_counters_equal_a_count_of_every_row(hub: Hub) -> None:
+    m = hub.manager
+    m.submit_batch(batch(7))
+    m.submit_batch(batch(3, name="second"))
+    m.submit_job(single())
+    claims = m.claim("w", ["test"], limit=4)
+    m.complete(claims[0], "w", {"test_score": 1.0})
+    m.fail(claims[1], "w", code="bad", message="bad input", transient=False)
+    m.cancel(m.submit_batch(batch(2, name="dropped")).record["job_id"], None)
+    with hub.engine.connect() as conn:
+        every_row = {(r[0], r[1], r[2]): r[3] for r in conn.execute(
+            sa.select(jobs.c.job_type, jobs.c.status, jobs.c.predictor, sa.func.count())
+            .group_by(jobs.c.job_type, jobs.c.status, jobs.c.predictor))}  # fmt: skip
+    counts = m.status_counts()
+    assert counts == every_row
+    assert counts[("BATCH_CHILD", "running", "test")] == 2 and counts[("BATCH_CHILD", "cancelled", "test")] == 2
+
+
 def test_list_jobs_and_children_filters(hub: Hub) -> None:
     m = hub.manager
     bid = m.submit_batch(batch(5)).record["job_id"]

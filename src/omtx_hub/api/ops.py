@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,11 +23,23 @@ DURATION_BUCKETS = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 
 class QueueCollector:
-    """Reads the figures from the database at scrape time, so every API replica reports the same."""
+    """Reads the figures from the database at scrape time, so every API replica reports the same.
 
-    def __init__(self, manager: QueueManager, worker_seen_seconds: float) -> None:
+    Queue depth, workers and job counts are read on every scrape (their cost grows with batches,
+    not children). The two sums over every finished job, accelerator seconds and the duration
+    histogram, scan the jobs table, so each process reuses them for ``history_seconds``."""
+
+    def __init__(self, manager: QueueManager, worker_seen_seconds: float, history_seconds: float = 0.0) -> None:
         self.manager = manager
         self.worker_seen_seconds = worker_seen_seconds
+        self.history_seconds = history_seconds
+        self._history: tuple[float, dict[str, float], tuple[list[int], float, int]] | None = None
+
+    def _history_sums(self) -> tuple[dict[str, float], tuple[list[int], float, int]]:
+        now = time.monotonic()
+        if self._history is None or now - self._history[0] >= self.history_seconds:
+            self._history = (now, self.manager.accelerator_seconds(), self.manager.duration_histogram(DURATION_BUCKETS))
+        return self._history[1], self._history[2]
 
     def collect(self) -> Iterator[Metric]:
         counts = self.manager.status_counts()
@@ -56,10 +69,10 @@ class QueueCollector:
         seconds = CounterMetricFamily(
             "omtx_accelerator_seconds", "Accelerator (GPU or CPU) seconds of the predict step", labels=["predictor"]
         )
-        for predictor, total in sorted(self.manager.accelerator_seconds().items()):
-            seconds.add_metric([predictor], total)
+        accelerator, (cumulative, total, count) = self._history_sums()
+        for predictor, used in sorted(accelerator.items()):
+            seconds.add_metric([predictor], used)
         yield seconds
-        cumulative, total, count = self.manager.duration_histogram(DURATION_BUCKETS)
         buckets = [(str(b), c) for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)] + [("+Inf", count)]
         yield HistogramMetricFamily(
             "omtx_job_duration_seconds", "Run time of completed jobs (claim to completion)",

@@ -898,14 +898,29 @@ class QueueManager:
             return [dict(r._mapping) for r in rows]
 
     def status_counts(self) -> dict[tuple[str, str, str], int]:
-        """Job counts by (job_type, status, predictor)."""
+        """Job counts by (job_type, status, predictor).
+
+        A batch's children are counted from its parent's counters, which change in the same
+        transaction as the children, so the cost grows with batches and individual jobs, not with
+        children: it is the queue-depth gauge an autoscaler reads on every scrape."""
+        statuses = list(_COUNTER)
+        query = (
+            sa.select(jobs.c.job_type, jobs.c.status, jobs.c.predictor, sa.func.count(),
+                      *(sa.func.sum(jobs.c[_COUNTER[s]]) for s in statuses))  # fmt: skip
+            .where(jobs.c.job_type.in_([JobType.INDIVIDUAL.value, JobType.BATCH_PARENT.value]))
+            .group_by(jobs.c.job_type, jobs.c.status, jobs.c.predictor)
+        )
+        counts: dict[tuple[str, str, str], int] = {}
         with self.read() as conn:
-            rows = conn.execute(
-                sa.select(jobs.c.job_type, jobs.c.status, jobs.c.predictor, sa.func.count()).group_by(
-                    jobs.c.job_type, jobs.c.status, jobs.c.predictor
-                )
-            )
-            return {(r[0], r[1], r[2]): r[3] for r in rows}
+            for row in conn.execute(query):
+                job_type, status, predictor, n = row[0], row[1], row[2], row[3]
+                counts[(job_type, status, predictor)] = n
+                if job_type == JobType.BATCH_PARENT.value:
+                    for child_status, children in zip(statuses, row[4:], strict=True):
+                        if children:
+                            key = (JobType.BATCH_CHILD.value, child_status, predictor)
+                            counts[key] = counts.get(key, 0) + int(children)
+        return counts
 
     def accelerator_seconds(self) -> dict[str, float]:
         """Accelerator (GPU or CPU) seconds of the predict step, summed per predictor over finished jobs."""
