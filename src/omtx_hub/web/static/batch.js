@@ -11,6 +11,7 @@
 
 const WHOLE_LIMIT = 20000;
 const TABLE_ROWS = 2000;
+const WHOLE_BINS = 12;  // histogram bins of a batch loaded whole (the server's /stats has its own)
 
 const CSRF = document.querySelector('meta[name="csrf-token"]')?.content || "";
 
@@ -229,8 +230,8 @@ function histogramData() {
   const values = rows.map(scoreOf).filter((v) => v !== null);
   if (!values.length) return null;
   const lo = Math.min(...values), hi = Math.max(...values);
-  const counts = new Array(12).fill(0);
-  for (const v of values) counts[Math.min(11, Math.floor(((v - lo) / (hi - lo || 1)) * 12))]++;
+  const counts = new Array(WHOLE_BINS).fill(0);
+  for (const v of values) counts[Math.min(WHOLE_BINS - 1, Math.floor(((v - lo) / (hi - lo || 1)) * WHOLE_BINS))]++;
   return { counts, lo, hi };
 }
 
