@@ -211,12 +211,17 @@ def _ready(url: str) -> bool:
 
 
 def _versions() -> dict[str, Any]:
+    """What the arms ran on: package versions, the GPU, and whether boltz's cuequivariance kernels exist."""
     import importlib.metadata as metadata
+    import importlib.util
 
     import torch
 
-    found = {name: metadata.version(name) for name in ("torch", "boltz-community", "pytorch-lightning", "omtx-hub")}
+    names = ("torch", "boltz-community", "pytorch-lightning", "numpy", "rdkit", "omtx-hub")
+    found: dict[str, Any] = {name: metadata.version(name) for name in names}
+    found["python"] = platform.python_version()
     found["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    found["cuequivariance_kernels"] = importlib.util.find_spec("cuequivariance_torch") is not None
     return found
 
 
@@ -248,7 +253,9 @@ def main() -> None:
     sequence = _sequence()[: args.residues or None]
     ligands = _ligands(args.ligands)
     print(f"target: 1IEP chain A ({len(sequence)} residues); {len(ligands)} ligands; {args.size} random-weight "
-          f"checkpoints built in {build_seconds:.1f} s; accelerator {args.accelerator}", flush=True)  # fmt: skip
+          f"checkpoints built in {build_seconds:.1f} s; accelerator {args.accelerator}")  # fmt: skip
+    versions = _versions()
+    print(f"versions: {json.dumps(versions)}", flush=True)
     common = (sequence, work, cache, args.accelerator, args.fast, env)
     arms = {
         "b_directory": lambda: arm_directory(ligands, *common),
@@ -258,7 +265,7 @@ def main() -> None:
     document: dict[str, Any] = {
         "benchmark": "boltz_gpu", "size": args.size, "accelerator": args.accelerator, "fast": args.fast,
         "residues": len(sequence), "checkpoint_build_seconds": build_seconds, "results": {}, "summary": None,
-        "versions": _versions(), "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "versions": versions, "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results = document["results"]

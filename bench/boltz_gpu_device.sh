@@ -2,10 +2,10 @@
 # Runs bench/boltz_gpu.py on the lent GPU machine, in one device call, from what bench/device_kit.py
 # packed here:  run(command='bash bench/boltz_gpu_device.sh', carry=['.whl', '.bench-cache'], timeout_s=600)
 #
-# Installs the carried wheels into /tmp/site (nothing there can reach a package index), prints the
-# versions and the GPU, then runs the benchmark with the results, logs and versions under $OUT, which
-# the device tool brings back (also when the command runs past its limit: each arm's figures are
-# written as soon as it ends). Arguments replace the default benchmark arguments, sized to end well
+# Installs the carried wheels into /tmp/site (nothing there can reach a package index), prints
+# Python's version and the GPU (the bench records the package versions), then runs the benchmark
+# with the results and logs under $OUT, which the device tool brings back (also when the command
+# runs past its limit: each arm's figures are written as soon as it ends). Arguments replace the default benchmark arguments, sized to end well
 # inside the device's 10-minute command limit.
 #
 # Rehearsal on a CPU (a Python environment holding what the GPU image holds, wheels for its version):
@@ -26,15 +26,6 @@ export PYTHONPATH="$SITE" PATH="$SITE/bin:$PATH" PYTHONUNBUFFERED=1
 
 {
   "$PYTHON" --version
-  "$PYTHON" - <<'EOF'
-import importlib.metadata as m
-import importlib.util
-for name in ("torch", "boltz-community", "pytorch-lightning", "numpy", "rdkit", "omtx-hub"):
-    print(name, m.version(name))
-print("cuequivariance kernels:", importlib.util.find_spec("cuequivariance_torch") is not None)
-import torch
-print("cuda:", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")
-EOF
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 } 2>&1 | tee "$OUT/versions.txt"
 
