@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -166,12 +166,26 @@ def serve(
     _ensure_local_key(hub, bind_host)
     child = WorkerProcess(settings, predictor).start() if worker else None
     console.print(f"OMTX-Hub API on http://{bind_host}:{bind_port}  (docs: /docs, data: {settings.home})")
+    # uvicorn shuts down on SIGTERM, then raises the signal again for the handler that was there before
+    # it: this one turns it into an exit that runs the ``finally`` (the default would kill this
+    # process at once and orphan the worker child)
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         uvicorn.run(create_app(hub=hub), host=bind_host, port=bind_port, log_level="info")
     finally:
+        _ignore_stop_signals()  # a second Ctrl-C or SIGTERM must not interrupt stopping the child
         if child is not None:
             child.stop()
         hub.close()
+
+
+def _exit_on_signal(_signum: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _ignore_stop_signals() -> None:
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_IGN)
 
 
 @app.command("worker")
@@ -228,8 +242,6 @@ def db_prune(
     dry_run: Annotated[bool, typer.Option(help="Only say what would be deleted.")] = False,
 ) -> None:
     """Delete finished jobs and batches (rows, events, and by default their files) older than a limit."""
-    import time
-
     from omtx_hub.hub import open_hub
     from omtx_hub.settings import Settings
 
@@ -589,15 +601,18 @@ def demo(
                           f"--url {server.url}")  # fmt: skip
         if keep_serving:
             console.print("The hub keeps running for more work; Ctrl-C stops it.")
-            stop = threading.Event()
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            # SIGTERM → SystemExit, Ctrl-C → KeyboardInterrupt, both while sleeping: a handler that
+            # set an Event here could deadlock with the Event.wait it interrupts
+            signal.signal(signal.SIGTERM, _exit_on_signal)
             try:
-                stop.wait()
-            except KeyboardInterrupt:
+                while True:
+                    time.sleep(3600)
+            except (KeyboardInterrupt, SystemExit):
                 pass
     except HubError as exc:
         _fail(exc)
     finally:
+        _ignore_stop_signals()
         worker.stop()
         server.stop()
         hub.close()

@@ -3,6 +3,8 @@
 RDKit holds the GIL, so threads do not help; a spawned process pool does, once there is enough
 work to pay for starting it (≈0.1–1 s: a fresh interpreter importing RDKit). Spawn, not fork: the
 calling process may hold a CUDA context, a database connection or threads that a fork would copy.
+A pool process exits by itself when the process that started it dies (even by kill -9), instead of
+waiting on the pool's queue forever.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -34,9 +38,28 @@ def map_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], *, per_proc
         return fn(list(items))
     chunks = [list(items[i : i + chunk]) for i in range(0, len(items), chunk)]
     try:
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
             return [result for part in pool.map(fn, chunks) for result in part]
     except (BrokenProcessPool, OSError, RuntimeError) as exc:
         # e.g. code embedded in a script without an ``if __name__ == "__main__"`` guard, which spawn needs
         logger.warning("working in one process (a process pool could not run: %s)", exc)
         return fn(list(items))
+
+
+_PARENT_CHECK_SECONDS = 0.5
+
+
+def _exit_with_parent(parent: int) -> None:
+    """In a pool process: exit as soon as ``parent`` is no longer this process's parent.
+
+    A parent killed outright never shuts its pool down, and the pool's processes would block on
+    its queue forever; once the parent is gone, this process is re-parented and the watch sees it.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(_PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

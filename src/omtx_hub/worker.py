@@ -36,6 +36,7 @@ logger = logging.getLogger("omtx_hub.worker")
 _TARGET_CACHE_SIZE = 8
 _BUFFER_BELOW_SECONDS = 0.05  # outcomes arriving faster than this are recorded together
 _PROBE_SECONDS = 0.01  # how often an idle worker looks for new work (a read, no lock)
+_STOP_CHECK_SECONDS = 0.05  # how soon a worker that waits (idle, backing off) notices stop()
 
 
 def new_worker_id() -> str:
@@ -66,6 +67,9 @@ class Worker:
         self._batches = 0
         self._to_stop: set[str] = set()
         self._lock = threading.Lock()
+        # stop() only assigns _stop_requested (it runs inside signal handlers); the main loop sees it
+        # and sets _stop, which the heartbeat thread waits on
+        self._stop_requested = False
         self._stop = threading.Event()
         self._grace_deadline: float | None = None
         self._last_maintenance = 0.0
@@ -82,14 +86,14 @@ class Worker:
         dispatcher = WebhookDispatcher(self.webhooks).start()
         backoff = 0.0
         try:
-            while not self._stop.is_set():
+            while not self._stop_requested:
                 try:
                     self._maintenance()
                     worked = self.run_once()
                 except sa.exc.OperationalError as exc:  # the database is down or restarting
                     backoff = min(10.0, max(0.5, backoff * 2))
                     self._log("db_unavailable", retry_in=f"{backoff:.1f}s", error=str(exc).splitlines()[0][:200])
-                    self._stop.wait(backoff)
+                    self._pause(backoff)
                     continue
                 if backoff:
                     self._log("db_back")
@@ -123,17 +127,36 @@ class Worker:
         if self.manager.has_runnable(self.predictors):
             # due work that the last claim could not take (a batch at its max_concurrent, …):
             # probing would only spin; wait the full poll interval
-            self._stop.wait(self.settings.poll_seconds)
+            self._pause(self.settings.poll_seconds)
             return
         deadline = time.monotonic() + self.settings.poll_seconds
-        while not self._stop.wait(min(_PROBE_SECONDS, max(0.0, deadline - time.monotonic()))):
+        while not self._pause(min(_PROBE_SECONDS, max(0.0, deadline - time.monotonic()))):
             if time.monotonic() >= deadline or self.manager.has_runnable(self.predictors):
                 return
 
     def stop(self, grace_seconds: float = 30.0) -> None:
-        """Stop claiming; the running micro-batch has ``grace_seconds`` to finish, then is released."""
+        """Stop claiming; the running micro-batch has ``grace_seconds`` to finish, then is released.
+
+        Safe inside a signal handler: it takes no lock, only assigns two attributes. (Setting a
+        ``threading.Event`` there deadlocks when the signal lands while the same thread is inside
+        that Event's ``wait``, holding its non-reentrant lock.)
+        """
         self._grace_deadline = time.monotonic() + grace_seconds
-        self._stop.set()
+        self._stop_requested = True
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep up to ``seconds`` in the calling thread; True as soon as ``stop()`` was called.
+
+        ``time.sleep`` in short slices rather than ``Event.wait``: a signal handler that calls
+        ``stop()`` may interrupt this thread anywhere, and nothing here holds a lock it needs.
+        """
+        end = time.monotonic() + seconds
+        while not self._stop_requested:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(left, _STOP_CHECK_SECONDS))
+        return True
 
     def run_once(self) -> int:
         """Claim and process one micro-batch; return how many jobs it held."""
