@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import statistics
 import zipfile
@@ -35,6 +36,7 @@ BASE_COLUMNS = ["rank", "job_id", "batch_index", "ligand_name", "ligand_smiles",
 COST_COLUMNS = ["wall_seconds", "accelerator_seconds", "cost"]
 TAIL_COLUMNS = ["duplicate_of", "error_code", "error_message"]
 _PAGE = 500
+logger = logging.getLogger("omtx_hub.analytics")
 
 
 def _number(value: Any) -> float | None:
@@ -227,12 +229,23 @@ class _Sink(io.RawIOBase):
         return out
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula (``=HYPERLINK(…)``, ``+…``, ``-…``, ``@…``)
+    gets a leading apostrophe, as OWASP advises for CSV; numbers stay numbers (``-7.2`` is a score)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def _csv_lines(columns: list[str], rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for count, row in enumerate(rows, start=1):
-        writer.writerow(row)
+        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
         if count % 200 == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -251,53 +264,94 @@ def _json_document(head: dict[str, Any], rows: Iterator[dict[str, Any]]) -> Iter
     yield ("".join(parts) + "]}").encode()
 
 
-def _pose_block(store: ResultStore, directory: str, files: list[str], smiles: str) -> str | None:
-    """The best pose of one job as a mol block: Vina's first pose, or the ligand of a co-folded structure."""
+def _best_pose(store: ResultStore, directory: str, files: list[str], smiles: str) -> Any:
+    """The best pose of one job as an RDKit molecule: Vina's first pose, or the ligand of a co-folded
+    structure. Raises ValueError saying why there is none."""
     from rdkit import Chem
 
     if "poses.sdf" in files:
-        text = store.read_bytes(f"{directory}/poses.sdf").decode()
-        first = Chem.MolFromMolBlock(text.split("$$$$", 1)[0], removeHs=False)
-        return Chem.MolToMolBlock(first) if first is not None else None
-    if "structure.cif" in files:
-        import gemmi
-        from rdkit.Chem import AllChem
+        supplier = Chem.SDMolSupplier()
+        supplier.SetData(store.read_bytes(f"{directory}/poses.sdf").decode(), removeHs=False)
+        first = supplier[0] if len(supplier) else None
+        if first is None:
+            raise ValueError("poses.sdf holds no record RDKit can read")
+        return first
+    if "structure.cif" not in files:
+        raise ValueError("the job has no structure file")
+    if smiles.lower().startswith("ccd:"):
+        raise ValueError("a CCD ligand has no SMILES to rebuild its bonds from")
+    import gemmi
+    from rdkit.Chem import AllChem
 
-        structure = gemmi.read_structure_string(store.read_bytes(f"{directory}/structure.cif").decode())  # type: ignore[attr-defined]
-        chain = next((c for c in structure[0] if c.name == "B"), None)
-        if chain is None or smiles.lower().startswith("ccd:"):
-            return None
-        template = Chem.MolFromSmiles(smiles)
-        template = max(Chem.GetMolFrags(template, asMols=True), key=lambda m: m.GetNumHeavyAtoms())
-        atoms = [a for r in chain for a in r if a.element.name != "H"]
-        if len(atoms) != template.GetNumAtoms():
-            return None
-        mol = Chem.Mol(template)
-        conformer = Chem.Conformer(mol.GetNumAtoms())
-        for i, atom in enumerate(atoms):
-            conformer.SetAtomPosition(i, (atom.pos.x, atom.pos.y, atom.pos.z))
-        mol.RemoveAllConformers()
-        mol.AddConformer(conformer, assignId=True)
-        AllChem.AssignStereochemistryFrom3D(mol)
-        return Chem.MolToMolBlock(mol)
-    return None
+    structure = gemmi.read_structure_string(store.read_bytes(f"{directory}/structure.cif").decode())  # type: ignore[attr-defined]
+    chain = next((c for c in structure[0] if c.name == "B"), None)
+    if chain is None:
+        raise ValueError("structure.cif has no ligand chain B")
+    template = Chem.MolFromSmiles(smiles)
+    template = max(Chem.GetMolFrags(template, asMols=True), key=lambda m: m.GetNumHeavyAtoms())
+    atoms = [a for r in chain for a in r if a.element.name != "H"]
+    if len(atoms) != template.GetNumAtoms():
+        raise ValueError(f"chain B has {len(atoms)} heavy atoms, the SMILES {template.GetNumAtoms()}")
+    mol = Chem.Mol(template)
+    conformer = Chem.Conformer(mol.GetNumAtoms())
+    for i, atom in enumerate(atoms):
+        conformer.SetAtomPosition(i, (atom.pos.x, atom.pos.y, atom.pos.z))
+    mol.RemoveAllConformers()
+    mol.AddConformer(conformer, assignId=True)
+    AllChem.AssignStereochemistryFrom3D(mol)
+    return mol
+
+
+def _sd_value(value: Any) -> str | None:
+    """A value as one SD property line, or None to leave it out. RDKit's writer escapes nothing: a line
+    break (an error's traceback) would end the value early, a line that begins with $$$$ the record."""
+    if value is None:
+        return None
+    text = " ".join(str(value).splitlines()).strip()
+    return text if text and not text.startswith("$$$$") else None
 
 
 def _sdf_records(store: ResultStore, batch_id: str, rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """One record per completed ligand, best first: the ligand's name as its title, its row as SD
+    properties, each on one line (RDKit's writer; a value beginning with ``$$$$``, which would end the
+    record, is left out; names cannot begin with it). A ligand whose pose cannot be read is
+    still there: a record without atoms whose ``pose_error`` says why (counted in the log)."""
+    from rdkit import Chem
+
+    out = io.StringIO()
+    writer = Chem.SDWriter(out)
+    missing = 0
     for row in rows:
         if row["status"] != JobStatus.COMPLETED.value:
             continue
         directory = store.job_dir(row["job_id"], batch_id)
+        error = None
         try:
-            files = store.list_files(directory)
-            block = _pose_block(store, directory, files, row["ligand_smiles"])
-        except Exception:  # an unreadable structure leaves this ligand out of the SDF, not the export
-            block = None
-        if block is None:
-            continue
-        body = block.split("\n", 1)[1].rstrip()  # the mol block without its title line
-        props = "".join(f">  <{k}>\n{v}\n\n" for k, v in row.items() if v is not None and v != "")
-        yield f"{row['ligand_name']}\n{body}\n{props}$$$$\n".encode()
+            mol = Chem.Mol(_best_pose(store, directory, store.list_files(directory), row["ligand_smiles"]))
+            for name in mol.GetPropNames():
+                mol.ClearProp(name)
+        except ValueError as exc:
+            error = str(exc)
+        except Exception as exc:  # an unreadable structure is reported in the file, never dropped
+            error = f"{type(exc).__name__}: {exc}"
+        if error is not None:
+            mol = Chem.Mol()
+            missing += 1
+        mol.SetProp("_Name", row["ligand_name"])
+        for key, value in [*row.items(), ("pose_error", error)]:
+            text = _sd_value(value)
+            if text is not None:
+                mol.SetProp(key, text)
+        writer.write(mol)
+        writer.flush()
+        yield out.getvalue().encode()
+        out.seek(0)
+        out.truncate()
+    writer.close()
+    yield out.getvalue().encode()
+    if missing:
+        logger.warning("SDF export of batch %s: %d completed ligands have no readable pose (records without "
+                       "atoms, with pose_error)", batch_id, missing)  # fmt: skip
 
 
 def _zip_stream(store: ResultStore, batch_id: str, columns: list[str], rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -315,7 +369,7 @@ def _zip_stream(store: ResultStore, batch_id: str, columns: list[str], rows: Ite
                         arcname = f"structures/{row['job_id']}/{name}"
                         archive.writestr(arcname, store.read_bytes(f"{directory}/{name}"))
                         names.append(arcname)
-            writer.writerow({**row, "files": " ".join(names)})
+            writer.writerow({**{k: spreadsheet_safe(v) for k, v in row.items()}, "files": " ".join(names)})
             yield sink.take()
         archive.writestr("manifest.csv", manifest.getvalue())
     yield sink.take()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from functools import partial
@@ -90,13 +91,36 @@ def _msa_policy(settings: Settings, predictor: str, params: dict[str, Any], targ
     target_input["msa"] = wanted
 
 
+def _control_character_in(text: str) -> str | None:
+    """A description of the first control character in ``text`` (C0, DEL, C1, or a Unicode line or
+    paragraph separator), or None. Names are written into SDF title lines, CSV cells, mmCIF and
+    logs, where a line break or NUL would end or corrupt a record; every other character is kept."""
+    for position, char in enumerate(text, start=1):
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            return f"U+{ord(char):04X} at position {position}"
+    return None
+
+
+def _name_problem(name: str) -> str | None:
+    if not name.strip():
+        return "ligand name is empty"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"ligand name is longer than {MAX_NAME_LENGTH} characters"
+    control = _control_character_in(name)
+    if control:
+        return f"ligand name contains a control character ({control}); names must be printable"
+    if name.strip().startswith("$$$$"):
+        return "ligand name begins with $$$$, which ends a record in SDF files"
+    return None
+
+
 def _ligand_problem_for(predictor: str, name: str, smiles: str, max_heavy_atoms: int) -> str | None:
     """Boltz-2 also takes a ligand as a CCD code, written ``ccd:ATP``."""
     if predictor == "boltz2" and smiles.strip().lower().startswith("ccd:"):
         code = smiles.strip()[4:]
-        if not (name.strip() and CCD_CODE.fullmatch(code)):
+        if not CCD_CODE.fullmatch(code):
             return "a CCD ligand is written ccd:CODE, with 1 to 5 upper-case letters or digits (e.g. ccd:ATP)"
-        return None
+        return _name_problem(name)
     return _ligand_problem(name, smiles, max_heavy_atoms)
 
 
@@ -124,10 +148,9 @@ def _sequence(limits: Limits, raw: str) -> str:
 
 
 def _ligand_problem(name: str, smiles: str, max_heavy_atoms: int) -> str | None:
-    if not name.strip():
-        return "ligand name is empty"
-    if len(name) > MAX_NAME_LENGTH:
-        return f"ligand name is longer than {MAX_NAME_LENGTH} characters"
+    problem = _name_problem(name)
+    if problem:
+        return problem
     check = check_smiles(smiles, max_heavy_atoms)
     return None if check.ok else check.reason
 
@@ -196,6 +219,10 @@ def build_batch_submission(
     """``ligands`` are (name, smiles) pairs. Every problem is reported at once, by index and name."""
     if not batch_name.strip():
         raise InvalidInput("batch_name is empty", code="invalid_batch_name", details={"field": "batch_name"})
+    control = _control_character_in(batch_name)
+    if control:
+        raise InvalidInput(f"batch_name contains a control character ({control}); names must be printable",
+                           code="invalid_batch_name", details={"field": "batch_name"})  # fmt: skip
     if not ligands:
         raise InvalidInput("the batch has no ligands", code="no_ligands", details={"field": "ligands"})
     limits = limits or default_limits(settings)

@@ -13,6 +13,7 @@ without protein, a box that holds no receptor atom or has a non-positive size, u
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -207,7 +208,10 @@ def prepare_target_files(
     longest = max(chains, key=lambda c: c["residues"]) if chains else {"sequence": ""}
     sdf = None
     if reference is not None:
-        sdf = Chem.MolToMolBlock(reference).encode() + b"$$$$\n"
+        out = io.StringIO()
+        with Chem.SDWriter(out) as writer:
+            writer.write(reference)
+        sdf = out.getvalue().encode()
     return PreparedTarget(
         receptor_pdb=structure.make_pdb_string().encode(),
         protein_sequence=longest["sequence"],

@@ -116,6 +116,22 @@ def test_idempotent_submission(api: ApiClient) -> None:
     second = api.post(PREDICT, json=body)
     assert (first.status_code, second.status_code) == (202, 200)
     assert first.json()["job_id"] == second.json()["job_id"]
+    other = api.post(PREDICT, json={**body, "ligand_smiles": "CCCO"})
+    assert other.status_code == 409 and error(other)["code"] == "idempotency_key_reused"
+    assert error(other)["details"]["differs"] == ["ligand_smiles"] and "ligand_smiles" in error(other)["message"]
+    as_batch = api.post(BATCH, json={"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(2),
+                                     "idempotency_key": "abc"})  # fmt: skip
+    assert as_batch.status_code == 409 and error(as_batch)["details"]["differs"] == ["endpoint"]
+    batch = {"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(2), "idempotency_key": "xyz"}
+    created, repeated = api.post(BATCH, json=batch), api.post(BATCH, json=batch)
+    assert (created.status_code, repeated.status_code) == (202, 200)
+    assert created.json()["batch_id"] == repeated.json()["batch_id"]
+    changed = api.post(BATCH, json={**batch, "ligands": ligands(3), "priority": 5})
+    assert changed.status_code == 409 and error(changed)["details"]["differs"] == ["ligands", "priority"]
+    csv_text = "".join(f"{lig['name']},{lig['smiles']}\n" for lig in ligands(2))
+    uploaded = api.post(f"{BATCH}/upload", data={"batch_name": "b", "protein_sequence": SEQ, "idempotency_key": "xyz"},
+                        files={"file": ("l.csv", ("name,smiles\n" + csv_text).encode())})  # fmt: skip
+    assert uploaded.status_code == 409 and error(uploaded)["details"]["differs"] == ["endpoint"]
 
 
 def test_skip_invalid_reports_skipped_rows(api: ApiClient) -> None:

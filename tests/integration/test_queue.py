@@ -13,7 +13,7 @@ from omtx_hub.db.schema import jobs
 from omtx_hub.domain import Ligand
 from omtx_hub.errors import Conflict, NotFound
 from omtx_hub.hub import Hub
-from omtx_hub.queue.manager import BatchSubmission, JobSubmission, QueueManager
+from omtx_hub.queue.manager import BatchSubmission, JobSubmission, QueueManager, Submitted
 
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 
@@ -46,15 +46,43 @@ def test_submit_batch_writes_parent_and_children(hub: Hub) -> None:
     assert children[3]["input"] == {"ligand_name": "lig3", "ligand_smiles": "CCCC"}
 
 
-def test_idempotency_key_returns_first_job(hub: Hub) -> None:
+def test_idempotency_key_returns_first_job_for_the_same_request_only(hub: Hub) -> None:
     m = hub.manager
     first = m.submit_job(single(idempotency_key="k1"))
-    again = m.submit_job(single(name="other", idempotency_key="k1"))
+    again = m.submit_job(single(idempotency_key="k1"))
     assert first.created and not again.created
     assert again.record["job_id"] == first.record["job_id"]
+    with pytest.raises(Conflict) as other_name:
+        m.submit_job(single(name="other", idempotency_key="k1"))
+    assert other_name.value.code == "idempotency_key_reused"
+    assert other_name.value.details["differs"] == ["ligand_name"]
     b1 = m.submit_batch(batch(3, idempotency_key="b1"))
-    b2 = m.submit_batch(batch(5, idempotency_key="b1"))
+    b2 = m.submit_batch(batch(3, idempotency_key="b1"))
     assert not b2.created and b2.record["job_id"] == b1.record["job_id"] and b2.record["n_total"] == 3
+    with pytest.raises(Conflict) as more:
+        m.submit_batch(batch(5, idempotency_key="b1"))
+    assert more.value.details["differs"] == ["ligands"] and more.value.details["job_id"] == b1.record["job_id"]
+    with pytest.raises(Conflict) as elsewhere:  # a job's key on the batch endpoint: never answered with a job
+        m.submit_batch(batch(3, idempotency_key="k1"))
+    assert elsewhere.value.details["differs"] == ["endpoint"]
+    with m.engine.connect() as conn:  # the job, the batch and its three children: nothing more was stored
+        assert conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one() == 5
+
+
+def test_concurrent_identical_idempotent_submissions_make_one_batch(hub: Hub) -> None:
+    barrier = threading.Barrier(4)
+    results: list[Submitted] = []
+
+    def submit() -> None:
+        barrier.wait()
+        results.append(hub.manager.submit_batch(batch(50, idempotency_key="same")))
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({r.record["job_id"] for r in results}) == 1 and sum(r.created for r in results) == 1
 
 
 def test_claim_complete_updates_counters_and_finishes_parent(hub: Hub) -> None:

@@ -125,7 +125,7 @@ def _estimate(hub: Hub, sub: Any) -> dict[str, Any]:
 
 
 def _submit_batch(request: Request, body: BatchRequest, ligands: list[tuple[str, str]], *, dry_run: bool = False,
-                  source: dict[str, Any] | None = None) -> Any:  # fmt: skip
+                  source: dict[str, Any] | None = None, endpoint: str | None = None) -> Any:  # fmt: skip
     hub, owner, limits = _submitter(request)
     sub = build_batch_submission(
         hub.settings,
@@ -148,6 +148,8 @@ def _submit_batch(request: Request, body: BatchRequest, ligands: list[tuple[str,
         return JSONResponse(status_code=200, content=_estimate(hub, sub))
     if source is not None:
         sub = dataclasses.replace(sub, source=source)
+    if endpoint is not None:
+        sub = dataclasses.replace(sub, endpoint=endpoint)
     result = hub.manager.submit_batch(sub)
     r = result.record
     content = {"batch_id": r["job_id"], "job_id": r["job_id"], "status": r["status"], "total": r["n_total"],
@@ -181,7 +183,8 @@ async def submit_batch_file(
                         ligands=[], predictor=predictor, params=parsed_params, max_concurrent=max_concurrent,
                         priority=priority, idempotency_key=idempotency_key, skip_invalid=skip_invalid,
                         filters=parsed_filters)  # fmt: skip
-    return await run_in_threadpool(lambda: _submit_batch(request, body, ligands, dry_run=dry_run))
+    return await run_in_threadpool(lambda: _submit_batch(request, body, ligands, dry_run=dry_run,
+                                                         endpoint="POST /api/v1/jobs/predict/batch/upload"))
 
 
 @router.post("/batch/{batch_id}/rescore", status_code=202, response_model=BatchSubmitted,

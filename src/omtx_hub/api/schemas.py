@@ -53,7 +53,8 @@ class PredictRequest(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="Predictor parameters.")
     priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
     idempotency_key: str | None = Field(
-        None, max_length=200, description="Resubmitting with the same key returns the first job (200)."
+        None, max_length=200, description="The same key with the same request returns the first job (200); "
+        "with a different request or endpoint it is refused (409 idempotency_key_reused)."
     )
 
 
@@ -71,7 +72,9 @@ class BatchRequest(_Strict):
     predictor: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     priority: int = Field(0, ge=-100, le=100)
-    idempotency_key: str | None = Field(None, max_length=200)
+    idempotency_key: str | None = Field(
+        None, max_length=200, description="The same key with the same request returns the first batch (200); "
+        "with a different request or endpoint it is refused (409 idempotency_key_reused).")
     skip_invalid: bool = Field(False, description="Queue the valid ligands and report the invalid ones.")
     filters: dict[str, Any] | None = Field(
         None, description='Pre-filters, e.g. {"lipinski": true, "pains": "exclude", "max_mw": 600, "dedupe": true}; '

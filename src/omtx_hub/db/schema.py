@@ -54,6 +54,7 @@ jobs = sa.Table(
     sa.Column("results", sa.JSON(), nullable=True),
     sa.Column("error", sa.JSON(), nullable=True),
     sa.Column("idempotency_key", sa.String(200), nullable=True),
+    sa.Column("idempotency_request", sa.JSON(), nullable=True),  # endpoint + a digest per field of the request
     sa.Column("created_at", sa.Float(), nullable=False),
     sa.Column("started_at", sa.Float(), nullable=True),
     sa.Column("completed_at", sa.Float(), nullable=True),

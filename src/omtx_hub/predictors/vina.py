@@ -13,6 +13,7 @@ their units in the field names, and three files: ``poses.sdf`` (scores as proper
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections import OrderedDict
@@ -209,7 +210,10 @@ def _rmsd(poses: Chem.Mol, reference: Chem.Mol) -> float | None:
 
 
 def _poses_sdf(poses: Chem.Mol, name: str, scores: list[float], energies: Any) -> bytes:
-    lines = []
+    """Every pose as one SDF record (RDKit's writer: no name or value can break a record)."""
+    out = io.StringIO()
+    writer = Chem.SDWriter(out)
+    writer.SetProps(["pose_rank", "vina_score_kcal_mol", "vina_inter_kcal_mol", "vina_intra_kcal_mol"])
     for rank, conf in enumerate(poses.GetConformers(), start=1):
         mol = Chem.Mol(poses, confId=conf.GetId())
         mol.SetProp("_Name", name)
@@ -217,11 +221,9 @@ def _poses_sdf(poses: Chem.Mol, name: str, scores: list[float], energies: Any) -
         mol.SetDoubleProp("vina_score_kcal_mol", scores[rank - 1])
         mol.SetDoubleProp("vina_inter_kcal_mol", round(float(energies[rank - 1][1]), 3))
         mol.SetDoubleProp("vina_intra_kcal_mol", round(float(energies[rank - 1][2]), 3))
-        block = Chem.MolToMolBlock(mol, confId=conf.GetId())
-        props = "".join(f">  <{k}>\n{mol.GetProp(k)}\n\n" for k in
-                        ("pose_rank", "vina_score_kcal_mol", "vina_inter_kcal_mol", "vina_intra_kcal_mol"))  # fmt: skip
-        lines.append(f"{block}{props}$$$$\n")
-    return "".join(lines).encode()
+        writer.write(mol)
+    writer.close()
+    return out.getvalue().encode()
 
 
 def _complex_cif(receptor_pdb: str, poses: Chem.Mol, name: str) -> bytes:

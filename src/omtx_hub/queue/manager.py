@@ -10,6 +10,7 @@ never waits on a child.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -53,6 +54,7 @@ class JobSubmission:
     priority: int = 0
     idempotency_key: str | None = None
     properties: dict[str, Any] | None = None  # of the ligand (omtx_hub.ligands)
+    endpoint: str = "POST /api/v1/jobs/predict"  # where it was asked for: an idempotency key is per endpoint
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,7 @@ class BatchSubmission:
     filters: dict[str, Any] | None = None
     properties: Sequence[dict[str, Any]] | None = None  # per ligand, when computed at submission
     source: dict[str, Any] | None = None  # a rescoring funnel: the batch (and ranking) these ligands came from
+    endpoint: str = "POST /api/v1/jobs/predict/batch"
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,16 @@ class Finished:
     applied: bool
     status: str | None = None
     parent_finished: str | None = None
+
+
+def _request_of(endpoint: str, **fields: Any) -> Record:
+    """What an idempotent submission asked for: its endpoint and a digest of each field (compact, and
+    enough to name the fields in which a later request with the same key differs)."""
+    def digest(value: Any) -> str:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+    return {"endpoint": endpoint, "fields": {name: digest(value) for name, value in fields.items()}}
 
 
 class QueueManager:
@@ -117,7 +130,10 @@ class QueueManager:
     # ------------------------------------------------------------------ submission
 
     def submit_job(self, sub: JobSubmission) -> Submitted:
-        existing = self._by_idempotency_key(sub.owner, sub.idempotency_key)
+        request = _request_of(sub.endpoint, predictor=sub.predictor, protein_sequence=sub.protein_sequence,
+                              target=sub.target, ligand_name=sub.ligand.name, ligand_smiles=sub.ligand.smiles,
+                              params=sub.params, priority=sub.priority)  # fmt: skip
+        existing = self._by_idempotency_key(sub.owner, sub.idempotency_key, request)
         if existing is not None:
             return Submitted(existing, created=False)
         now = self.clock()
@@ -141,6 +157,7 @@ class QueueManager:
             "max_attempts": sub.max_attempts,
             "run_after": now,
             "idempotency_key": sub.idempotency_key,
+            "idempotency_request": request if sub.idempotency_key is not None else None,
             "created_at": now,
         }
         try:
@@ -148,14 +165,19 @@ class QueueManager:
                 conn.execute(jobs.insert(), row)
                 self._event(conn, row["job_id"], None, PENDING, now, reason="submitted")
         except sa.exc.IntegrityError:
-            existing = self._by_idempotency_key(sub.owner, sub.idempotency_key)
+            existing = self._by_idempotency_key(sub.owner, sub.idempotency_key, request)
             if existing is None:
                 raise
             return Submitted(existing, created=False)
         return Submitted(self._get(row["job_id"]), created=True)
 
     def submit_batch(self, sub: BatchSubmission) -> Submitted:
-        existing = self._by_idempotency_key(sub.owner, sub.idempotency_key)
+        request = _request_of(sub.endpoint, predictor=sub.predictor, protein_sequence=sub.protein_sequence,
+                              target=sub.target, batch_name=sub.batch_name,
+                              ligands=[[lig.name, lig.smiles] for lig in sub.ligands], skipped=sub.skipped,
+                              filtered=sub.filtered, filters=sub.filters, params=sub.params,
+                              max_concurrent=sub.max_concurrent, priority=sub.priority, source=sub.source)  # fmt: skip
+        existing = self._by_idempotency_key(sub.owner, sub.idempotency_key, request)
         if existing is not None:
             return Submitted(existing, created=False)
         now = self.clock()
@@ -181,6 +203,7 @@ class QueueManager:
             "max_attempts": sub.max_attempts,
             "run_after": now,
             "idempotency_key": sub.idempotency_key,
+            "idempotency_request": request if sub.idempotency_key is not None else None,
             "created_at": now,
         }
         child_common = {
@@ -214,20 +237,41 @@ class QueueManager:
                     ])  # fmt: skip
                 self._event(conn, batch_id, None, PENDING, now, reason=f"submitted with {total} ligands")
         except sa.exc.IntegrityError:
-            existing = self._by_idempotency_key(sub.owner, sub.idempotency_key)
+            existing = self._by_idempotency_key(sub.owner, sub.idempotency_key, request)
             if existing is None:
                 raise
             return Submitted(existing, created=False)
         return Submitted(self._get(batch_id), created=True)
 
-    def _by_idempotency_key(self, owner: str, key: str | None) -> Record | None:
+    def _by_idempotency_key(self, owner: str, key: str | None, request: Record) -> Record | None:
+        """The submission this owner made with ``key``, if it asked for the same as ``request``;
+        Conflict (``idempotency_key_reused``) naming what differs if it asked for something else."""
         if key is None:
             return None
         with self.read() as conn:
             row = conn.execute(
                 sa.select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == key)
             ).first()
-        return dict(row._mapping) if row else None
+        if row is None:
+            return None
+        existing = dict(row._mapping)
+        before = existing["idempotency_request"]
+        if before is None:  # submitted before requests were recorded: the key alone decides, as it did then
+            return existing
+        if before["endpoint"] != request["endpoint"]:
+            differs = ["endpoint"]
+        else:
+            names = sorted(set(before["fields"]) | set(request["fields"]))
+            differs = [n for n in names if before["fields"].get(n) != request["fields"].get(n)]
+        if differs:
+            raise Conflict(
+                f"idempotency key {key!r} was used for a different request ({before['endpoint']}, "
+                f"{existing['job_id']}); it differs in: {', '.join(differs)}. Use a new key for a new request.",
+                code="idempotency_key_reused",
+                details={"idempotency_key": key, "job_id": existing["job_id"], "endpoint": before["endpoint"],
+                         "differs": differs},
+            )  # fmt: skip
+        return existing
 
     def _insert_rows(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
         """Insert job rows that all have the same keys: COPY on PostgreSQL (2.3× faster than the
