@@ -35,7 +35,7 @@ class Hub:
     keys: KeyStore
     rate: RateLimiter
     webhooks: WebhookStore
-    _served: tuple[float, frozenset[str]] = field(default=(0.0, frozenset()), repr=False)
+    _served: tuple[float, frozenset[str], dict[str, str]] = field(default=(0.0, frozenset(), {}), repr=False)
 
     def served_predictors(self) -> frozenset[str]:
         """Predictors that a live worker runs (seen within ``worker_seen_seconds``).
@@ -43,12 +43,22 @@ class Hub:
         Kept for a second: every status request of a pending or running job asks, and a worker's
         liveness is only known to its heartbeat's precision anyway.
         """
-        at, names = self._served
+        return self._workers()[0]
+
+    def paused_predictors(self) -> dict[str, str]:
+        """Predictors whose every live worker is paused (the result store refuses writes), with why."""
+        return self._workers()[1]
+
+    def _workers(self) -> tuple[frozenset[str], dict[str, str]]:
+        at, names, paused = self._served
         if time.monotonic() - at > 1.0:
             alive = self.manager.live_workers(self.settings.worker_seen_seconds)
             names = frozenset(name for w in alive for name in w["predictors"])
-            self._served = (time.monotonic(), names)
-        return names
+            working = {name for w in alive if not w["paused_reason"] for name in w["predictors"]}
+            paused = {name: w["paused_reason"] for w in alive if w["paused_reason"]
+                      for name in w["predictors"] if name not in working}  # fmt: skip
+            self._served = (time.monotonic(), names, paused)
+        return names, paused
 
     def limits_for(self, owner: str) -> Limits:
         """The hub's limits with the owner's overrides (``omtx-hub keys limits``) applied."""

@@ -20,6 +20,7 @@ an ordinary disk. After ``sync`` returns, the files' contents and names are on d
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import json
@@ -37,12 +38,13 @@ from fsspec.implementations.local import LocalFileSystem
 
 from omtx_hub.errors import NotFound, StorageError
 
-__all__ = ["ResultStore", "is_safe_file_name"]
+__all__ = ["ResultStore", "is_safe_file_name", "refusal_reason"]
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
+_PROBE_DIR = ".probe"  # check_writable's short-lived files
 _SYNCFS_FROM = 16  # pending files from which one syncfs beats fsyncing each file and folder
 
 
@@ -56,6 +58,15 @@ def _load_syncfs() -> Any:
 
 
 _syncfs = _load_syncfs()
+
+
+def refusal_reason(exc: StorageError) -> str:
+    """Why the store refused, without paths (shown to API users): the OS's words for an OSError
+    ("No space left on device"), else the kind of error."""
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.errno:
+        return os.strerror(cause.errno)
+    return type(cause).__name__ if cause is not None else "the store refused a write"
 
 
 def is_safe_file_name(name: str) -> bool:
@@ -134,12 +145,17 @@ class ResultStore:
                 self._made.clear()
             self._made.add(folder)
         tmp = f"{path}.tmp-{uuid.uuid4().hex}"
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                if durable:
+                    os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:  # a full disk fails the write or the close: leave no half file behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
         if not durable:
             with self._unsynced_lock:
                 self._unsynced.append(path)
@@ -196,6 +212,15 @@ class ResultStore:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store")
         return self._pool
+
+    def check_writable(self) -> None:
+        """Write a small file durably and delete it; StorageError when the store refuses writes (a full
+        disk, a read-only mount, credentials without write access). Workers wait on this before they
+        claim again after a failed write; ``/readyz`` reports it."""
+        relpath = f"{_PROBE_DIR}/{uuid.uuid4().hex}"
+        self.write_bytes(relpath, b"\0" * 4096)
+        with contextlib.suppress(Exception):  # a probe left behind is 4 KiB, and the next one still tells
+            self.fs.rm_file(self._full(relpath))
 
     @staticmethod
     def json_bytes(value: Any) -> bytes:

@@ -62,10 +62,45 @@ def _invalid(message: str, code: str, **details: Any) -> InvalidInput:
     return InvalidInput(message, code=code, details=details or None)
 
 
+_PDBQT_CHARGE = re.compile(r"^\s*[+-]?\d+\.\d{3}$")
+_BACKBONE = frozenset({"N", "CA", "C", "O", "OXT"})
+_MIN_KEPT_FRACTION = 0.5  # of a receptor's protein heavy atoms, after removing H, altlocs, waters, ligands
+
+
+def _looks_like_pdbqt(text: str) -> bool:
+    """AutoDock's PDBQT: ATOM lines with a partial charge in columns 71-76 and an atom type after it,
+    whatever the file is called. (In a PDB file those columns are blank or a segment id.)"""
+    atoms = [line for line in text.splitlines() if line.startswith(("ATOM  ", "HETATM"))]
+    typed = sum(1 for line in atoms if len(line) >= 78 and _PDBQT_CHARGE.match(line[70:76]) and line[77:79].strip())
+    return bool(atoms) and typed > len(atoms) / 2
+
+
+def _protein_heavy_atoms(structure: gemmi.Structure, *, by_name: bool) -> int:
+    """Heavy atoms of amino-acid residues, told apart from hydrogens by element, or (``by_name``) by
+    atom name as PDB names them (H…, or a digit then H), which does not depend on the element columns."""
+    count = 0
+    for chain in structure[0]:
+        for res in chain:
+            info = gemmi.find_tabulated_residue(res.name)
+            if info is None or not info.is_amino_acid():
+                continue
+            for atom in res:
+                hydrogen = atom.name.lstrip("0123456789").startswith("H") if by_name else atom.is_hydrogen()
+                count += not hydrogen
+    return count
+
+
 def read_receptor(data: bytes, filename: str) -> gemmi.Structure:
     """Parse a PDB or mmCIF receptor and keep its protein: first model, no water, ligands, H or altlocs."""
     suffix = filename.lower().rsplit(".", 1)[-1] if "." in filename else ""
     text = data.decode("utf-8", errors="replace")
+    if suffix == "pdbqt" or (suffix in ("pdb", "ent") and _looks_like_pdbqt(text)):
+        raise _invalid(
+            f"receptor file {filename!r} is a PDBQT file (AutoDock charges and atom types after column 70); "
+            "prepared PDBQT receptors are not supported as uploads yet: upload the PDB or mmCIF file it was "
+            "prepared from (the hub prepares it for Vina itself)",
+            "invalid_receptor", format="pdbqt",
+        )  # fmt: skip
     try:
         if suffix in ("cif", "mmcif"):
             structure = gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
@@ -83,9 +118,17 @@ def read_receptor(data: bytes, filename: str) -> gemmi.Structure:
         del structure[1]
     structure.setup_entities()
     structure.remove_ligands_and_waters()
-    structure.remove_hydrogens()
     structure.remove_alternative_conformations()
+    named_heavy = _protein_heavy_atoms(structure, by_name=True)
+    structure.remove_hydrogens()
     structure.remove_empty_chains()
+    kept = _protein_heavy_atoms(structure, by_name=False)
+    if named_heavy and kept < _MIN_KEPT_FRACTION * named_heavy:
+        raise _invalid(
+            f"receptor file {filename!r}: cleaning kept {kept} of its {named_heavy} protein heavy atoms (the rest "
+            "are marked as hydrogens in the element columns 77-78); check those columns, or export the file again",
+            "invalid_receptor", kept=kept, heavy_atoms=named_heavy,
+        )  # fmt: skip
     amino = sum(
         1 for chain in structure[0] for res in chain if gemmi.find_tabulated_residue(res.name) is not None
         and gemmi.find_tabulated_residue(res.name).is_amino_acid()
@@ -198,11 +241,19 @@ def prepare_target_files(
     if any(s > MAX_BOX_SIDE for s in size):
         raise _invalid(f"box size {size} exceeds {MAX_BOX_SIDE} Å on an axis", "invalid_binding_site")
     low, high = np.array(center) - np.array(size) / 2, np.array(center) + np.array(size) / 2
-    inside = int(np.all((atoms >= low) & (atoms <= high), axis=1).sum())
+    in_box = np.all((atoms >= low) & (atoms <= high), axis=1)
+    inside = int(in_box.sum())
     if inside == 0:
         raise _invalid(
             f"the box (center {center}, size {size}) holds no receptor atom: it is outside the receptor",
             "box_outside_receptor",
+        )
+    names = [a.name for chain in structure[0] for res in chain for a in res]
+    if not any(name not in _BACKBONE for name, inside_box in zip(names, in_box, strict=True) if inside_box):
+        raise _invalid(
+            f"the box (center {center}, size {size}) holds {inside} receptor atoms, all of them backbone: the "
+            "binding site has no side chains to dock against (a receptor stripped to its backbone?)",
+            "binding_site_without_side_chains",
         )
     chains = _chains(structure)
     longest = max(chains, key=lambda c: c["residues"]) if chains else {"sequence": ""}

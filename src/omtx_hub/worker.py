@@ -28,7 +28,7 @@ from omtx_hub.errors import PredictionError, StorageError
 from omtx_hub.predictors.base import Outcome, PredictionTask, Predictor, TargetArtifacts
 from omtx_hub.queue.manager import QueueManager
 from omtx_hub.settings import Settings
-from omtx_hub.storage import ResultStore, is_safe_file_name
+from omtx_hub.storage import ResultStore, is_safe_file_name, refusal_reason
 
 __all__ = ["Worker", "new_worker_id"]
 
@@ -72,6 +72,7 @@ class Worker:
         self._stop_requested = False
         self._stop = threading.Event()
         self._grace_deadline: float | None = None
+        self._store_down: str | None = None  # why the store refused a write; nothing is claimed until it accepts one
         self._last_maintenance = 0.0
         self._done: list[tuple[ClaimedJob, dict[str, Any], float, float | None]] = []
         self.webhooks = webhooks or WebhookStore(manager.engine, settings.webhook_max_attempts)
@@ -84,12 +85,22 @@ class Worker:
         beat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.worker_id}", daemon=True)
         beat.start()
         dispatcher = WebhookDispatcher(self.webhooks).start()
-        backoff = 0.0
+        backoff = store_backoff = 0.0
         try:
             while not self._stop_requested:
                 try:
                     self._maintenance()
+                    if self._store_down is not None:
+                        # longer each time, even when a probe write passes (the next job's write may not)
+                        store_backoff = min(30.0, max(1.0, store_backoff * 2))
+                        self._log("store_unavailable", retry_in=f"{store_backoff:.1f}s")
+                        if self._pause(store_backoff):
+                            continue
                     worked = self.run_once()
+                    if self._store_down is not None:
+                        continue
+                    if worked:
+                        store_backoff = 0.0
                 except sa.exc.OperationalError as exc:  # the database is down or restarting
                     backoff = min(10.0, max(0.5, backoff * 2))
                     self._log("db_unavailable", retry_in=f"{backoff:.1f}s", error=str(exc).splitlines()[0][:200])
@@ -159,7 +170,10 @@ class Worker:
         return True
 
     def run_once(self) -> int:
-        """Claim and process one micro-batch; return how many jobs it held."""
+        """Claim and process one micro-batch; return how many jobs it held (none while the store
+        that refused a write still refuses a probe write)."""
+        if self._store_down is not None and not self._store_accepts_writes():
+            return 0
         claims = self.manager.claim(self.worker_id, self.predictors, self.settings.claim_batch_size)
         if claims:
             self._process(claims)
@@ -211,9 +225,40 @@ class Worker:
         except StorageError:
             logger.exception("aggregation failed", extra={"action": "aggregate", "job": batch_id})
 
+    # ------------------------------------------------------------------ a store that refuses writes
+
+    def _store_failed(self, exc: StorageError) -> None:
+        """The store refused a write: the hub's problem, not the job's. Jobs go back to the queue
+        without spending an attempt, and this worker claims nothing until the store accepts a write."""
+        if self._store_down is None:
+            self._log("store_unavailable", error=exc.message[:200])
+        self._store_down = exc.message
+        reason = f"the result store refuses writes ({refusal_reason(exc)})"
+        self._db_retry(lambda: self.manager.set_worker_paused(self.worker_id, reason))
+
+    def _store_accepts_writes(self) -> bool:
+        try:
+            self.store.check_writable()
+        except StorageError as exc:
+            self._store_down = exc.message
+            return False
+        self._store_down = None
+        self.manager.set_worker_paused(self.worker_id, None)
+        self._log("store_back")
+        return True
+
+    def _release_for_store(self, claim: ClaimedJob) -> None:
+        message = (f"the result store refused a write; the job waits until it accepts writes again (this attempt "
+                   f"is not counted): {self._store_down}")  # fmt: skip
+        self._db_retry(lambda: self.manager.release(claim, self.worker_id,
+                                                    error={"code": "storage_unavailable", "message": message}))  # fmt: skip
+        self._log("release", job=claim.job_id, reason="storage_unavailable")
+
     # ------------------------------------------------------------------ one micro-batch
 
     def should_stop(self, job_id: str) -> bool:
+        if self._store_down is not None:  # what the rest of the micro-batch computes could not be stored
+            return True
         if self._grace_deadline is not None and time.monotonic() > self._grace_deadline:
             return True
         with self._lock:
@@ -244,10 +289,8 @@ class Worker:
             for claim in pending.values():
                 self._fail(claim, exc.code, exc.message, transient=exc.transient)
             pending.clear()
-        except StorageError as exc:  # target files or the cache could not be read: the store is down
-            for claim in pending.values():
-                self._fail(claim, "storage_error", exc.message, transient=True)
-            pending.clear()
+        except StorageError as exc:  # target files or the cache could not be read or written: the store is down
+            self._store_failed(exc)  # the jobs still pending are released below
         except Exception as exc:  # a crash in a predictor must not lose the jobs: they retry
             logger.exception("predictor crashed", extra={"action": "predict", "worker": self.worker_id})
             for claim in pending.values():
@@ -257,7 +300,9 @@ class Worker:
             try:
                 self._flush()
                 for claim in pending.values():  # the predictor stopped early
-                    if self._grace_deadline is not None and time.monotonic() > self._grace_deadline:
+                    if self._store_down is not None:
+                        self._release_for_store(claim)
+                    elif self._grace_deadline is not None and time.monotonic() > self._grace_deadline:
                         self.manager.release(claim, self.worker_id)
                         self._log("release", job=claim.job_id)
                     elif self.should_stop(claim.job_id):
@@ -322,10 +367,11 @@ class Worker:
             return
         directory = self.store.job_dir(claim.job_id, claim.batch_parent_id)
         files = sorted(outcome.files)
+        unsafe = [name for name in files if not is_safe_file_name(name)]
+        if unsafe:
+            self._fail(claim, "storage_error", f"predictor produced files with unsafe names: {unsafe!r}", transient=True)
+            return
         try:
-            unsafe = [name for name in files if not is_safe_file_name(name)]
-            if unsafe:
-                raise StorageError(f"predictor produced files with unsafe names: {unsafe!r}")
             document = {"job_id": claim.job_id, "predictor": claim.predictor, "status": "completed",
                         "attempt": claim.attempt, "worker_id": self.worker_id, "wall_seconds": wall_seconds,
                         "accelerator_seconds": outcome.accelerator_seconds, "results": outcome.results,
@@ -336,7 +382,8 @@ class Worker:
                 f"{directory}/results.json": self.store.json_bytes(document),
             }, durable=False)  # made durable together in _flush, before the completions are recorded
         except StorageError as exc:
-            self._fail(claim, "storage_error", exc.message, transient=True)
+            self._store_failed(exc)
+            self._release_for_store(claim)
             return
         self._done.append((claim, outcome.results, wall_seconds, outcome.accelerator_seconds))
         if wall_seconds >= _BUFFER_BELOW_SECONDS or len(self._done) >= self.settings.claim_batch_size:
@@ -355,8 +402,9 @@ class Worker:
         try:
             self.store.sync()  # a completed job's files must outlive a crash of this machine
         except StorageError as exc:
+            self._store_failed(exc)
             for claim, *_ in items:
-                self._fail(claim, "storage_error", exc.message, transient=True)
+                self._release_for_store(claim)
             return
         results = self._db_retry(lambda: self.manager.complete_many(items, self.worker_id))
         results_of = {claim.job_id: outcome for claim, outcome, _, _ in items}

@@ -129,3 +129,78 @@ def test_a_second_worker_reuses_the_cached_receptor(vina_hub: Hub, target: dict[
     (_, artifacts), = worker._targets.values()
     assert artifacts.data["info"] == {"receptor_prepared": "cache"}
     assert vina_hub.store.list_files(f"cache/targets/{record['target_key']}") == ["receptor.pdbqt"]
+
+
+# ---------------------------------------------------------------------- receptors that would give fake scores
+
+
+def _with_elements(pdb: str, element: str, keep: frozenset[str]) -> str:
+    """The PDB text with the element columns (77-78) of every atom whose name is not in ``keep`` replaced."""
+    lines = []
+    for line in pdb.splitlines():
+        if line.startswith(("ATOM  ", "HETATM")) and line[12:16].strip() not in keep:
+            line = f"{line[:76].ljust(76)}{element:>2}{line[78:]}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_broken_receptors_are_refused_before_anything_is_queued(vina_hub: Hub) -> None:
+    from omtx_hub.errors import InvalidInput
+    from omtx_hub.predictors.vina import _prepare_receptor
+    from omtx_hub.targets import prepare_target_files
+
+    pdb = (DATA / "1iep_receptorH.pdb").read_text()
+    cleaned = prepare_target_files(pdb.encode(), "1iep_receptorH.pdb", CRYSTAL_BOX).receptor_pdb.decode()
+    pdbqt, _ = _prepare_receptor(cleaned)  # what the worker makes of it
+
+    def create(text: str, filename: str = "receptor.pdb") -> InvalidInput:
+        with pytest.raises(InvalidInput) as caught:
+            vina_hub.create_target(owner="local", name="broken", receptor=text.encode(), receptor_filename=filename,
+                                   site=CRYSTAL_BOX)  # fmt: skip
+        return caught.value
+
+    renamed = create(pdbqt)  # a prepared PDBQT receptor, renamed to .pdb: recognised by its columns
+    assert renamed.code == "invalid_receptor" and renamed.details["format"] == "pdbqt" and "PDBQT" in renamed.message
+    assert create(pdbqt, "receptor.pdbqt").details["format"] == "pdbqt"
+    # element columns that call most heavy atoms hydrogens: cleaning would keep the backbone N only
+    hydrogens = create(_with_elements(pdb, "H", frozenset({"N"})))
+    assert hydrogens.code == "invalid_receptor" and hydrogens.details["kept"] < hydrogens.details["heavy_atoms"] / 2
+    # a receptor stripped to its backbone: the site has nothing to dock against
+    backbone = "\n".join(line for line in pdb.splitlines()
+                         if not line.startswith("ATOM  ") or line[12:16].strip() in ("N", "CA", "C", "O"))  # fmt: skip
+    assert create(backbone).code == "binding_site_without_side_chains"
+
+
+def test_an_unusable_prepared_receptor_fails_the_target_preparation(tmp_path: Path, predictor: VinaPredictor) -> None:
+    from omtx_hub.domain import Target
+    from omtx_hub.errors import PermanentPredictionError
+
+    receptor = tmp_path / "receptor.pdb"
+    receptor.write_text((DATA / "1iep_receptorH.pdb").read_text())
+    box = {"center": CRYSTAL_BOX["center"], "size": CRYSTAL_BOX["size"]}
+    for name, cached in [("empty", ""), ("far", "ATOM      1  C   SER A 438     111.317 166.182 133.926  1.00  0.00     0.244 C \n")]:
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "receptor.pdbqt").write_text(cached)  # what the target cache holds
+        target = Target(key=name, protein_sequence="", extra={"box": box}, files={"receptor.pdb": receptor})
+        with pytest.raises(PermanentPredictionError) as caught:
+            predictor.prepare_target(target, folder)
+        assert caught.value.code == "receptor_preparation_failed"
+
+
+def test_a_docking_whose_poses_all_score_zero_fails(tmp_path: Path) -> None:
+    """Real Vina against a receptor without atoms "docks" and scores every pose 0.0: that is no result."""
+    from collections import OrderedDict
+
+    from omtx_hub.domain import Ligand
+    from omtx_hub.errors import PermanentPredictionError
+    from omtx_hub.predictors.base import PredictionTask, TargetArtifacts
+
+    (tmp_path / "receptor.pdbqt").write_text("")
+    artifacts = TargetArtifacts(directory=tmp_path, data={
+        "pdbqt": str(tmp_path / "receptor.pdbqt"), "box": {"center": [0, 0, 0], "size": [16, 16, 16]},
+        "reference": None, "receptor_pdb": "", "engines": OrderedDict(), "info": {}})  # fmt: skip
+    task = PredictionTask(job_id="j", ligand=Ligand("ethanol", "CCO"), params={"exhaustiveness": 1})
+    with pytest.raises(PermanentPredictionError) as caught:
+        VinaPredictor(cpu=1)._dock(task, artifacts, lambda _job: False)
+    assert caught.value.code == "docking_failed" and "0.0" in caught.value.message

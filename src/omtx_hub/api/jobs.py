@@ -265,6 +265,11 @@ def job_status(job_id: str, request: Request) -> Any:
                 f"{hub.settings.worker_seen_seconds:g} s; the job waits until one starts "
                 f"(omtx-hub worker --predictor {r['predictor']})"
             )
+        elif r["predictor"] in hub.paused_predictors():
+            warnings.append(
+                f"every worker of predictor {r['predictor']!r} is paused: {hub.paused_predictors()[r['predictor']]}; "
+                "jobs wait (no attempt is spent) and resume when the store accepts writes again"
+            )
     return status_view(r, warnings)
 
 

@@ -13,7 +13,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from omtx_hub.api.security import require_admin
 from omtx_hub.domain import TERMINAL, JobStatus, JobType
+from omtx_hub.errors import StorageError
 from omtx_hub.queue.manager import QueueManager
+from omtx_hub.storage import refusal_reason
 
 __all__ = ["router"]
 
@@ -89,16 +91,25 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: the database answers", response_model=None)
+@router.get("/readyz", summary="Readiness: the database answers; the result store accepts writes", response_model=None)
 def readyz(request: Request) -> Any:
+    """503 when the database does not answer (nothing works without it). A store that refuses writes
+    (a full disk) is 200 ``degraded``: the API still serves status, results and submissions, while
+    workers hold their jobs back until it accepts writes again."""
+    hub = request.app.state.hub
     try:
-        request.app.state.hub.manager.ping()
+        hub.manager.ping()
     except Exception as exc:  # any failure to reach the database means not ready
         return JSONResponse(
             status_code=503,
             content={"error": {"code": "database_unreachable", "message": str(exc).splitlines()[0][:300],
                                "details": None}},
         )  # fmt: skip
+    try:
+        hub.store.check_writable()
+    except StorageError as exc:
+        paused = sum(1 for w in hub.manager.live_workers(hub.settings.worker_seen_seconds) if w["paused_reason"])
+        return {"status": "degraded", "store": "unwritable", "reason": refusal_reason(exc), "paused_workers": paused}
     return {"status": "ready"}
 
 

@@ -105,6 +105,7 @@ workers = sa.Table(
     sa.Column("started_at", sa.Float(), nullable=False),
     sa.Column("last_seen_at", sa.Float(), nullable=False),
     sa.Column("stopped_at", sa.Float(), nullable=True),
+    sa.Column("paused_reason", sa.String(500), nullable=True),  # why it claims nothing now (the store refuses writes)
 )
 
 targets = sa.Table(

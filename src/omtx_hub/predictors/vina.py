@@ -58,9 +58,12 @@ class VinaPredictor:
             )
         pdbqt = workdir / "receptor.pdbqt"
         info: dict[str, Any] = {"receptor_prepared": "cache"}
-        if not pdbqt.exists():
+        if pdbqt.exists():
+            _check_receptor(pdbqt.read_text(), target.extra["box"])
+        else:
             started = time.monotonic()
             text, ignored = _prepare_receptor(receptor_pdb.read_text())
+            _check_receptor(text, target.extra["box"])  # before it is written and shared through the cache
             pdbqt.write_text(text)
             info = {"receptor_prepared": "now", "receptor_seconds": round(time.monotonic() - started, 3),
                     "receptor_residues_ignored": ignored}  # fmt: skip
@@ -129,6 +132,11 @@ class VinaPredictor:
         seconds = time.monotonic() - started
         poses = _poses_to_rdkit(poses_pdbqt, task.ligand.smiles)
         scores = [round(float(row[0]), 3) for row in energies]
+        if all(score == 0.0 for score in scores):
+            raise PermanentPredictionError(
+                f"docking_failed: every pose scored exactly 0.0 kcal/mol ({len(scores)} poses): Vina found no "
+                "interaction with the receptor, so there is no score to report", code="docking_failed",
+            )  # fmt: skip
         top = scores[0]
         results: dict[str, Any] = {
             "vina_score_kcal_mol": top,
@@ -173,6 +181,32 @@ def _prepare_receptor(pdb_text: str) -> tuple[str, int]:
         raise PermanentPredictionError(f"receptor_preparation_failed: Meeko: {exc}",
                                        code="receptor_preparation_failed") from exc  # fmt: skip
     return rigid, len(polymer.get_ignored_monomers())
+
+
+_NEAR_BOX_ANGSTROM = 4.0  # receptor atoms this close to the box still shape its affinity maps
+
+
+def _check_receptor(pdbqt: str, box: dict[str, Any]) -> None:
+    """A prepared receptor Vina can dock into: atoms, some of them in or near the box. Anything else
+    would "dock" against nothing and report scores of 0.0 that were never computed."""
+    coords = []
+    for line in pdbqt.splitlines():
+        if line.startswith(("ATOM  ", "HETATM")):
+            try:
+                coords.append((float(line[30:38]), float(line[38:46]), float(line[46:54])))
+            except ValueError:
+                continue
+    if not coords:
+        raise PermanentPredictionError("receptor_preparation_failed: the prepared receptor (receptor.pdbqt) holds "
+                                       "no atoms", code="receptor_preparation_failed")  # fmt: skip
+    center, half = box["center"], [side / 2 + _NEAR_BOX_ANGSTROM for side in box["size"]]
+    near = sum(all(abs(p[i] - center[i]) <= half[i] for i in range(3)) for p in coords)
+    if near == 0:
+        raise PermanentPredictionError(
+            f"receptor_preparation_failed: none of the prepared receptor's {len(coords)} atoms is in or within "
+            f"{_NEAR_BOX_ANGSTROM:g} Å of the box (center {center}, size {box['size']})",
+            code="receptor_preparation_failed",
+        )  # fmt: skip
 
 
 def _poses_to_rdkit(poses_pdbqt: str, smiles: str) -> Chem.Mol:

@@ -469,6 +469,12 @@ class QueueManager:
                  "started_at": now, "last_seen_at": now},
             )  # fmt: skip
 
+    def set_worker_paused(self, worker_id: str, reason: str | None) -> None:
+        """Record why a live worker claims nothing (None: it works again); status and /readyz say so."""
+        with self._write() as conn:
+            conn.execute(sa.update(workers).where(workers.c.worker_id == worker_id)
+                         .values(paused_reason=reason[:500] if reason else None))  # fmt: skip
+
     def unregister_worker(self, worker_id: str) -> None:
         with self._write() as conn:
             conn.execute(
@@ -586,14 +592,18 @@ class QueueManager:
                 values={"completed_at": now, "lease_expires_at": None},
             )  # fmt: skip
 
-    def release(self, job: ClaimedJob, worker_id: str) -> Finished:
-        """Give a claimed job back untouched (graceful shutdown); the attempt is not counted."""
+    def release(self, job: ClaimedJob, worker_id: str, *, error: dict[str, str] | None = None) -> Finished:
+        """Give a claimed job back (graceful shutdown, a store that refuses writes); the attempt is not
+        counted. ``error`` says why, on the job, until it runs again."""
         now = self.clock()
+        values: dict[str, Any] = {"worker_id": None, "lease_expires_at": None, "run_after": now,
+                                  "attempts": jobs.c.attempts - 1}  # fmt: skip
+        if error is not None:
+            values["error"] = error
         with self._write() as conn:
             return self._transition(
-                conn, job.job_id, worker_id, job.attempt, PENDING, now, reason="released by worker",
-                values={"worker_id": None, "lease_expires_at": None, "run_after": now,
-                        "attempts": jobs.c.attempts - 1},
+                conn, job.job_id, worker_id, job.attempt, PENDING, now,
+                reason=f"released by worker: {error['code']}" if error else "released by worker", values=values,
             )  # fmt: skip
 
     def _fail_locked(
