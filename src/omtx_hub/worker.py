@@ -72,7 +72,7 @@ class Worker:
         self._stop_requested = False
         self._stop = threading.Event()
         self._grace_deadline: float | None = None
-        self._store_down: str | None = None  # why the store refused a write; nothing is claimed until it accepts one
+        self._store_down: str | None = None  # why the store refuses writes; nothing is claimed until it takes one
         self._last_maintenance = 0.0
         self._done: list[tuple[ClaimedJob, dict[str, Any], float, float | None]] = []
         self.webhooks = webhooks or WebhookStore(manager.engine, settings.webhook_max_attempts)
@@ -227,20 +227,29 @@ class Worker:
 
     # ------------------------------------------------------------------ a store that refuses writes
 
-    def _store_failed(self, exc: StorageError) -> None:
-        """The store refused a write: the hub's problem, not the job's. Jobs go back to the queue
-        without spending an attempt, and this worker claims nothing until the store accepts a write."""
-        if self._store_down is None:
-            self._log("store_unavailable", error=exc.message[:200])
-        self._store_down = exc.message
-        reason = f"the result store refuses writes ({refusal_reason(exc)})"
-        self._db_retry(lambda: self.manager.set_worker_paused(self.worker_id, reason))
+    def _store_refuses(self, exc: StorageError) -> bool:
+        """After a failed write: does the store refuse writes as a whole? A probe write tells. If it
+        fails too (a full disk, a store that went away), that is the hub's problem, not the job's:
+        this worker gives its jobs back without spending attempts and claims nothing until the store
+        accepts a write. If it passes, only this write failed, and the job fails (transiently) as any
+        other error would."""
+        try:
+            self.store.check_writable()
+        except StorageError as probe:
+            if self._store_down is None:
+                self._log("store_unavailable", error=probe.message[:300])
+            self._store_down = refusal_reason(probe)
+            reason = f"the result store refuses writes ({self._store_down})"
+            self._db_retry(lambda: self.manager.set_worker_paused(self.worker_id, reason))
+            return True
+        self._log("store_error", error=exc.message[:300], note="a probe write passed: this job's write alone failed")
+        return False
 
     def _store_accepts_writes(self) -> bool:
         try:
             self.store.check_writable()
         except StorageError as exc:
-            self._store_down = exc.message
+            self._store_down = refusal_reason(exc)
             return False
         self._store_down = None
         self.manager.set_worker_paused(self.worker_id, None)
@@ -289,8 +298,11 @@ class Worker:
             for claim in pending.values():
                 self._fail(claim, exc.code, exc.message, transient=exc.transient)
             pending.clear()
-        except StorageError as exc:  # target files or the cache could not be read or written: the store is down
-            self._store_failed(exc)  # the jobs still pending are released below
+        except StorageError as exc:  # target files or the cache could not be read or written
+            if not self._store_refuses(exc):  # else the jobs still pending are released below
+                for claim in pending.values():
+                    self._fail(claim, "storage_error", exc.message, transient=True)
+                pending.clear()
         except Exception as exc:  # a crash in a predictor must not lose the jobs: they retry
             logger.exception("predictor crashed", extra={"action": "predict", "worker": self.worker_id})
             for claim in pending.values():
@@ -382,8 +394,10 @@ class Worker:
                 f"{directory}/results.json": self.store.json_bytes(document),
             }, durable=False)  # made durable together in _flush, before the completions are recorded
         except StorageError as exc:
-            self._store_failed(exc)
-            self._release_for_store(claim)
+            if self._store_refuses(exc):
+                self._release_for_store(claim)
+            else:
+                self._fail(claim, "storage_error", exc.message, transient=True)
             return
         self._done.append((claim, outcome.results, wall_seconds, outcome.accelerator_seconds))
         if wall_seconds >= _BUFFER_BELOW_SECONDS or len(self._done) >= self.settings.claim_batch_size:
@@ -402,9 +416,12 @@ class Worker:
         try:
             self.store.sync()  # a completed job's files must outlive a crash of this machine
         except StorageError as exc:
-            self._store_failed(exc)
+            refused = self._store_refuses(exc)
             for claim, *_ in items:
-                self._release_for_store(claim)
+                if refused:
+                    self._release_for_store(claim)
+                else:
+                    self._fail(claim, "storage_error", exc.message, transient=True)
             return
         results = self._db_retry(lambda: self.manager.complete_many(items, self.worker_id))
         results_of = {claim.job_id: outcome for claim, outcome, _, _ in items}

@@ -129,7 +129,7 @@ def test_stop_releases_unfinished_jobs(hub: Hub, predictor: TestPredictor) -> No
     assert (record["status"], record["attempts"]) == ("pending", 0)
 
 
-def test_a_store_that_refuses_writes_holds_jobs_back_without_spending_attempts(hub: Hub, predictor: TestPredictor) -> None:
+def test_storage_failure_retries_and_never_completes_without_files(hub: Hub, predictor: TestPredictor) -> None:
     root = Path(hub.settings.storage_url or "")
     root.mkdir(parents=True, exist_ok=True)
     (root / "jobs").write_text("a file where the jobs folder should be: every write below it fails")
@@ -137,6 +137,23 @@ def test_a_store_that_refuses_writes_holds_jobs_back_without_spending_attempts(h
         JobSubmission(owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("eth", "CCO"),
                       max_attempts=2)
     ).record["job_id"]
+    w = Worker(hub.settings, hub.manager, hub.store, {"test": predictor})
+    assert w.run_once() == 1
+    assert hub.manager.get(jid)["status"] == "pending"
+    assert w.run_once() == 1
+    record = hub.manager.get(jid)
+    assert record["status"] == "failed" and record["error"]["code"] == "storage_error"
+    assert record["results"] is None
+
+
+def test_a_store_that_refuses_writes_holds_jobs_back_without_spending_attempts(hub: Hub, predictor: TestPredictor) -> None:
+    root = Path(hub.settings.storage_url or "")
+    jid = hub.manager.submit_job(
+        JobSubmission(owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("eth", "CCO"),
+                      max_attempts=2)
+    ).record["job_id"]
+    root.rmdir()
+    root.write_text("a file where the store's folder should be: every write fails, probes included")
     w = Worker(hub.settings, hub.manager, hub.store, {"test": predictor})
     thread = threading.Thread(target=w.run, daemon=True)
     thread.start()
@@ -146,9 +163,11 @@ def test_a_store_that_refuses_writes_holds_jobs_back_without_spending_attempts(h
         assert (record["status"], record["attempts"], record["results"]) == ("pending", 0, None)
         [me] = hub.manager.live_workers(60)
         assert "result store refuses writes" in me["paused_reason"]
-        time.sleep(1.5)  # backing off: each retry is a release, never a spent attempt
-        assert hub.manager.get(jid)["attempts"] == 0
-        (root / "jobs").unlink()
+        time.sleep(1.5)  # backing off: probing the store, claiming nothing
+        record = hub.manager.get(jid)
+        assert (record["status"], record["attempts"]) == ("pending", 0)
+        root.unlink()
+        root.mkdir()
         wait_until(lambda: hub.manager.get(jid)["status"] == "completed")
         wait_until(lambda: hub.manager.live_workers(60)[0]["paused_reason"] is None)
     finally:
@@ -176,11 +195,10 @@ def test_a_micro_batch_whose_files_are_not_durable_completes_nothing(hub: Hub, p
     w = Worker(hub.settings, hub.manager, store, {"test": predictor})
     assert w.run_once() == 3
     children = list(hub.manager.iter_children(batch_id))
-    assert {c["status"] for c in children} == {"pending"} and {c["attempts"] for c in children} == {0}
-    assert {c["error"]["code"] for c in children} == {"storage_unavailable"}
-    assert all(c["results"] is None for c in children)
+    assert {c["status"] for c in children} == {"pending"}
+    assert {c["error"]["code"] for c in children} == {"storage_error"} and all(c["results"] is None for c in children)
     assert hub.manager.get(batch_id)["n_completed"] == 0
-    while w.run_once():  # the store takes the probe write, so the worker claims again
+    while w.run_once():
         pass
     assert {c["status"] for c in hub.manager.iter_children(batch_id)} == {"completed"}
 
