@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -42,15 +43,11 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 def _local_key_path() -> Path:
-    import os
-
     return Path(os.environ.get("OMTX_HOME", ".omtx")) / "local_api_key"
 
 
 def _client(url: str) -> HubClient:
     """A client with the caller's key: OMTX_API_KEY, else the local key `serve` wrote in OMTX_HOME."""
-    import os
-
     key = os.environ.get("OMTX_API_KEY")
     if not key and _local_key_path().exists():
         key = _local_key_path().read_text().strip()
@@ -66,8 +63,6 @@ def _ensure_local_key(hub: Any, host: str) -> str | None:
         err.print(f"[red]error:[/red] no API keys exist, and {host} is not a loopback address: create one first "
                   "with `omtx-hub keys create --owner NAME --admin` (there is no anonymous mode)")  # fmt: skip
         raise typer.Exit(2)
-    import os
-
     key, _ = hub.keys.create(hub.settings.owner, admin=True, label="local key created on first start")
     path = hub.settings.home / "local_api_key"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -209,7 +204,9 @@ def worker_command(
     w = Worker(settings, hub.manager, hub.store, predictors)
 
     def _on_signal(signum: int, _frame: Any) -> None:
-        err.print(f"signal {signum}: finishing running jobs (up to {grace_seconds:g} s), then stopping")
+        # os.write, not print: the signal may land while this thread is inside a write to stderr, and
+        # Python's buffered streams refuse a reentrant write
+        os.write(2, f"signal {signum}: finishing running jobs (up to {grace_seconds:g} s), then stopping\n".encode())
         w.stop(grace_seconds)
 
     signal.signal(signal.SIGTERM, _on_signal)
@@ -574,6 +571,7 @@ def demo(
         err.print(f"[red]error:[/red] {exc}; choose another with --port")
         hub.close()
         raise typer.Exit(1) from exc
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # SIGTERM, like Ctrl-C, runs the ``finally`` that stops the child
     worker = WorkerProcess(settings, ["vina"], log_level="WARNING").start()  # the progress bar speaks
     data = Path(str(files("omtx_hub.demo")))
     console.print(f"OMTX-Hub running at {server.url} (data in {settings.home.resolve()})")
@@ -601,9 +599,8 @@ def demo(
                           f"--url {server.url}")  # fmt: skip
         if keep_serving:
             console.print("The hub keeps running for more work; Ctrl-C stops it.")
-            # SIGTERM → SystemExit, Ctrl-C → KeyboardInterrupt, both while sleeping: a handler that
-            # set an Event here could deadlock with the Event.wait it interrupts
-            signal.signal(signal.SIGTERM, _exit_on_signal)
+            # SIGTERM → SystemExit, Ctrl-C → KeyboardInterrupt, both raised in this sleep (a handler that
+            # set an Event instead could deadlock with the Event.wait it interrupted)
             try:
                 while True:
                     time.sleep(3600)
