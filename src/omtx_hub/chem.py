@@ -1,13 +1,14 @@
-"""Validation of protein sequences and ligand SMILES (RDKit)."""
+"""Validation of protein sequences, ligand SMILES (RDKit) and the names users give things."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from rdkit import Chem, RDLogger
 
-__all__ = ["AMINO_ACIDS", "SmilesCheck", "check_smiles", "clean_protein_sequence"]
+__all__ = ["AMINO_ACIDS", "SmilesCheck", "check_smiles", "clean_protein_sequence", "control_character_in"]
 
 RDLogger.DisableLog("rdApp.*")
 
@@ -61,3 +62,14 @@ def check_smiles(smiles: str, max_heavy_atoms: int = 128) -> SmilesCheck:
     if heavy > max_heavy_atoms:
         return SmilesCheck(False, f"ligand has {heavy} heavy atoms; the limit is {max_heavy_atoms}")
     return SmilesCheck(True)
+
+
+def control_character_in(text: str) -> str | None:
+    """Where ``text`` holds a control character (C0, DEL, C1, or a Unicode line or paragraph
+    separator), as ``U+000A at position 5``; None when it holds none. Names go into SDF title lines,
+    CSV cells, mmCIF, logs and PostgreSQL text (which refuses NUL), where such a character would end
+    or corrupt a record; every other character is kept."""
+    for position, char in enumerate(text, start=1):
+        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
+            return f"U+{ord(char):04X} at position {position}"
+    return None

@@ -17,7 +17,7 @@ from omtx_hub.queue.manager import QueueManager
 from omtx_hub.queue.retry import RetryPolicy
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore
-from omtx_hub.chem import clean_protein_sequence
+from omtx_hub.chem import clean_protein_sequence, control_character_in
 from omtx_hub.errors import InvalidInput
 from omtx_hub.targets import prepare_target_files, read_msa
 from omtx_hub.webhooks import WebhookStore
@@ -91,6 +91,10 @@ class Hub:
         """
         if not name.strip():
             raise InvalidInput("target name is empty", code="invalid_target_name")
+        control = control_character_in(name)
+        if control:
+            raise InvalidInput(f"target name contains a control character ({control}); names must be printable",
+                               code="invalid_target_name")  # fmt: skip
         files: dict[str, bytes] = {}
         record: dict[str, Any] = {"name": name.strip(), "chains": [], "site": None, "warnings": []}
         if receptor is not None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
 from omtx_hub.auth import Limits
-from omtx_hub.chem import check_smiles, clean_protein_sequence
+from omtx_hub.chem import check_smiles, clean_protein_sequence, control_character_in
 from omtx_hub.domain import Ligand
 from omtx_hub.errors import InvalidInput, PayloadTooLarge, RateLimited
 from omtx_hub.ligands import apply_filters, ligand_properties, parse_filters
@@ -91,14 +90,11 @@ def _msa_policy(settings: Settings, predictor: str, params: dict[str, Any], targ
     target_input["msa"] = wanted
 
 
-def _control_character_in(text: str) -> str | None:
-    """A description of the first control character in ``text`` (C0, DEL, C1, or a Unicode line or
-    paragraph separator), or None. Names are written into SDF title lines, CSV cells, mmCIF and
-    logs, where a line break or NUL would end or corrupt a record; every other character is kept."""
-    for position, char in enumerate(text, start=1):
-        if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
-            return f"U+{ord(char):04X} at position {position}"
-    return None
+def _check_idempotency_key(key: str | None) -> None:
+    control = control_character_in(key) if key is not None else None
+    if control:
+        raise InvalidInput(f"idempotency_key contains a control character ({control})",
+                           code="invalid_idempotency_key", details={"field": "idempotency_key"})  # fmt: skip
 
 
 def _name_problem(name: str) -> str | None:
@@ -106,7 +102,7 @@ def _name_problem(name: str) -> str | None:
         return "ligand name is empty"
     if len(name) > MAX_NAME_LENGTH:
         return f"ligand name is longer than {MAX_NAME_LENGTH} characters"
-    control = _control_character_in(name)
+    control = control_character_in(name)
     if control:
         return f"ligand name contains a control character ({control}); names must be printable"
     if name.strip().startswith("$$$$"):
@@ -172,6 +168,7 @@ def build_job_submission(
     new_jobs: int = 1,
 ) -> JobSubmission:
     limits = limits or default_limits(settings)
+    _check_idempotency_key(idempotency_key)
     chosen = _predictor(settings, predictor)
     sequence, target_input = _target_input(limits, chosen, protein_sequence, target)
     checked_params = validate_params(chosen, params or {})
@@ -219,10 +216,11 @@ def build_batch_submission(
     """``ligands`` are (name, smiles) pairs. Every problem is reported at once, by index and name."""
     if not batch_name.strip():
         raise InvalidInput("batch_name is empty", code="invalid_batch_name", details={"field": "batch_name"})
-    control = _control_character_in(batch_name)
+    control = control_character_in(batch_name)
     if control:
         raise InvalidInput(f"batch_name contains a control character ({control}); names must be printable",
                            code="invalid_batch_name", details={"field": "batch_name"})  # fmt: skip
+    _check_idempotency_key(idempotency_key)
     if not ligands:
         raise InvalidInput("the batch has no ligands", code="no_ligands", details={"field": "ligands"})
     limits = limits or default_limits(settings)

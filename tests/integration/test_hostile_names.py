@@ -126,3 +126,15 @@ def test_vina_poses_sdf_keeps_a_hostile_name_in_every_record() -> None:
         assert [m.GetProp("_Name") for m in poses] == [name] * 3
         assert [m.GetDoubleProp("vina_score_kcal_mol") for m in poses] == [-7.1, -6.8, -6.1]
         assert [m.GetIntProp("pose_rank") for m in poses] == [1, 2, 3]
+
+
+def test_control_characters_in_target_names_and_idempotency_keys_are_refused(api: ApiClient) -> None:
+    """NUL in any stored text was a 500 on PostgreSQL (its text type refuses it): a 422 now."""
+    body = {"protein_sequence": SEQ, "ligand_smiles": "CCO", "idempotency_key": "run\x0017"}
+    r = api.post("/api/v1/jobs/predict", json=body)
+    assert r.status_code == 422 and error(r)["code"] == "invalid_idempotency_key" and "U+0000" in error(r)["message"]
+    r = api.post(BATCH, json={"batch_name": "b", "protein_sequence": SEQ, "idempotency_key": "k\n",
+                              "ligands": [{"name": "a", "smiles": "CCO"}]})  # fmt: skip
+    assert r.status_code == 422 and error(r)["code"] == "invalid_idempotency_key"
+    r = api.post("/api/v1/targets", data={"name": "kinase\x00", "protein_sequence": SEQ})
+    assert r.status_code == 422 and error(r)["code"] == "invalid_target_name" and "U+0000" in error(r)["message"]
