@@ -215,3 +215,20 @@ def test_a_batch_too_large_to_load_whole_is_ranked_by_the_server(page: Any, hub_
     first_row.get_by_text("needle").wait_for(timeout=60_000)
     page.locator("#status-select").select_option("failed")  # asked of the server: this batch has none
     page.wait_for_function("document.querySelectorAll('#results-body tr').length === 0", timeout=60_000)
+
+
+def test_the_batch_page_says_why_a_batch_waits(page: Any, hub_url: tuple[str, Hub, str, str]) -> None:
+    """A pending batch of a predictor no worker runs here (boltz2): the status's warning is on the page."""
+    url, hub, _, key = hub_url
+    batch_id = hub.manager.submit_batch(BatchSubmission(
+        owner="local", predictor="boltz2", protein_sequence="MKTAYIAKQRQISFVKSHFSRQ", batch_name="waiting",
+        ligands=[Ligand("ethanol", "CCO")], max_attempts=1)).record["job_id"]  # fmt: skip
+    page.goto(f"/jobs/{batch_id}")
+    if "/login" in page.url:  # when this test runs alone
+        page.locator("#api-key").fill(key)
+        page.locator("form button[type=submit]").click()
+        page.wait_for_url(f"{url}/jobs/{batch_id}")
+    warning = page.locator("#warnings")
+    warning.get_by_text("no worker that runs predictor 'boltz2'").wait_for(timeout=30_000)
+    assert "omtx-hub worker --predictor boltz2" in warning.inner_text()
+    hub.manager.cancel(batch_id, "local")

@@ -288,6 +288,8 @@ async function refresh() {
   bar.max = p.total;
   bar.value = finished(p);
   document.getElementById("eta").textContent = TERMINAL.has(status.status) ? "" : eta(p);
+  // why the batch waits (no worker for its predictor, every worker paused by a store that refuses writes)
+  document.getElementById("warnings").textContent = (status.warnings || []).join(" ");
   if (status.results && status.results.rank_by) { scoreKey = status.results.rank_by; direction = status.results.direction; }
   const done = TERMINAL.has(status.status) && (status.results || !p.completed);
   lastProgress = p;
