@@ -16,13 +16,15 @@ from omtx_hub.db.targets import TargetRepository
 from omtx_hub.queue.manager import QueueManager
 from omtx_hub.queue.retry import RetryPolicy
 from omtx_hub.settings import Settings
-from omtx_hub.storage import ResultStore
+from omtx_hub.storage import ResultStore, refusal_reason
 from omtx_hub.chem import clean_protein_sequence, control_character_in
-from omtx_hub.errors import InvalidInput
+from omtx_hub.errors import InvalidInput, StorageError
 from omtx_hub.targets import prepare_target_files, read_msa
 from omtx_hub.webhooks import WebhookStore
 
 __all__ = ["Hub", "open_hub"]
+
+_STORE_CHECK_SECONDS = 2.0
 
 
 @dataclass
@@ -36,6 +38,21 @@ class Hub:
     rate: RateLimiter
     webhooks: WebhookStore
     _served: tuple[float, frozenset[str], dict[str, str]] = field(default=(0.0, frozenset(), {}), repr=False)
+    _store_checked: tuple[float, str | None] = field(default=(-1e9, None), repr=False)
+
+    def store_refusal(self) -> str | None:
+        """Why the result store refuses writes (``No space left on device``), or None when a probe
+        write passes. Kept for ``_STORE_CHECK_SECONDS``: ``/readyz`` is anonymous and polled, and each
+        probe is a durable write."""
+        at, reason = self._store_checked
+        if time.monotonic() - at > _STORE_CHECK_SECONDS:
+            try:
+                self.store.check_writable()
+                reason = None
+            except StorageError as exc:
+                reason = refusal_reason(exc)
+            self._store_checked = (time.monotonic(), reason)
+        return reason
 
     def served_predictors(self) -> frozenset[str]:
         """Predictors that a live worker runs (seen within ``worker_seen_seconds``).

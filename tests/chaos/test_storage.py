@@ -105,7 +105,9 @@ def test_a_full_disk_pauses_the_screen_without_burning_it(small_disk: Path, tmp_
             time.sleep(0.2)
         done = list(hub.manager.iter_children(batch_id))
         assert {c["status"] for c in done} == {"completed"} and {c["attempts"] for c in done} == {1}
-        assert api.get("/readyz").json() == {"status": "ready"}
+        while api.get("/readyz").json() != {"status": "ready"}:  # the API re-checks the store every 2 s
+            assert time.monotonic() < deadline, "/readyz did not recover"
+            time.sleep(0.2)
     finally:
         worker.stop(grace_seconds=1)
         thread.join(timeout=10)

@@ -13,9 +13,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from omtx_hub.api.security import require_admin
 from omtx_hub.domain import TERMINAL, JobStatus, JobType
-from omtx_hub.errors import StorageError
 from omtx_hub.queue.manager import QueueManager
-from omtx_hub.storage import refusal_reason
 
 __all__ = ["router"]
 
@@ -105,11 +103,10 @@ def readyz(request: Request) -> Any:
             content={"error": {"code": "database_unreachable", "message": str(exc).splitlines()[0][:300],
                                "details": None}},
         )  # fmt: skip
-    try:
-        hub.store.check_writable()
-    except StorageError as exc:
+    reason = hub.store_refusal()
+    if reason is not None:
         paused = sum(1 for w in hub.manager.live_workers(hub.settings.worker_seen_seconds) if w["paused_reason"])
-        return {"status": "degraded", "store": "unwritable", "reason": refusal_reason(exc), "paused_workers": paused}
+        return {"status": "degraded", "store": "unwritable", "reason": reason, "paused_workers": paused}
     return {"status": "ready"}
 
 
