@@ -232,7 +232,7 @@ class _Sink(io.RawIOBase):
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def spreadsheet_safe(value: Any) -> Any:
+def _spreadsheet_safe(value: Any) -> Any:
     """A text cell that a spreadsheet would run as a formula (``=HYPERLINK(…)``, ``+…``, ``-…``, ``@…``)
     gets a leading apostrophe, as OWASP advises for CSV; numbers stay numbers (``-7.2`` is a score)."""
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
@@ -245,7 +245,7 @@ def _csv_lines(columns: list[str], rows: Iterator[dict[str, Any]]) -> Iterator[b
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for count, row in enumerate(rows, start=1):
-        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
+        writer.writerow({k: _spreadsheet_safe(v) for k, v in row.items()})
         if count % 200 == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -369,7 +369,7 @@ def _zip_stream(store: ResultStore, batch_id: str, columns: list[str], rows: Ite
                         arcname = f"structures/{row['job_id']}/{name}"
                         archive.writestr(arcname, store.read_bytes(f"{directory}/{name}"))
                         names.append(arcname)
-            writer.writerow({**{k: spreadsheet_safe(v) for k, v in row.items()}, "files": " ".join(names)})
+            writer.writerow({**{k: _spreadsheet_safe(v) for k, v in row.items()}, "files": " ".join(names)})
             yield sink.take()
         archive.writestr("manifest.csv", manifest.getvalue())
     yield sink.take()

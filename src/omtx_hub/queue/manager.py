@@ -130,9 +130,9 @@ class QueueManager:
     # ------------------------------------------------------------------ submission
 
     def submit_job(self, sub: JobSubmission) -> Submitted:
-        request = _request_of(sub.endpoint, predictor=sub.predictor, protein_sequence=sub.protein_sequence,
-                              target=sub.target, ligand_name=sub.ligand.name, ligand_smiles=sub.ligand.smiles,
-                              params=sub.params, priority=sub.priority)  # fmt: skip
+        request = None if sub.idempotency_key is None else _request_of(
+            sub.endpoint, predictor=sub.predictor, protein_sequence=sub.protein_sequence, target=sub.target,
+            ligand_name=sub.ligand.name, ligand_smiles=sub.ligand.smiles, params=sub.params, priority=sub.priority)  # fmt: skip
         existing = self._by_idempotency_key(sub.owner, sub.idempotency_key, request)
         if existing is not None:
             return Submitted(existing, created=False)
@@ -157,7 +157,7 @@ class QueueManager:
             "max_attempts": sub.max_attempts,
             "run_after": now,
             "idempotency_key": sub.idempotency_key,
-            "idempotency_request": request if sub.idempotency_key is not None else None,
+            "idempotency_request": request,
             "created_at": now,
         }
         try:
@@ -172,11 +172,11 @@ class QueueManager:
         return Submitted(self._get(row["job_id"]), created=True)
 
     def submit_batch(self, sub: BatchSubmission) -> Submitted:
-        request = _request_of(sub.endpoint, predictor=sub.predictor, protein_sequence=sub.protein_sequence,
-                              target=sub.target, batch_name=sub.batch_name,
-                              ligands=[[lig.name, lig.smiles] for lig in sub.ligands], skipped=sub.skipped,
-                              filtered=sub.filtered, filters=sub.filters, params=sub.params,
-                              max_concurrent=sub.max_concurrent, priority=sub.priority, source=sub.source)  # fmt: skip
+        request = None if sub.idempotency_key is None else _request_of(
+            sub.endpoint, predictor=sub.predictor, protein_sequence=sub.protein_sequence, target=sub.target,
+            batch_name=sub.batch_name, ligands=[[lig.name, lig.smiles] for lig in sub.ligands], skipped=sub.skipped,
+            filtered=sub.filtered, filters=sub.filters, params=sub.params, max_concurrent=sub.max_concurrent,
+            priority=sub.priority, source=sub.source)  # fmt: skip
         existing = self._by_idempotency_key(sub.owner, sub.idempotency_key, request)
         if existing is not None:
             return Submitted(existing, created=False)
@@ -203,7 +203,7 @@ class QueueManager:
             "max_attempts": sub.max_attempts,
             "run_after": now,
             "idempotency_key": sub.idempotency_key,
-            "idempotency_request": request if sub.idempotency_key is not None else None,
+            "idempotency_request": request,
             "created_at": now,
         }
         child_common = {
@@ -243,10 +243,10 @@ class QueueManager:
             return Submitted(existing, created=False)
         return Submitted(self._get(batch_id), created=True)
 
-    def _by_idempotency_key(self, owner: str, key: str | None, request: Record) -> Record | None:
+    def _by_idempotency_key(self, owner: str, key: str | None, request: Record | None) -> Record | None:
         """The submission this owner made with ``key``, if it asked for the same as ``request``;
         Conflict (``idempotency_key_reused``) naming what differs if it asked for something else."""
-        if key is None:
+        if key is None or request is None:
             return None
         with self.read() as conn:
             row = conn.execute(
