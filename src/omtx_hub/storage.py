@@ -7,6 +7,7 @@ Layout (DESIGN.md §5)::
     batches/{batch_id}/jobs/{child_job_id}/input.json  results.json  structure.cif  …
     cache/targets/{target_key}/…          per-target artefacts shared by workers (prepared receptor, …)
     targets/{target_id}/receptor.pdb  reference_ligand.sdf  target.json     uploaded docking targets
+    .probe/…                              short-lived files of check_writable (a write test)
 
 Writes are atomic: on a local folder a file is written under a temporary name and renamed into
 place; object stores (s3://, gs://) publish an object only when its upload completes.

@@ -76,8 +76,9 @@ def _looks_like_pdbqt(text: str) -> bool:
 
 
 def _protein_heavy_atoms(structure: gemmi.Structure, *, by_name: bool) -> int:
-    """Heavy atoms of amino-acid residues, told apart from hydrogens by element, or (``by_name``) by
-    atom name as PDB names them (H…, or a digit then H), which does not depend on the element columns."""
+    """Heavy atoms of amino-acid residues, told apart from hydrogens (and deuterium) by element, or
+    (``by_name``) by atom name as PDB names them (H… or D…, after any leading digit), which does not
+    depend on the element columns: no standard amino-acid heavy atom's name starts with H or D."""
     count = 0
     for chain in structure[0]:
         for res in chain:
@@ -85,7 +86,7 @@ def _protein_heavy_atoms(structure: gemmi.Structure, *, by_name: bool) -> int:
             if info is None or not info.is_amino_acid():
                 continue
             for atom in res:
-                hydrogen = atom.name.lstrip("0123456789").startswith("H") if by_name else atom.is_hydrogen()
+                hydrogen = atom.name.lstrip("0123456789").startswith(("H", "D")) if by_name else atom.is_hydrogen()
                 count += not hydrogen
     return count
 
