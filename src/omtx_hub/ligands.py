@@ -34,12 +34,13 @@ PROPERTY_FIELDS = ("canonical_smiles", "inchikey", "heavy_atoms", "molecular_wei
                    "brenk_alerts")  # fmt: skip
 
 
-# RDKit's substructure matching (QED, alerts) swaps the process's C-level SIGINT handler for its own
-# around each match and puts the previous one back; threads doing that at once can leave RDKit's
-# installed for good, and Ctrl-C then never reaches the API's handler. One match at a time per
-# process keeps the swaps nested. (QED in two threads takes as long as in one, 2.0 s vs 1.8 s for
-# 800 molecules: RDKit holds the GIL, so the lock costs no parallelism.)
-_SUBSTRUCTURE_LOCK = threading.Lock()
+# RDKit's substructure matching (QED, the structural alerts, …) swaps the process's C-level SIGINT
+# handler for its own around each match and puts the previous one back; threads doing that at once
+# can leave RDKit's installed for good, and Ctrl-C then never reaches the API's handler. One ligand at
+# a time per process keeps the swaps nested: the whole computation, since with only QED and the
+# alerts under the lock Ctrl-C was still lost under CPU load. (QED in two threads takes as long as
+# in one, 2.0 s vs 1.8 s for 800 molecules: RDKit holds the GIL, so the lock costs no parallelism.)
+_RDKIT_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=2)
@@ -58,6 +59,11 @@ def ligand_properties(smiles: str) -> dict[str, Any]:
     text = smiles.strip()
     if text.lower().startswith("ccd:"):
         return {"ccd_code": text[4:]}
+    with _RDKIT_LOCK:
+        return _properties(text)
+
+
+def _properties(text: str) -> dict[str, Any]:
     mol = Chem.MolFromSmiles(text)
     if mol is None:
         return {"error": "RDKit could not parse this SMILES"}
@@ -65,8 +71,6 @@ def ligand_properties(smiles: str) -> dict[str, Any]:
     mol = max(fragments, key=lambda m: m.GetNumHeavyAtoms())
     mw, clogp = Descriptors.MolWt(mol), Crippen.MolLogP(mol)
     hbd, hba = Lipinski.NumHDonors(mol), Lipinski.NumHAcceptors(mol)
-    with _SUBSTRUCTURE_LOCK:
-        qed, pains, brenk = QED.qed(mol), _alerts(mol, "PAINS"), _alerts(mol, "BRENK")
     return {
         "canonical_smiles": Chem.MolToSmiles(mol),
         "inchikey": Chem.MolToInchiKey(mol) or None,
@@ -77,10 +81,10 @@ def ligand_properties(smiles: str) -> dict[str, Any]:
         "hba": hba,
         "tpsa_angstrom2": round(rdMolDescriptors.CalcTPSA(mol), 2),
         "rotatable_bonds": rdMolDescriptors.CalcNumRotatableBonds(mol),
-        "qed": round(qed, 4),
+        "qed": round(QED.qed(mol), 4),
         "lipinski_violations": int(mw > 500) + int(clogp > 5) + int(hbd > 5) + int(hba > 10),
-        "pains_alerts": pains,
-        "brenk_alerts": brenk,
+        "pains_alerts": _alerts(mol, "PAINS"),
+        "brenk_alerts": _alerts(mol, "BRENK"),
     }
 
 
