@@ -15,6 +15,10 @@ pytestmark = pytest.mark.e2e
 BIN = Path(sys.executable).parent
 
 
+# The demo docks ten drugs on this machine's CPUs: ≈100 s on an idle 2-core machine, 385-420 s with two
+# CPU burners beside the suite (old and new code alike, measured). pytest's 300 s default would cut
+# it short of the 600 s the demo itself is given below; the two limits now agree.
+@pytest.mark.timeout(660)
 def test_demo_docks_ten_drugs_and_ranks_them(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
