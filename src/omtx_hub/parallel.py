@@ -19,7 +19,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import TypeVar
 
-__all__ = ["map_chunks"]
+__all__ = ["map_chunks", "when_parent_dies"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -50,16 +50,22 @@ def map_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], *, per_proc
 _PARENT_CHECK_SECONDS = 0.5
 
 
-def _exit_with_parent(parent: int) -> None:
-    """In a pool process: exit as soon as ``parent`` is no longer this process's parent.
+def when_parent_dies(parent: int, action: Callable[[], None]) -> None:
+    """Run ``action`` (in a daemon thread of this process) once ``parent`` is no longer its parent.
 
-    A parent killed outright never shuts its pool down, and the pool's processes would block on
-    its queue forever; once the parent is gone, this process is re-parented and the watch sees it.
+    A parent killed outright (kill -9, the OOM killer) stops nothing it started; its children are
+    re-parented, and the watch sees it within ``_PARENT_CHECK_SECONDS``.
     """
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(_PARENT_CHECK_SECONDS)
-        os._exit(1)
+        action()
 
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A pool process's initializer: exit as soon as the process that started the pool is gone, instead
+    of waiting on the pool's queue forever."""
+    when_parent_dies(parent, lambda: os._exit(1))

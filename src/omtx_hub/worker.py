@@ -519,7 +519,7 @@ class WorkerProcess:
         self._process = multiprocessing.get_context("spawn").Process(
             target=_worker_main,
             args=(settings.model_dump_json(), list(predictor_names) if predictor_names else None, grace_seconds,
-                  log_level),
+                  log_level, os.getpid()),
             name="omtx-worker",
             daemon=False,
         )
@@ -541,13 +541,15 @@ class WorkerProcess:
             self._process.join(5)
 
 
-def _worker_main(settings_json: str, predictor_names: list[str] | None, grace_seconds: float, log_level: str) -> None:
+def _worker_main(settings_json: str, predictor_names: list[str] | None, grace_seconds: float, log_level: str,
+                 parent: int) -> None:  # fmt: skip
     import signal
     import sys
 
     from omtx_hub.errors import PredictorUnavailable
     from omtx_hub.hub import open_hub
     from omtx_hub.logs import setup_logging
+    from omtx_hub.parallel import when_parent_dies
     from omtx_hub.registry import available_predictors, load_predictor
 
     settings = Settings.model_validate_json(settings_json)
@@ -568,5 +570,7 @@ def _worker_main(settings_json: str, predictor_names: list[str] | None, grace_se
     worker = Worker(settings, hub.manager, hub.store, predictors)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop(grace_seconds))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    # ... or dies: a parent killed outright (kill -9, the OOM killer) must not leave this worker claiming
+    when_parent_dies(parent, lambda: worker.stop(grace_seconds))
     worker.run()
     hub.close()

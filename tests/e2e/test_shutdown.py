@@ -135,6 +135,30 @@ def test_serve_on_sigterm_stops_its_worker_child(env: dict[str, str], tmp_path: 
         proc.wait()
 
 
+def test_serve_killed_outright_leaves_no_worker_behind(env: dict[str, str], tmp_path: Path) -> None:
+    """kill -9 (or the OOM killer) runs no ``finally``: the worker child notices its parent is gone and stops."""
+    log = tmp_path / "serve.log"
+    proc = start(["serve", "--port", str(free_port()), "--predictor", "test"], env, log)
+    children: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while "action=start" not in log.read_text() or "Uvicorn running" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        children = children_of(proc.pid)
+        assert children, "serve started no worker child"
+        proc.kill()
+        proc.wait()
+        assert wait_gone(children, 20) == set(), f"children left behind:\n{log.read_text()}"
+        assert "action=stop" in log.read_text()  # the worker stopped itself, unregistering
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in children:  # whatever a failure above left running
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
 CTRL_C_AFTER_RDKIT = textwrap.dedent("""
     import os, signal, threading, time
     from omtx_hub.ligands import ligand_properties
