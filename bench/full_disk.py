@@ -14,7 +14,6 @@ Prints a table and writes bench/results/full_disk.json.
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import os
 import subprocess
@@ -28,16 +27,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _fill(path: Path) -> None:
-    with open(path, "wb", buffering=0) as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 4096)
-        except OSError as exc:
-            if exc.errno != errno.ENOSPC:
-                raise
-
-
 def arm(ligands: int, window: float) -> dict[str, Any]:
     """One run of the scenario with whatever ``omtx_hub`` this interpreter imports."""
     sys.path.insert(0, str(ROOT / "tests" / "support"))
@@ -46,6 +35,7 @@ def arm(ligands: int, window: float) -> dict[str, Any]:
     from omtx_hub.queue.manager import BatchSubmission
     from omtx_hub.settings import Settings
     from omtx_hub.worker import Worker
+    from hub_testing import fill_disk
     from omtx_test_predictor import TestPredictor
 
     work = Path(tempfile.mkdtemp(prefix="omtx-full-disk-"))
@@ -62,7 +52,7 @@ def arm(ligands: int, window: float) -> dict[str, Any]:
                                 batch_name="full disk", max_attempts=settings.max_attempts,
                                 ligands=[Ligand(f"l{i}", smiles[i % 4]) for i in range(ligands)])  # fmt: skip
         batch_id = hub.manager.submit_batch(batch).record["job_id"]
-        _fill(disk / "ballast")
+        fill_disk(disk / "ballast")
         worker = Worker(settings, hub.manager, hub.store, {"test": TestPredictor()})
         thread = threading.Thread(target=worker.run, daemon=True)
         thread.start()

@@ -3,7 +3,6 @@ that fills up). Jobs wait without spending attempts, resume, and never complete 
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 import threading
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_settings
-from hub_testing import ApiClient
+from hub_testing import ApiClient, fill_disk
 from moto.server import ThreadedMotoServer
 from omtx_test_predictor import TestPredictor
 
@@ -67,21 +66,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     subprocess.run(["umount", "-l", str(root)], check=False)
 
 
-def _fill(path: Path) -> None:
-    with open(path, "wb", buffering=0) as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 4096)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-
-
 def test_a_full_disk_pauses_the_screen_without_burning_it(small_disk: Path, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}", storage_url=str(small_disk / "results"))
     hub = open_hub(settings)
     api = ApiClient(create_app(hub=hub), api_key=hub.keys.create("local")[0])
     batch_id = hub.manager.submit_batch(screen(30)).record["job_id"]
-    _fill(small_disk / "ballast")
+    fill_disk(small_disk / "ballast")
     worker = Worker(settings, hub.manager, hub.store, {"test": TestPredictor()})
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()

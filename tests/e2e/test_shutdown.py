@@ -7,6 +7,7 @@ killed outright.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -115,29 +117,10 @@ def test_idle_workers_exit_on_sigterm_at_random_moments(env: dict[str, str], tmp
                 proc.wait()
 
 
-def test_serve_on_sigterm_stops_its_worker_child(env: dict[str, str], tmp_path: Path) -> None:
-    port = free_port()
-    log = tmp_path / "serve.log"
-    proc = start(["serve", "--port", str(port), "--predictor", "test"], env, log)
-    try:
-        deadline = time.monotonic() + 90
-        while "action=start" not in log.read_text() or "Uvicorn running" not in log.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        children = children_of(proc.pid)
-        assert children, "serve started no worker child"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log.read_text()
-        assert wait_gone(children, 10) == set(), f"children left behind:\n{log.read_text()}"
-        assert "action=stop" in log.read_text()  # the worker child stopped itself, not killed
-    finally:
-        proc.kill()
-        proc.wait()
-
-
-def test_serve_killed_outright_leaves_no_worker_behind(env: dict[str, str], tmp_path: Path) -> None:
-    """kill -9 (or the OOM killer) runs no ``finally``: the worker child notices its parent is gone and stops."""
-    log = tmp_path / "serve.log"
+@contextlib.contextmanager
+def serving(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], set[int]]]:
+    """`omtx-hub serve` with its worker child, once both are up: the process and its children.
+    Afterwards whatever is still running of them is killed (a failing test leaves nothing behind)."""
     proc = start(["serve", "--port", str(free_port()), "--predictor", "test"], env, log)
     children: set[int] = set()
     try:
@@ -147,16 +130,32 @@ def test_serve_killed_outright_leaves_no_worker_behind(env: dict[str, str], tmp_
             time.sleep(0.1)
         children = children_of(proc.pid)
         assert children, "serve started no worker child"
+        yield proc, children
+    finally:
+        proc.kill()
+        proc.wait()
+        for pid in children:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_serve_on_sigterm_stops_its_worker_child(env: dict[str, str], tmp_path: Path) -> None:
+    log = tmp_path / "serve.log"
+    with serving(env, log) as (proc, children):
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, log.read_text()
+        assert wait_gone(children, 10) == set(), f"children left behind:\n{log.read_text()}"
+        assert "action=stop" in log.read_text()  # the worker child stopped itself, not killed
+
+
+def test_serve_killed_outright_leaves_no_worker_behind(env: dict[str, str], tmp_path: Path) -> None:
+    """kill -9 (or the OOM killer) runs no ``finally``: the worker child notices its parent is gone and stops."""
+    log = tmp_path / "serve.log"
+    with serving(env, log) as (proc, children):
         proc.kill()
         proc.wait()
         assert wait_gone(children, 20) == set(), f"children left behind:\n{log.read_text()}"
         assert "action=stop" in log.read_text()  # the worker stopped itself, unregistering
-    finally:
-        proc.kill()
-        proc.wait()
-        for pid in children:  # whatever a failure above left running
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
 
 
 CTRL_C_AFTER_RDKIT = textwrap.dedent("""

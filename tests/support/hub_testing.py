@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -57,3 +59,15 @@ def loopback_server(handler: type[BaseHTTPRequestHandler]) -> Iterator[Threading
     finally:
         server.shutdown()
         server.server_close()
+
+
+def fill_disk(path: Path) -> None:
+    """Write ``path`` until its filesystem answers ENOSPC (unbuffered: the error comes from a write,
+    not from closing the file)."""
+    with open(path, "wb", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(b"\0" * 4096)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
