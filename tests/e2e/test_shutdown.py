@@ -162,6 +162,10 @@ CTRL_C_AFTER_RDKIT = textwrap.dedent("""
     import os, signal, threading, time
     from omtx_hub.ligands import ligand_properties
 
+    # Python's own handler, as uvicorn installs its own: a process started in the background by a
+    # non-interactive shell inherits SIGINT ignored, and Python then leaves it ignored
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     def work():
         for _ in range(100):
             ligand_properties("CC(=O)Oc1ccccc1C(=O)O")  # QED and alerts: RDKit substructure matching
