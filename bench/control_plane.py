@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests" / "support"))
 from omtx_hub.db.schema import jobs  # noqa: E402
 from omtx_hub.domain import Ligand  # noqa: E402
 from omtx_hub.hub import Hub, open_hub  # noqa: E402
-from omtx_hub.queue.manager import BatchSubmission, JobSubmission  # noqa: E402
+from omtx_hub.queue import BatchSubmission, JobSubmission  # noqa: E402
 from omtx_hub.settings import Settings  # noqa: E402
 from submit_large import start_server  # noqa: E402
 

@@ -39,7 +39,7 @@ from omtx_hub.db.schema import jobs  # noqa: E402
 from omtx_hub.domain import Ligand  # noqa: E402
 from omtx_hub.hub import open_hub  # noqa: E402
 from omtx_hub.ligands import ligand_properties  # noqa: E402
-from omtx_hub.queue.manager import BatchSubmission  # noqa: E402
+from omtx_hub.queue import BatchSubmission  # noqa: E402
 from omtx_hub.settings import Settings  # noqa: E402
 
 

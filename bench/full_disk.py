@@ -32,7 +32,7 @@ def arm(ligands: int, window: float) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT / "tests" / "support"))
     from omtx_hub.domain import Ligand
     from omtx_hub.hub import open_hub
-    from omtx_hub.queue.manager import BatchSubmission
+    from omtx_hub.queue import BatchSubmission
     from omtx_hub.settings import Settings
     from omtx_hub.worker import Worker
     from hub_testing import fill_disk

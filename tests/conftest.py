@@ -114,7 +114,7 @@ def api(hub: Hub, app: Any) -> Iterator[ApiClient]:
 @pytest.fixture
 def worker(hub: Hub) -> Worker:
     """A registered worker of the test predictor, not running: drive it with ``hub_testing.run_all``."""
-    w = Worker(hub.settings, hub.manager, hub.store, {"test": TestPredictor()})
+    w = Worker(hub.settings, hub.manager, hub.store, {"test": TestPredictor()}, webhooks=hub.webhooks)
     w.register()
     return w
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from omtx_hub.analytics import export_stream, plan_rows, stream_rows
 from omtx_hub.ligands import properties_of_all
-from omtx_hub.queue.manager import QueueManager
+from omtx_hub.queue import QueueManager
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore
 

@@ -24,7 +24,7 @@ from typing import Any
 from omtx_hub.domain import JobStatus
 from omtx_hub.errors import InvalidInput
 from omtx_hub.ligands import PROPERTY_FIELDS
-from omtx_hub.queue.manager import QueueManager
+from omtx_hub.queue import QueueManager
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from omtx_hub.db.engine import read_connection
+from omtx_hub.db.engine import read_connection, transaction
 from omtx_hub.db.schema import api_keys, owners
 from omtx_hub.errors import NotFound, RateLimited
 
@@ -92,7 +92,7 @@ class KeyStore:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         record = {"key_id": f"key_{secrets.token_urlsafe(9)}", "owner": owner, "prefix": key[:_PREFIX_LEN],
                   "key_hash": self._digest(key), "admin": admin, "label": label[:200], "created_at": time.time()}  # fmt: skip
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             if conn.execute(sa.select(owners.c.owner).where(owners.c.owner == owner)).first() is None:
                 conn.execute(owners.insert(), {"owner": owner, "limits": {}, "created_at": time.time()})
             conn.execute(api_keys.insert(), record)
@@ -126,7 +126,7 @@ class KeyStore:
             return [{k: v for k, v in r._mapping.items() if k != "key_hash"} for r in conn.execute(query)]
 
     def revoke(self, key_id_or_prefix: str) -> dict[str, Any]:
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             rows = conn.execute(
                 sa.update(api_keys)
                 .where(sa.or_(api_keys.c.key_id == key_id_or_prefix, api_keys.c.prefix == key_id_or_prefix),
@@ -155,7 +155,7 @@ class KeyStore:
         unknown = set(limits) - set(LIMIT_NAMES)
         if unknown:
             raise ValueError(f"unknown limits: {', '.join(sorted(unknown))}; known: {', '.join(LIMIT_NAMES)}")
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             row = conn.execute(sa.select(owners.c.limits).where(owners.c.owner == owner)).first()
             if row is None:
                 raise NotFound(f"no owner {owner!r} (create a key for it first)", code="owner_not_found")

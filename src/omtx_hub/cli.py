@@ -201,7 +201,7 @@ def worker_command(
         raise typer.Exit(2)
     settings = Settings()
     hub = open_hub(settings)
-    w = Worker(settings, hub.manager, hub.store, predictors)
+    w = Worker(settings, hub.manager, hub.store, predictors, webhooks=hub.webhooks)
 
     def _on_signal(signum: int, _frame: Any) -> None:
         # os.write, not print: the signal may land while this thread is inside a write to stderr, and

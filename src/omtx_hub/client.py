@@ -18,6 +18,8 @@ import httpx
 
 __all__ = ["HubClient", "HubError"]
 
+_CONNECT_RETRIES = 2  # httpx retries a failed connect at once, then after 0.5 s, 1 s, ...
+
 TERMINAL = {"completed", "failed", "cancelled"}
 
 
@@ -42,6 +44,9 @@ class HubClient:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        # a connection that cannot be made is retried by httpx itself: nothing reached the server, so
+        # this is safe for every method
+        transport = transport or httpx.HTTPTransport(retries=_CONNECT_RETRIES)
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout, transport=transport)
 
     def close(self) -> None:
@@ -54,15 +59,7 @@ class HubClient:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        attempts = 3 if method == "GET" else 1  # reads are safe to repeat after a dropped connection
-        for attempt in range(1, attempts + 1):
-            try:
-                response = self._http.request(method, path, **kwargs)
-                break
-            except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError):
-                if attempt == attempts:
-                    raise
-                time.sleep(0.2 * attempt)
+        response = self._http.request(method, path, **kwargs)
         if response.status_code >= 400:
             try:
                 err = response.json()["error"]

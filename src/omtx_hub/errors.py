@@ -12,6 +12,9 @@
      ├── Conflict                  the job's state does not allow the operation (409)
      ├── PredictorUnavailable      a worker cannot load a predictor (package or weights missing)
      ├── StorageError              the result store could not write or read a file
+     ├── QueueUnavailable          the database behind the queue cannot be reached (down, restarting,
+     │                             locked); callers retry. Driver errors never leave ``omtx_hub.db``
+     ├── IllegalTransition         a state change the transition table does not allow (a bug, not input)
      └── PredictionError           a predictor failed on a job
           ├── TransientPredictionError   may succeed on retry (out of memory, timeout, lost worker)
           └── PermanentPredictionError   will fail again (input the predictor cannot handle)
@@ -26,6 +29,7 @@ from typing import Any
 __all__ = [
     "Conflict",
     "Forbidden",
+    "IllegalTransition",
     "InvalidInput",
     "NotFound",
     "OmtxError",
@@ -33,6 +37,7 @@ __all__ = [
     "PermanentPredictionError",
     "PredictionError",
     "PredictorUnavailable",
+    "QueueUnavailable",
     "RateLimited",
     "StorageError",
     "TransientPredictionError",
@@ -89,6 +94,14 @@ class PredictorUnavailable(OmtxError):
 
 class StorageError(OmtxError):
     code = "storage_error"
+
+
+class QueueUnavailable(OmtxError):
+    code = "queue_unavailable"
+
+
+class IllegalTransition(OmtxError):
+    code = "illegal_transition"
 
 
 class PredictionError(OmtxError):

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from omtx_hub.auth import KeyStore, Limits, RateLimiter, load_secret
 from omtx_hub.db import create_db_engine, migrate
 from omtx_hub.db.targets import TargetRepository
-from omtx_hub.queue.manager import QueueManager
+from omtx_hub.queue import QueueManager
 from omtx_hub.queue.retry import RetryPolicy
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore, refusal_reason

@@ -33,16 +33,17 @@ from urllib.parse import urlparse
 import httpx
 import sqlalchemy as sa
 
-from omtx_hub.db.engine import read_connection
+from omtx_hub.db.engine import read_connection, transaction
 from omtx_hub.db.schema import webhook_deliveries, webhooks
-from omtx_hub.errors import InvalidInput, NotFound
+from omtx_hub.backoff import Backoff
+from omtx_hub.errors import InvalidInput, NotFound, QueueUnavailable
 
 __all__ = ["EVENTS", "WebhookDispatcher", "WebhookStore", "sign"]
 
 logger = logging.getLogger("omtx_hub.webhooks")
 EVENTS = ("job.completed", "job.failed", "batch.completed")
 _LEASE_SECONDS = 60.0
-_BASE_DELAY, _MAX_DELAY = 10.0, 3600.0
+_RETRY = Backoff(first=10.0, cap=3600.0)
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -74,7 +75,7 @@ class WebhookStore:
             raise InvalidInput("a webhook secret needs at least 16 characters", code="invalid_webhook")
         record = {"webhook_id": f"whk_{secrets.token_urlsafe(12)}", "owner": owner, "url": url,
                   "secret": secret or secrets.token_urlsafe(32), "events": chosen, "created_at": time.time()}  # fmt: skip
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             conn.execute(webhooks.insert(), record)
         self._cache.pop(owner, None)
         return record
@@ -87,7 +88,7 @@ class WebhookStore:
             return [dict(r._mapping) for r in conn.execute(query)]
 
     def get(self, webhook_id: str, owner: str | None) -> dict[str, Any]:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             row = conn.execute(sa.select(webhooks).where(webhooks.c.webhook_id == webhook_id)).first()
         if row is None or row.deleted_at is not None or (owner is not None and row.owner != owner):
             raise NotFound(f"no webhook with id {webhook_id!r}", code="webhook_not_found")
@@ -95,13 +96,13 @@ class WebhookStore:
 
     def delete(self, webhook_id: str, owner: str | None) -> None:
         record = self.get(webhook_id, owner)
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             conn.execute(sa.update(webhooks).where(webhooks.c.webhook_id == webhook_id).values(deleted_at=time.time()))
         self._cache.pop(record["owner"], None)
 
     def deliveries(self, webhook_id: str, owner: str | None, limit: int = 100) -> list[dict[str, Any]]:
         self.get(webhook_id, owner)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             rows = conn.execute(sa.select(webhook_deliveries).where(webhook_deliveries.c.webhook_id == webhook_id)
                                 .order_by(webhook_deliveries.c.id.desc()).limit(limit))  # fmt: skip
             return [dict(r._mapping) for r in rows]
@@ -127,7 +128,7 @@ class WebhookStore:
         rows = [{"delivery_id": f"dlv_{secrets.token_urlsafe(12)}", "webhook_id": w["webhook_id"], "event": event,
                  "job_id": job_id, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
                  "payload": {"event": event, "created_at": now, "data": data}} for w in targets]  # fmt: skip
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             conn.execute(webhook_deliveries.insert(), rows)
         return len(rows)
 
@@ -141,7 +142,7 @@ class WebhookStore:
         with read_connection(self.engine) as conn:  # idle: no write lock taken
             if conn.execute(due.limit(1)).first() is None:
                 return []
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             due = due.order_by(webhook_deliveries.c.next_attempt_at).limit(limit)
             if conn.dialect.name == "postgresql":
                 due = due.with_for_update(skip_locked=True)
@@ -166,8 +167,8 @@ class WebhookStore:
         elif attempts >= self.max_attempts or delivery["deleted_at"] is not None:
             values.update(status="failed")
         else:
-            values.update(next_attempt_at=now + min(_MAX_DELAY, _BASE_DELAY * 2 ** (attempts - 1)))
-        with self.engine.begin() as conn:
+            values.update(next_attempt_at=now + _RETRY.delay(attempts))
+        with transaction(self.engine) as conn:
             conn.execute(sa.update(webhook_deliveries).where(webhook_deliveries.c.id == delivery["id"]).values(**values))
         return str(values.get("status", "pending"))
 
@@ -195,7 +196,7 @@ class WebhookDispatcher:
         while not self._stop.is_set():
             try:
                 sent = self.run_once()
-            except sa.exc.OperationalError:  # the database is down: try again later
+            except QueueUnavailable:  # the database is down: try again later
                 sent = 0
             except Exception:
                 logger.exception("webhook dispatch failed", extra={"action": "webhook"})

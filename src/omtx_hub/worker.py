@@ -19,14 +19,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from omtx_hub.aggregate import aggregate_batch
 from omtx_hub.webhooks import WebhookDispatcher, WebhookStore
 from omtx_hub.domain import ClaimedJob, Target
-from omtx_hub.errors import PredictionError, StorageError
+from omtx_hub.backoff import Backoff
+from omtx_hub.errors import PredictionError, QueueUnavailable, StorageError
 from omtx_hub.predictors.base import Outcome, PredictionTask, Predictor, TargetArtifacts
-from omtx_hub.queue.manager import QueueManager
+from omtx_hub.queue import QueueManager
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore, is_safe_file_name, refusal_reason
 
@@ -37,6 +36,9 @@ _TARGET_CACHE_SIZE = 8
 _BUFFER_BELOW_SECONDS = 0.05  # outcomes arriving faster than this are recorded together
 _PROBE_SECONDS = 0.01  # how often an idle worker looks for new work (a read, no lock)
 _STOP_CHECK_SECONDS = 0.05  # how soon a worker that waits (idle, backing off) notices stop()
+_DB_BACKOFF = Backoff(first=0.5, cap=10.0)  # the database is down: wait, then look again
+_FINISH_BACKOFF = Backoff(first=0.5, cap=5.0)  # a finishing call retried through an outage
+_STORE_BACKOFF = Backoff(first=1.0, cap=30.0)  # the result store refuses writes
 
 
 def new_worker_id() -> str:
@@ -75,7 +77,7 @@ class Worker:
         self._store_down: str | None = None  # why the store refuses writes; nothing is claimed until it takes one
         self._last_maintenance = 0.0
         self._done: list[tuple[ClaimedJob, dict[str, Any], float, float | None]] = []
-        self.webhooks = webhooks or WebhookStore(manager.engine, settings.webhook_max_attempts)
+        self.webhooks = webhooks  # None: no webhook events are recorded or sent (tests, embedded use)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -84,31 +86,33 @@ class Worker:
         self.register()
         beat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.worker_id}", daemon=True)
         beat.start()
-        dispatcher = WebhookDispatcher(self.webhooks).start()
-        backoff = store_backoff = 0.0
+        dispatcher = WebhookDispatcher(self.webhooks).start() if self.webhooks is not None else None
+        db_failures = store_waits = 0
         try:
             while not self._stop_requested:
                 try:
                     self._maintenance()
                     if self._store_down is not None:
                         # longer each time, even when a probe write passes (the next job's write may not)
-                        store_backoff = min(30.0, max(1.0, store_backoff * 2))
-                        self._log("store_unavailable", retry_in=f"{store_backoff:.1f}s")
-                        if self._pause(store_backoff):
+                        store_waits += 1
+                        delay = _STORE_BACKOFF.delay(store_waits)
+                        self._log("store_unavailable", retry_in=f"{delay:.1f}s")
+                        if self._pause(delay):
                             continue
                     worked = self.run_once()
                     if self._store_down is not None:
                         continue
                     if worked:
-                        store_backoff = 0.0
-                except sa.exc.OperationalError as exc:  # the database is down or restarting
-                    backoff = min(10.0, max(0.5, backoff * 2))
-                    self._log("db_unavailable", retry_in=f"{backoff:.1f}s", error=str(exc).splitlines()[0][:200])
-                    self._pause(backoff)
+                        store_waits = 0
+                except QueueUnavailable as exc:  # the database is down or restarting
+                    db_failures += 1
+                    delay = _DB_BACKOFF.delay(db_failures)
+                    self._log("db_unavailable", retry_in=f"{delay:.1f}s", error=exc.message)
+                    self._pause(delay)
                     continue
-                if backoff:
+                if db_failures:
                     self._log("db_back")
-                    backoff = 0.0
+                    db_failures = 0
                 if worked:
                     continue
                 if exit_when_idle:
@@ -118,10 +122,11 @@ class Worker:
         finally:
             self._stop.set()
             beat.join(timeout=5)
-            dispatcher.stop()
+            if dispatcher is not None:
+                dispatcher.stop()
             try:
                 self.manager.unregister_worker(self.worker_id)
-            except sa.exc.OperationalError:
+            except QueueUnavailable:
                 pass  # the record expires by itself (last_seen_at)
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._log("stop")
@@ -454,9 +459,11 @@ class Worker:
 
     def _notify(self, owner: str, event: str, job_id: str, data: dict[str, Any]) -> None:
         """Record webhook deliveries for an event (sent by the dispatcher thread); never fails the job."""
+        if self.webhooks is None:
+            return
         try:
             self.webhooks.enqueue(owner, event, job_id, data)
-        except sa.exc.SQLAlchemyError:
+        except QueueUnavailable:
             logger.exception("could not record webhook event", extra={"action": "webhook", "job": job_id})
 
     def _db_retry(self, call: Any) -> Any:
@@ -466,16 +473,17 @@ class Worker:
         worker's late result is refused by the guarded update.
         """
         deadline = time.monotonic() + self.settings.lease_seconds
-        delay = 0.5
+        failures = 0
         while True:
             try:
                 return call()
-            except sa.exc.OperationalError:
+            except QueueUnavailable:
                 if time.monotonic() > deadline:
                     raise
+                failures += 1
+                delay = _FINISH_BACKOFF.delay(failures)
                 self._log("db_unavailable", retry_in=f"{delay:.1f}s")
                 time.sleep(delay)
-                delay = min(5.0, delay * 2)
 
     def _log(self, action: str, job: str | None = None, **fields: Any) -> None:
         extra = " ".join(f"{k}={v}" for k, v in fields.items())
@@ -567,7 +575,7 @@ def _worker_main(settings_json: str, predictor_names: list[str] | None, grace_se
         print("no predictor could be loaded: jobs wait until an `omtx-hub worker` runs", file=sys.stderr)
         sys.exit(2)
     hub = open_hub(settings, run_migrations=False)
-    worker = Worker(settings, hub.manager, hub.store, predictors)
+    worker = Worker(settings, hub.manager, hub.store, predictors, webhooks=hub.webhooks)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop(grace_seconds))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
     # ... or dies: a parent killed outright (kill -9, the OOM killer) must not leave this worker claiming

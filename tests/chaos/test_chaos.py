@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from omtx_hub.db import create_db_engine
 from omtx_hub.db.schema import job_events, jobs
 from omtx_hub.domain import Ligand
-from omtx_hub.queue.manager import BatchSubmission, QueueManager
+from omtx_hub.queue import BatchSubmission, QueueManager
 
 pytestmark = pytest.mark.chaos
 ROOT = Path(__file__).parents[2]

@@ -19,7 +19,7 @@ from omtx_test_predictor import TestPredictor
 from omtx_hub.api import create_app
 from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub, open_hub
-from omtx_hub.queue.manager import BatchSubmission
+from omtx_hub.queue import BatchSubmission
 from omtx_hub.worker import Worker
 
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"

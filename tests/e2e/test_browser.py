@@ -22,7 +22,7 @@ from PIL import Image
 from omtx_hub.db.schema import jobs
 from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub, open_hub
-from omtx_hub.queue.manager import BatchSubmission
+from omtx_hub.queue import BatchSubmission
 from omtx_hub.server import BackgroundServer
 from omtx_hub.worker import WorkerProcess
 

@@ -136,7 +136,7 @@ def test_properties_of_a_large_batch_are_computed_in_parallel_once(hub: Hub) -> 
     from omtx_hub.aggregate import fill_properties
     from omtx_hub.domain import Ligand
     from omtx_hub.ligands import ligand_properties
-    from omtx_hub.queue.manager import BatchSubmission
+    from omtx_hub.queue import BatchSubmission
 
     smiles = [lig["smiles"] for lig in LIGANDS]
     n = 2_400  # enough for a process pool on a machine with two or more cores

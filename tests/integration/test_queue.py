@@ -13,7 +13,7 @@ from omtx_hub.db.schema import jobs
 from omtx_hub.domain import Ligand
 from omtx_hub.errors import Conflict, NotFound
 from omtx_hub.hub import Hub
-from omtx_hub.queue.manager import BatchSubmission, JobSubmission, QueueManager, Submitted
+from omtx_hub.queue import BatchSubmission, JobSubmission, QueueManager, Submitted
 
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 
@@ -65,7 +65,7 @@ def test_idempotency_key_returns_first_job_for_the_same_request_only(hub: Hub) -
     with pytest.raises(Conflict) as elsewhere:  # a job's key on the batch endpoint: never answered with a job
         m.submit_batch(batch(3, idempotency_key="k1"))
     assert elsewhere.value.details["differs"] == ["endpoint"]
-    with m.engine.connect() as conn:  # the job, the batch and its three children: nothing more was stored
+    with m.core.engine.connect() as conn:  # the job, the batch and its three children: nothing more was stored
         assert conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one() == 5
 
 
@@ -112,7 +112,7 @@ def test_claim_ignores_other_predictors(hub: Hub) -> None:
 
 def test_guarded_completion_is_exactly_once(hub: Hub) -> None:
     m = hub.manager
-    m.lease_seconds = 0.2
+    m.core.lease_seconds = 0.2
     jid = m.submit_job(single()).record["job_id"]
     (first,) = m.claim("w1", ["test"])
     time.sleep(0.3)
@@ -132,7 +132,7 @@ def test_guarded_completion_is_exactly_once(hub: Hub) -> None:
 
 def test_heartbeat_keeps_a_lease_alive(hub: Hub) -> None:
     m = hub.manager
-    m.lease_seconds = 2.0
+    m.core.lease_seconds = 2.0
     m.submit_job(single())
     (claim,) = m.claim("w1", ["test"])
     for _ in range(5):  # 2.5 s in all: longer than the lease, kept alive by the heartbeats
@@ -182,7 +182,7 @@ def test_two_workers_racing_never_share_a_job(hub: Hub) -> None:
 
 def test_transient_failure_backs_off_then_fails_after_max_attempts(hub: Hub) -> None:
     m = hub.manager
-    m.retry_policy = type(m.retry_policy)(base_seconds=0.6, max_delay_seconds=10)
+    m.core.retry_policy = type(m.core.retry_policy)(base_seconds=0.6, max_delay_seconds=10)
     jid = m.submit_job(single()).record["job_id"]
     (c1,) = m.claim("w1", ["test"])
     assert m.fail(c1, "w1", code="oom", message="out of memory", transient=True).status == "pending"

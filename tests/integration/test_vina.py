@@ -17,7 +17,7 @@ from rdkit import Chem
 
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.predictors.vina import VinaPredictor
-from omtx_hub.queue.manager import Submitted
+from omtx_hub.queue import Submitted
 from omtx_hub.submission import build_batch_submission, build_job_submission
 from omtx_hub.worker import Worker
 

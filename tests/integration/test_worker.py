@@ -16,7 +16,7 @@ from omtx_test_predictor import TestPredictor
 from omtx_hub.domain import Ligand
 from omtx_hub.errors import StorageError
 from omtx_hub.hub import Hub
-from omtx_hub.queue.manager import BatchSubmission, JobSubmission
+from omtx_hub.queue import BatchSubmission, JobSubmission
 from omtx_hub.storage import ResultStore
 from omtx_hub.worker import Worker
 

@@ -138,7 +138,7 @@ def test_registry_messages(tmp_path: Path) -> None:
 
 def test_public_surface() -> None:
     assert omtx_hub.__all__ == ["__version__"]
-    assert set(queue.__all__) == {"BatchSubmission", "JobSubmission", "QueueManager", "RetryDecision", "RetryPolicy",
+    assert set(queue.__all__) == {"BatchSubmission", "Finished", "JobSubmission", "QueueManager", "RetryDecision", "RetryPolicy",
                                   "Submitted"}  # fmt: skip
     assert set(client.__all__) == {"HubClient", "HubError"}
     assert all(issubclass(getattr(errors, n), errors.OmtxError) for n in errors.__all__)

@@ -17,6 +17,7 @@ from omtx_hub.errors import (
     NotFound,
     OmtxError,
     PayloadTooLarge,
+    QueueUnavailable,
     RateLimited,
     StorageError,
     Unauthorized,
@@ -35,6 +36,7 @@ _STATUS: list[tuple[type[OmtxError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (StorageError, 503),
+    (QueueUnavailable, 503),  # the database is down or restarting: try again shortly
 ]
 
 

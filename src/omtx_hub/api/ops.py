@@ -13,7 +13,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from omtx_hub.api.security import require_admin
 from omtx_hub.domain import TERMINAL, JobStatus, JobType
-from omtx_hub.queue.manager import QueueManager
+from omtx_hub.errors import QueueUnavailable
+from omtx_hub.queue import QueueManager
 
 __all__ = ["router"]
 
@@ -97,10 +98,10 @@ def readyz(request: Request) -> Any:
     hub = request.app.state.hub
     try:
         hub.manager.ping()
-    except Exception as exc:  # any failure to reach the database means not ready
+    except QueueUnavailable as exc:
         return JSONResponse(
             status_code=503,
-            content={"error": {"code": "database_unreachable", "message": str(exc).splitlines()[0][:300],
+            content={"error": {"code": "database_unreachable", "message": exc.message[:300],
                                "details": None}},
         )  # fmt: skip
     reason = hub.store_refusal()

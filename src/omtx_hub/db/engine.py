@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,9 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 
-__all__ = ["create_db_engine", "migrate"]
+from omtx_hub.errors import QueueUnavailable
+
+__all__ = ["create_db_engine", "driver_errors_translated", "migrate", "read_connection", "transaction"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _ADVISORY_LOCK = 4_242_001  # any constant shared by every process that migrates
@@ -30,16 +34,40 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
     return sa.create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
 
 
-def read_connection(engine: sa.Engine) -> sa.Connection:
-    """A connection for reads only.
+@contextmanager
+def driver_errors_translated() -> Iterator[None]:
+    """The one place where a driver's "cannot reach the database" becomes :class:`QueueUnavailable`.
+
+    Operational errors (server down or restarting, connection lost, SQLite locked past its busy
+    timeout) are the ones a caller can wait out; every other driver error is a bug and propagates.
+    """
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        first_line = str(exc.orig if exc.orig is not None else exc).splitlines()[0][:200]
+        raise QueueUnavailable(f"the database is unavailable: {first_line}") from exc
+
+
+@contextmanager
+def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A write transaction (committed on success, rolled back on error), driver errors translated."""
+    with driver_errors_translated(), engine.begin() as conn:
+        yield conn
+
+
+@contextmanager
+def read_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection for reads only, driver errors translated.
 
     SQLite: a plain BEGIN (no write lock; WAL lets it run beside the writer). PostgreSQL: autocommit,
     which saves the BEGIN and ROLLBACK round trips of every read; each statement still sees committed
     data only, exactly as it would inside a READ COMMITTED transaction.
     """
+    options: dict[str, Any] = {"readonly": True}
     if engine.dialect.name == "postgresql":
-        return engine.connect().execution_options(readonly=True, isolation_level="AUTOCOMMIT")
-    return engine.connect().execution_options(readonly=True)
+        options["isolation_level"] = "AUTOCOMMIT"
+    with driver_errors_translated(), engine.connect().execution_options(**options) as conn:
+        yield conn
 
 
 def _configure_sqlite(engine: sa.Engine) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from omtx_hub.db.engine import read_connection
+from omtx_hub.db.engine import read_connection, transaction
 from omtx_hub.db.schema import targets
 from omtx_hub.errors import NotFound
 
@@ -22,7 +22,7 @@ class TargetRepository:
 
     def create(self, record: Record) -> Record:
         row = {**record, "created_at": record.get("created_at", time.time())}
-        with self.engine.begin() as conn:
+        with transaction(self.engine) as conn:
             conn.execute(targets.insert(), row)
         return self.get(row["target_id"])
 

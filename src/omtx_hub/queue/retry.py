@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from omtx_hub.backoff import Backoff
+
 __all__ = ["RetryDecision", "RetryPolicy"]
 
 
@@ -27,5 +29,5 @@ class RetryPolicy:
     def decide(self, *, attempt: int, max_attempts: int, transient: bool) -> RetryDecision:
         if not transient or attempt >= max_attempts:
             return RetryDecision(retry=False)
-        delay = min(self.max_delay_seconds, self.base_seconds * 2 ** max(0, attempt - 1))
+        delay = Backoff(self.base_seconds, self.max_delay_seconds).delay(attempt)
         return RetryDecision(retry=True, delay_seconds=delay)

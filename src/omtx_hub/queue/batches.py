@@ -1,0 +1,101 @@
+"""Batch bookkeeping after submission: which finished batches still need their aggregate, storing
+it, late ligand properties, and the measured costs of a batch's children."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from omtx_hub.db.schema import jobs
+from omtx_hub.domain import TERMINAL, JobType
+from omtx_hub.queue import transitions
+from omtx_hub.queue.core import QueueCore
+from omtx_hub.queue.types import Record
+
+__all__ = [
+    "batch_costs",
+    "batches_to_aggregate",
+    "children_by_index",
+    "mark_aggregated",
+    "observed_seconds_per_job",
+    "set_inputs",
+]
+
+
+def batches_to_aggregate(q: QueueCore, predictors: Iterable[str], limit: int = 20) -> list[str]:
+    with q.read() as conn:
+        return list(
+            conn.execute(
+                sa.select(jobs.c.job_id)
+                .where(
+                    jobs.c.job_type == JobType.BATCH_PARENT.value,
+                    jobs.c.status.in_(TERMINAL),
+                    jobs.c.aggregated_at.is_(None),
+                    jobs.c.predictor.in_(sorted(set(predictors))),
+                )
+                .limit(limit)
+            ).scalars()
+        )
+
+
+def mark_aggregated(q: QueueCore, batch_id: str, summary: dict[str, Any]) -> None:
+    with q.write() as conn:
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.job_id == batch_id, jobs.c.status.in_(TERMINAL))
+            .values(results=summary, aggregated_at=q.clock())
+        )
+
+
+def set_inputs(q: QueueCore, inputs: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Replace the ``input`` of children (job id, input): ligand properties added after submission."""
+    if not inputs:
+        return
+    with q.write() as conn:
+        conn.execute(
+            sa.update(jobs).where(jobs.c.job_id == sa.bindparam("jid")).values(input=sa.bindparam("new_input")),
+            [{"jid": job_id, "new_input": value} for job_id, value in inputs],
+        )
+
+
+def children_by_index(q: QueueCore, batch_id: str, indices: Sequence[int]) -> list[Record]:
+    """Children of a batch at the given positions (any order; missing ones are left out)."""
+    with q.read() as conn:
+        rows = conn.execute(
+            sa.select(jobs).where(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index.in_(list(indices)))
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+def batch_costs(q: QueueCore, batch_id: str) -> dict[str, Any]:
+    """Sums of the children's measured seconds (completed and failed attempts that reported them)."""
+    with q.read() as conn:
+        row = conn.execute(
+            sa.select(sa.func.count(jobs.c.accelerator_seconds), sa.func.sum(jobs.c.wall_seconds),
+                      sa.func.sum(jobs.c.accelerator_seconds))
+            .where(jobs.c.batch_parent_id == batch_id)
+        ).one()  # fmt: skip
+    return {"jobs_measured": int(row[0] or 0), "wall_seconds": float(row[1] or 0.0),
+            "accelerator_seconds": float(row[2] or 0.0)}  # fmt: skip
+
+
+def observed_seconds_per_job(
+    q: QueueCore, predictor: str, target_key: str, limit: int = 200
+) -> tuple[float, int] | None:
+    """Median accelerator seconds of the latest completed jobs of this predictor and target."""
+    with q.read() as conn:
+        values = list(
+            conn.execute(
+                sa.select(jobs.c.accelerator_seconds)
+                .where(jobs.c.predictor == predictor, jobs.c.target_key == target_key,
+                       jobs.c.status == transitions.COMPLETED, jobs.c.accelerator_seconds.is_not(None))
+                .order_by(jobs.c.id.desc())
+                .limit(limit)
+            ).scalars()
+        )  # fmt: skip
+    if not values:
+        return None
+    values.sort()
+    return float(values[len(values) // 2]), len(values)

@@ -1,0 +1,69 @@
+"""The queue's value objects: what a submission asks for and what a state change did."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from omtx_hub.domain import Ligand
+
+__all__ = ["BatchSubmission", "Finished", "JobSubmission", "Record", "Submitted", "new_id"]
+
+Record = dict[str, Any]  # a row of ``jobs`` (or ``job_events``, ``workers``) as a dict
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_urlsafe(15)}"
+
+
+@dataclass(frozen=True)
+class JobSubmission:
+    owner: str
+    predictor: str
+    protein_sequence: str
+    ligand: Ligand
+    max_attempts: int
+    params: dict[str, Any] = field(default_factory=dict)
+    target: dict[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    idempotency_key: str | None = None
+    properties: dict[str, Any] | None = None  # of the ligand (omtx_hub.ligands)
+    endpoint: str = "POST /api/v1/jobs/predict"  # where it was asked for: an idempotency key is per endpoint
+
+
+@dataclass(frozen=True)
+class BatchSubmission:
+    owner: str
+    predictor: str
+    protein_sequence: str
+    batch_name: str
+    ligands: Sequence[Ligand]
+    max_attempts: int
+    params: dict[str, Any] = field(default_factory=dict)
+    target: dict[str, Any] = field(default_factory=dict)
+    max_concurrent: int | None = None
+    priority: int = 0
+    idempotency_key: str | None = None
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    filtered: list[dict[str, Any]] = field(default_factory=list)
+    filters: dict[str, Any] | None = None
+    properties: Sequence[dict[str, Any]] | None = None  # per ligand, when computed at submission
+    source: dict[str, Any] | None = None  # a rescoring funnel: the batch (and ranking) these ligands came from
+    endpoint: str = "POST /api/v1/jobs/predict/batch"
+
+
+@dataclass(frozen=True)
+class Submitted:
+    record: Record
+    created: bool
+
+
+@dataclass(frozen=True)
+class Finished:
+    """What a worker's finishing call did: ``applied`` is False when the worker no longer held the lease."""
+
+    applied: bool
+    status: str | None = None
+    parent_finished: str | None = None
