@@ -302,7 +302,7 @@ def _job_counts_both_ways(hub: Hub) -> tuple[float, float]:
 
 
 def _cursor(index: int) -> str:
-    from omtx_hub.api.views import encode_cursor
+    from omtx_hub.presenters import encode_cursor
 
     return encode_cursor(index)
 

@@ -21,7 +21,7 @@ sys.path.insert(0, str(SUPPORT))
 
 from hub_testing import ApiClient  # noqa: E402
 
-from omtx_hub.api import create_app  # noqa: E402
+from omtx_hub.app import create_app  # noqa: E402
 from omtx_hub.hub import Hub, open_hub  # noqa: E402
 from omtx_hub.settings import Settings  # noqa: E402
 from omtx_hub.worker import Worker  # noqa: E402

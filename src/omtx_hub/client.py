@@ -147,6 +147,13 @@ class HubClient:
         params = {"format": fmt, **{k: v for k, v in query.items() if v is not None}}
         return self._stream_to(f"/api/v1/jobs/{batch_id}/export", dest, params)
 
+    def ranked(self, batch_id: str, top: int, **query: Any) -> dict[str, Any]:
+        """The batch's best ``top`` rows, ranked by the hub (the JSON export: ``rank_by``, ``direction``,
+        ``results``); sort=, order=, status= as for :meth:`export`."""
+        params = {"format": "json", "top": top, **{k: v for k, v in query.items() if v is not None}}
+        result: dict[str, Any] = self._request("GET", f"/api/v1/jobs/{batch_id}/export", params=params)
+        return result
+
     def create_target(
         self,
         name: str,

@@ -7,7 +7,7 @@ import time
 
 import uvicorn
 
-from omtx_hub.api import create_app
+from omtx_hub.app import create_app
 from omtx_hub.hub import Hub
 
 __all__ = ["BackgroundServer"]

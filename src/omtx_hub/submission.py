@@ -13,7 +13,7 @@ from omtx_hub.chem import check_smiles, clean_protein_sequence, control_characte
 from omtx_hub.domain import Ligand
 from omtx_hub.errors import InvalidInput, PayloadTooLarge, RateLimited
 from omtx_hub.ligands import apply_filters, ligand_properties, parse_filters
-from omtx_hub.params import validate_params
+from omtx_hub.predictors.catalog import validate_params
 from omtx_hub.parallel import map_chunks
 from omtx_hub.queue import BatchSubmission, JobSubmission
 from omtx_hub.registry import available_predictors

@@ -16,7 +16,7 @@ from hub_testing import ApiClient, fill_disk
 from moto.server import ThreadedMotoServer
 from omtx_test_predictor import TestPredictor
 
-from omtx_hub.api import create_app
+from omtx_hub.app import create_app
 from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.queue import BatchSubmission

@@ -20,8 +20,8 @@ from conftest import TINY_BOLTZ, make_settings
 from hub_testing import ApiClient, loopback_server
 from rdkit import Chem
 
-from omtx_hub.api import create_app
-from omtx_hub.api.security import SESSION_COOKIE
+from omtx_hub.app import create_app
+from omtx_hub.access import SESSION_COOKIE
 from omtx_hub.domain import Ligand, Target
 from omtx_hub.errors import InvalidInput, PredictorUnavailable
 from omtx_hub.hub import open_hub

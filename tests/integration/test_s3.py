@@ -9,7 +9,7 @@ from typing import Any
 from hub_testing import ApiClient
 from omtx_test_predictor import TestPredictor
 
-from omtx_hub.api import create_app
+from omtx_hub.app import create_app
 from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub
 from omtx_hub.queue import BatchSubmission

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.main import get_command
 
-from omtx_hub.api import create_app
+from omtx_hub.app import create_app
 from omtx_hub.cli import app as cli_app
 from omtx_hub.settings import Settings
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omtx_hub.api.views import decode_cursor, encode_cursor
+from omtx_hub.presenters import decode_cursor, encode_cursor
 from omtx_hub.chem import AMINO_ACIDS, check_smiles, clean_protein_sequence
 from omtx_hub.errors import InvalidInput
 from omtx_hub.ligand_files import read_ligands

@@ -8,7 +8,7 @@ import pytest
 
 import omtx_hub
 from omtx_hub import client, errors, queue
-from omtx_hub.api.views import decode_cursor, encode_cursor
+from omtx_hub.presenters import decode_cursor, encode_cursor
 from omtx_hub.chem import check_smiles, clean_protein_sequence
 from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge, PredictorUnavailable, StorageError
 from omtx_hub.ligand_files import read_ligands

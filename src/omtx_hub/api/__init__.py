@@ -1,5 +1,2 @@
-"""The REST API (FastAPI). It never imports a predictor: it starts where none is installed."""
-
-from omtx_hub.api.app import create_app
-
-__all__ = ["create_app"]
+"""The REST API's routers (FastAPI). They never import a predictor, so the API starts where none is
+installed, and never import the web UI: :mod:`omtx_hub.app` assembles both."""

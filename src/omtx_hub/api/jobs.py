@@ -9,8 +9,6 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from omtx_hub.analytics import plan_rows, stream_rows
-from omtx_hub.api.exports import batch_record, default_ranking
 from omtx_hub.api.schemas import (
     ERROR_RESPONSES,
     BatchRequest,
@@ -22,9 +20,9 @@ from omtx_hub.api.schemas import (
     PredictRequest,
     RescoreRequest,
 )
-from omtx_hub.api.security import authenticate, principal_of, scope_of
+from omtx_hub.access import authenticate, get_hub, principal_of, scope_of
 from omtx_hub.api.uploads import json_object_field, read_ligand_upload
-from omtx_hub.api.views import (
+from omtx_hub.presenters import (
     child_view,
     decode_cursor,
     encode_cursor,
@@ -34,9 +32,9 @@ from omtx_hub.api.views import (
     summary_view,
 )
 from omtx_hub.auth import Limits
-from omtx_hub.domain import ACTIVE, JobType, target_key_for
-from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge
+from omtx_hub.errors import NotFound, PayloadTooLarge
 from omtx_hub.hub import Hub
+from omtx_hub.services import batch_record, estimate, job_folder, rescore_choice, status_warnings
 from omtx_hub.storage import is_safe_file_name
 from omtx_hub.submission import build_batch_submission, build_job_submission
 
@@ -49,14 +47,10 @@ _MEDIA = {"json": "application/json", "csv": "text/csv", "cif": "chemical/x-mmci
 StatusFilter = Query(None, pattern="^(pending|running|completed|failed|cancelled)$")
 
 
-def _hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
-
 
 def _submitter(request: Request) -> tuple[Hub, str, Limits]:
     """The hub, the submitting owner and its limits, after the owner's rate limit is counted."""
-    hub = _hub(request)
+    hub = get_hub(request)
     owner = principal_of(request).owner
     limits = hub.limits_for(owner)
     size = request.headers.get("content-length", "")
@@ -100,30 +94,6 @@ def submit_batch(
     return _submit_batch(request, body, [(lig.name, lig.smiles) for lig in body.ligands], dry_run=dry_run)
 
 
-def _estimate(hub: Hub, sub: Any) -> dict[str, Any]:
-    """Accelerator time and cost of a batch, from this target's observed throughput or the documented default."""
-    key = target_key_for(sub.predictor, sub.protein_sequence, sub.target)
-    observed = hub.manager.observed_seconds_per_job(sub.predictor, key)
-    if observed is not None:
-        per_ligand, basis = observed[0], f"median of the last {observed[1]} completed jobs of this predictor and target"
-    else:
-        per_ligand = hub.settings.default_seconds_per_ligand.get(sub.predictor)
-        basis = "OMTX_DEFAULT_SECONDS_PER_LIGAND (no completed job of this target yet)"
-    n = len(sub.ligands)
-    price = hub.settings.price_per_accelerator_hour
-    total = per_ligand * n if per_ligand is not None else None
-    workers = sum(1 for w in hub.manager.live_workers(hub.settings.worker_seen_seconds) if sub.predictor in w["predictors"])
-    return {
-        "dry_run": True, "predictor": sub.predictor, "ligands": n, "skipped": sub.skipped, "filtered": sub.filtered,
-        "seconds_per_ligand": per_ligand, "basis": basis if per_ligand is not None else "no estimate for this predictor",
-        "estimated_accelerator_seconds": total,
-        "estimated_cost": round(total / 3600 * price, 4) if total is not None and price else None,
-        "price_per_accelerator_hour": price or None, "currency": hub.settings.currency,
-        "live_workers": workers,
-        "estimated_wall_seconds": (total / workers) if total is not None and workers else None,
-    }  # fmt: skip
-
-
 def _submit_batch(request: Request, body: BatchRequest, ligands: list[tuple[str, str]], *, dry_run: bool = False,
                   source: dict[str, Any] | None = None, endpoint: str | None = None) -> Any:  # fmt: skip
     hub, owner, limits = _submitter(request)
@@ -145,7 +115,7 @@ def _submit_batch(request: Request, body: BatchRequest, ligands: list[tuple[str,
         filters=body.filters,
     )
     if dry_run:
-        return JSONResponse(status_code=200, content=_estimate(hub, sub))
+        return JSONResponse(status_code=200, content=estimate(hub, sub))
     if source is not None:
         sub = dataclasses.replace(sub, source=source)
     if endpoint is not None:
@@ -175,7 +145,7 @@ async def submit_batch_file(
     filters: Annotated[str | None, Form(description="Pre-filters as a JSON object (see the JSON endpoint).")] = None,
     dry_run: bool = Query(False, description="Validate and estimate time and cost; queue nothing."),
 ) -> Any:
-    hub = _hub(request)
+    hub = get_hub(request)
     parsed_params = json_object_field(params, "params", "invalid_params")
     parsed_filters = json_object_field(filters, "filters", "invalid_filters") if filters else None
     ligands = await run_in_threadpool(read_ligand_upload, file, hub.settings.max_upload_bytes)
@@ -190,18 +160,9 @@ async def submit_batch_file(
 @router.post("/batch/{batch_id}/rescore", status_code=202, response_model=BatchSubmitted,
              summary="Funnel: send the top K of a batch to another predictor as a new, linked batch")  # fmt: skip
 def rescore(batch_id: str, body: RescoreRequest, request: Request) -> Any:
-    hub = _hub(request)
+    hub = get_hub(request)
     parent = batch_record(hub, batch_id, scope_of(request))
-    key, direction = default_ranking(parent)
-    key, direction = body.sort or key, body.order or direction
-    if key is None:
-        raise InvalidInput("the source batch has no primary score: pass sort", code="sort_required")
-    ranking = plan_rows(hub.manager, batch_id, sort_key=key, direction=direction, status="completed", top=body.top_k)
-    chosen = [(r["ligand_name"], r["ligand_smiles"]) for r in stream_rows(hub.manager, batch_id, ranking, 0.0)
-              if r["rank"] is not None]  # fmt: skip
-    if not chosen:
-        raise InvalidInput(f"batch {batch_id} has no completed ligand with a {key!r} value to send on",
-                           code="nothing_to_rescore")  # fmt: skip
+    key, direction, chosen = rescore_choice(hub, parent, body.sort, body.order, body.top_k)
     source_target = (parent["input"].get("target") or {}).get("target_id")
     target_id = body.target_id or source_target
     request_body = BatchRequest(
@@ -223,7 +184,7 @@ def list_jobs(
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = None,
 ) -> Any:
-    hub = _hub(request)
+    hub = get_hub(request)
     rows = hub.manager.list_jobs(
         owner=scope_of(request), job_type=job_type, status=status, limit=limit + 1, before_id=decode_cursor(cursor)
     )
@@ -240,7 +201,7 @@ def list_children(
     limit: int = Query(100, ge=1, le=1000),
     cursor: str | None = None,
 ) -> Any:
-    hub = _hub(request)
+    hub = get_hub(request)
     batch_record(hub, batch_id, scope_of(request))
     after = decode_cursor(cursor)
     rows = hub.manager.list_children(batch_id, status=status, limit=limit + 1, after_index=-1 if after is None else after)
@@ -255,33 +216,20 @@ def list_children(
 
 @router.get("/{job_id}/status", response_model=JobStatusOut, summary="Status, progress and results")
 def job_status(job_id: str, request: Request) -> Any:
-    hub = _hub(request)
+    hub = get_hub(request)
     r = hub.manager.get(job_id, scope_of(request))
-    warnings = []
-    if r["status"] in ACTIVE:
-        if r["predictor"] not in hub.served_predictors():
-            warnings.append(
-                f"no worker that runs predictor {r['predictor']!r} has been seen in the last "
-                f"{hub.settings.worker_seen_seconds:g} s; the job waits until one starts "
-                f"(omtx-hub worker --predictor {r['predictor']})"
-            )
-        elif r["predictor"] in hub.paused_predictors():
-            warnings.append(
-                f"every worker of predictor {r['predictor']!r} is paused: {hub.paused_predictors()[r['predictor']]}; "
-                "jobs wait (no attempt is spent) and resume when the store accepts writes again"
-            )
-    return status_view(r, warnings)
+    return status_view(r, status_warnings(hub, r))
 
 
 @router.get("/{job_id}", summary="The full job record")
 def job_record(job_id: str, request: Request) -> Any:
-    hub = _hub(request)
+    hub = get_hub(request)
     return full_view(hub.manager.get(job_id, scope_of(request)))
 
 
 @router.get("/{job_id}/events", summary="Audit trail: every state transition")
 def job_events(job_id: str, request: Request) -> Any:
-    hub = _hub(request)
+    hub = get_hub(request)
     hub.manager.get(job_id, scope_of(request))
     items = [
         {"from": e["from_status"], "to": e["to_status"], "at": iso(e["at"]), "worker_id": e["worker_id"],
@@ -293,35 +241,28 @@ def job_events(job_id: str, request: Request) -> Any:
 
 @router.post("/{job_id}/cancel", response_model=JobStatusOut, summary="Cancel a job or a whole batch")
 def cancel(job_id: str, request: Request) -> Any:
-    hub = _hub(request)
+    hub = get_hub(request)
     return status_view(hub.manager.cancel(job_id, scope_of(request)), [])
 
 
 @router.post("/{job_id}/retry", response_model=JobStatusOut, summary="Retry a failed job or a batch's failed children")
 def retry(job_id: str, request: Request) -> Any:
-    hub = _hub(request)
+    hub = get_hub(request)
     return status_view(hub.manager.retry(job_id, scope_of(request)), [])
-
-
-def _folder(hub: Hub, job_id: str, scope: str | None) -> str:
-    r = hub.manager.get(job_id, scope)
-    if r["job_type"] == JobType.BATCH_PARENT.value:
-        return hub.store.batch_dir(job_id)
-    return hub.store.job_dir(job_id, r["batch_parent_id"])
 
 
 @router.get("/{job_id}/files", summary="Files stored for a job or batch")
 def list_files(job_id: str, request: Request) -> Any:
-    hub = _hub(request)
-    folder = _folder(hub, job_id, scope_of(request))
+    hub = get_hub(request)
+    folder = job_folder(hub, job_id, scope_of(request))
     return {"job_id": job_id, "files": [{"name": n, "size": hub.store.size(f"{folder}/{n}")}
                                         for n in hub.store.list_files(folder)]}  # fmt: skip
 
 
 @router.get("/{job_id}/files/{name}", summary="Download one file", response_class=StreamingResponse)
 def download(job_id: str, name: str, request: Request) -> Any:
-    hub = _hub(request)
-    folder = _folder(hub, job_id, scope_of(request))
+    hub = get_hub(request)
+    folder = job_folder(hub, job_id, scope_of(request))
     if not is_safe_file_name(name) or name not in hub.store.list_files(folder):
         raise NotFound(f"job {job_id} has no file named {name!r}", code="file_not_found")
     media = _MEDIA.get(name.rsplit(".", 1)[-1].lower(), "application/octet-stream")

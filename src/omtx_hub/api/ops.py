@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
-from omtx_hub.api.security import require_admin
+from omtx_hub.access import get_hub, require_admin
 from omtx_hub.domain import TERMINAL, JobStatus, JobType
 from omtx_hub.errors import QueueUnavailable
 from omtx_hub.queue import QueueManager
@@ -95,7 +95,7 @@ def readyz(request: Request) -> Any:
     """503 when the database does not answer (nothing works without it). A store that refuses writes
     (a full disk) is 200 ``degraded``: the API still serves status, results and submissions, while
     workers hold their jobs back until it accepts writes again."""
-    hub = request.app.state.hub
+    hub = get_hub(request)
     try:
         hub.manager.ping()
     except QueueUnavailable as exc:

@@ -10,11 +10,10 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from omtx_hub.api.schemas import ERROR_RESPONSES
-from omtx_hub.api.security import authenticate, principal_of, scope_of
+from omtx_hub.access import authenticate, get_hub, principal_of, scope_of
 from omtx_hub.api.uploads import json_object_field, read_upload
-from omtx_hub.api.views import decode_cursor, encode_cursor, iso
+from omtx_hub.presenters import decode_cursor, encode_cursor, iso
 from omtx_hub.errors import NotFound
-from omtx_hub.hub import Hub
 
 __all__ = ["router"]
 
@@ -49,7 +48,7 @@ async def create_target(
     msa: Annotated[UploadFile | None, File(
         description="Optional MSA (.a3m) of the protein, first sequence = the target's; used by Boltz-2.")] = None,
 ) -> Any:
-    hub: Hub = request.app.state.hub
+    hub = get_hub(request)
     site = json_object_field(binding_site, "binding_site", "invalid_binding_site") if binding_site else None
     limit = hub.settings.max_upload_bytes
     receptor_data = await run_in_threadpool(read_upload, receptor, limit) if receptor else None
@@ -67,7 +66,7 @@ async def create_target(
 
 @router.get("", summary="List docking targets, newest first")
 def list_targets(request: Request, limit: int = Query(50, ge=1, le=500), cursor: str | None = None) -> Any:
-    hub: Hub = request.app.state.hub
+    hub = get_hub(request)
     rows = hub.targets.list(scope_of(request), limit=limit + 1, before_id=decode_cursor(cursor))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -76,7 +75,7 @@ def list_targets(request: Request, limit: int = Query(50, ge=1, le=500), cursor:
 
 @router.get("/{target_id}", summary="One docking target")
 def get_target(target_id: str, request: Request) -> Any:
-    hub: Hub = request.app.state.hub
+    hub = get_hub(request)
     return _view(hub.targets.get(target_id, scope_of(request)))
 
 
@@ -84,7 +83,7 @@ def get_target(target_id: str, request: Request) -> Any:
 def target_file(target_id: str, name: str, request: Request) -> Any:
     from fastapi.responses import Response
 
-    hub: Hub = request.app.state.hub
+    hub = get_hub(request)
     record = hub.targets.get(target_id, scope_of(request))
     if name not in record["files"]:
         raise NotFound(f"target {target_id} has no file named {name!r}", code="file_not_found")

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 
 from omtx_hub.api.schemas import ERROR_RESPONSES, _Strict
-from omtx_hub.api.security import authenticate, principal_of, scope_of
-from omtx_hub.api.views import iso
-from omtx_hub.hub import Hub
+from omtx_hub.access import authenticate, get_hub, principal_of, scope_of
+from omtx_hub.presenters import iso
 from omtx_hub.webhooks import EVENTS
 
 __all__ = ["router"]
@@ -35,26 +34,26 @@ def _view(w: dict[str, Any], secret: bool = False) -> dict[str, Any]:
 
 @router.post("", status_code=201, summary="Register a webhook (the answer shows its secret, once)")
 def create_webhook(body: WebhookRequest, request: Request) -> Any:
-    hub: Hub = request.app.state.hub
+    hub = get_hub(request)
     record = hub.webhooks.create(principal_of(request).owner, body.url, body.events, body.secret)
     return _view(record, secret=True)
 
 
 @router.get("", summary="This owner's webhooks")
 def list_webhooks(request: Request) -> Any:
-    hub: Hub = request.app.state.hub
+    hub = get_hub(request)
     return {"items": [_view(w) for w in hub.webhooks.list(scope_of(request))]}
 
 
 @router.delete("/{webhook_id}", status_code=204, summary="Delete a webhook (pending deliveries are dropped)")
 def delete_webhook(webhook_id: str, request: Request) -> None:
-    hub: Hub = request.app.state.hub
+    hub = get_hub(request)
     hub.webhooks.delete(webhook_id, scope_of(request))
 
 
 @router.get("/{webhook_id}/deliveries", summary="Delivery log, newest first")
 def deliveries(webhook_id: str, request: Request, limit: int = Query(100, ge=1, le=1000)) -> Any:
-    hub: Hub = request.app.state.hub
+    hub = get_hub(request)
     items = [
         {"delivery_id": d["delivery_id"], "event": d["event"], "job_id": d["job_id"], "status": d["status"],
          "attempts": d["attempts"], "response_status": d["response_status"], "last_error": d["last_error"],

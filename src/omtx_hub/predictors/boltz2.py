@@ -51,7 +51,7 @@ import yaml
 from omtx_hub.domain import Target
 from omtx_hub.errors import PermanentPredictionError, PredictorUnavailable, TransientPredictionError
 from omtx_hub.models import missing_boltz2_message
-from omtx_hub.params import Boltz2Params
+from omtx_hub.predictors.boltz2_spec import BOLTZ2, Boltz2Params
 from omtx_hub.predictors.base import Outcome, PredictionTask, TargetArtifacts
 from omtx_hub.settings import Settings
 
@@ -110,9 +110,9 @@ class _Watch:
 
 
 class Boltz2Predictor:
-    name = "boltz2"
-    primary_score = "affinity_probability_binary"
-    score_direction: Literal["asc", "desc"] = "desc"
+    name = BOLTZ2.name
+    primary_score = BOLTZ2.primary  # declared with its fields in boltz2_spec.py
+    score_direction: Literal["asc", "desc"] = BOLTZ2.primary_field.direction or "asc"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -29,7 +29,7 @@ from vina import Vina
 
 from omtx_hub.domain import Target
 from omtx_hub.errors import PermanentPredictionError, PredictionError, TransientPredictionError
-from omtx_hub.params import VinaParams
+from omtx_hub.predictors.vina_spec import VINA, VinaParams
 from omtx_hub.predictors.base import Outcome, PredictionTask, TargetArtifacts
 from omtx_hub.predictors.ligand_prep import prepare_ligand
 
@@ -40,9 +40,9 @@ _ENGINES_PER_TARGET = 4  # Vina objects (one per seed) kept with their maps
 
 
 class VinaPredictor:
-    name = "vina"
-    primary_score = "vina_score_kcal_mol"
-    score_direction: Literal["asc", "desc"] = "asc"
+    name = VINA.name
+    primary_score = VINA.primary  # declared with its fields in vina_spec.py
+    score_direction: Literal["asc", "desc"] = VINA.primary_field.direction or "asc"
 
     def __init__(self, cpu: int = 0) -> None:
         self.cpu = cpu

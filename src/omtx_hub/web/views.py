@@ -10,15 +10,15 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from omtx_hub.api.security import SESSION_COOKIE, session_principal
-from omtx_hub.api.views import iso, progress
+from omtx_hub.access import SESSION_COOKIE, get_hub, session_principal
+from omtx_hub.presenters import iso, progress
 from omtx_hub.auth import SESSION_SECONDS, Principal
 from omtx_hub.chem import check_smiles
 from omtx_hub.domain import JobType
 from omtx_hub.errors import InvalidInput
 from omtx_hub.hub import Hub
 from omtx_hub.registry import available_predictors
-from omtx_hub.web.fields import field_help
+from omtx_hub.predictors.catalog import field_help
 
 __all__ = ["STATIC_DIR", "LoginRequired", "router"]
 
@@ -28,10 +28,6 @@ templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals.update(iso=iso, field_help=field_help)
 router = APIRouter(include_in_schema=False)
 
-
-def _hub(request: Request) -> Hub:
-    hub: Hub = request.app.state.hub
-    return hub
 
 
 LOGIN_CSRF_COOKIE = "omtx_login_csrf"
@@ -49,11 +45,11 @@ def _page(request: Request) -> tuple[Hub, Principal]:
     principal = session_principal(request)
     if principal is None:
         raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
-    return _hub(request), principal
+    return get_hub(request), principal
 
 
 def _render(request: Request, principal: Principal, template: str, context: dict[str, Any]) -> Any:
-    hub = _hub(request)
+    hub = get_hub(request)
     token = request.cookies.get(SESSION_COOKIE, "")
     context = {**context, "principal": principal, "csrf_token": hub.keys.csrf_token(token)}
     return templates.TemplateResponse(request, template, context)
@@ -75,7 +71,7 @@ def login_page(request: Request, next: str = "/") -> Any:
 
 @router.post("/login", response_class=HTMLResponse)
 def login(request: Request, api_key: str = Form(...), csrf: str = Form(...), next: str = Form("/")) -> Any:
-    hub = _hub(request)
+    hub = get_hub(request)
     expected = request.cookies.get(LOGIN_CSRF_COOKIE)
     principal = hub.keys.verify(api_key.strip()) if expected and secrets.compare_digest(csrf, expected) else None
     if principal is None:
@@ -96,7 +92,7 @@ def login(request: Request, api_key: str = Form(...), csrf: str = Form(...), nex
 
 @router.post("/logout")
 def logout(request: Request, csrf: str = Form(...)) -> Any:
-    hub = _hub(request)
+    hub = get_hub(request)
     token = request.cookies.get(SESSION_COOKIE, "")
     response = RedirectResponse("/login", status_code=303)
     if token and secrets.compare_digest(csrf, hub.keys.csrf_token(token)):

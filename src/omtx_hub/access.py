@@ -12,11 +12,17 @@ from omtx_hub.auth import Principal
 from omtx_hub.errors import Forbidden, Unauthorized
 from omtx_hub.hub import Hub
 
-__all__ = ["SESSION_COOKIE", "authenticate", "principal_of", "require_admin", "scope_of"]
+__all__ = ["SESSION_COOKIE", "authenticate", "get_hub", "principal_of", "require_admin", "scope_of", "session_principal"]
 
 SESSION_COOKIE = "omtx_session"
 CSRF_HEADER = "x-csrf-token"
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def get_hub(request: Request) -> Hub:
+    """The hub the application was built over (a FastAPI dependency, or called with the request)."""
+    hub: Hub = request.app.state.hub
+    return hub
 
 
 def _key_from_headers(request: Request) -> str | None:
@@ -27,13 +33,13 @@ def _key_from_headers(request: Request) -> str | None:
 
 
 def session_principal(request: Request) -> Principal | None:
-    hub: Hub = request.app.state.hub
+    hub = get_hub(request)
     token = request.cookies.get(SESSION_COOKIE)
     return hub.keys.session_principal(token) if token else None
 
 
 def authenticate(request: Request) -> Principal:
-    hub: Hub = request.app.state.hub
+    hub = get_hub(request)
     key = _key_from_headers(request)
     if key is not None:
         principal = hub.keys.verify(key)

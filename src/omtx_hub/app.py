@@ -1,4 +1,6 @@
-"""``create_app(settings)``: the FastAPI application, its parts built explicitly (no globals)."""
+"""``create_app(settings)``: the one application, the REST API and the web UI over one hub, its parts
+built explicitly (no globals). The only module that imports both :mod:`omtx_hub.api` and
+:mod:`omtx_hub.web`."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry
 
 import omtx_hub
+from omtx_hub import web
 from omtx_hub.api import exports, jobs, ops, targets, webhooks
 from omtx_hub.api.errors import install_error_handlers
 from omtx_hub.api.limits import BodyLimitMiddleware
@@ -40,9 +43,6 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     app.include_router(exports.router)
     app.include_router(webhooks.router)
     app.include_router(ops.router)
-
-    from omtx_hub import web  # the UI renders with the API's views; imported here to keep imports one-way
-
     app.include_router(web.router)
 
     @app.exception_handler(web.LoginRequired)

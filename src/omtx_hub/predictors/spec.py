@@ -1,0 +1,49 @@
+"""How a predictor declares itself without being imported: its parameters (a pydantic model) and its
+result fields (name, unit, meaning, and which one is the primary score and in which direction).
+
+Declarations are pure data (pydantic only), so the API, the web UI, the CLI and the exports read
+them on a machine where the predictor's own packages are not installed. The catalog
+(:mod:`omtx_hub.predictors.catalog`) lists the shipped ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+__all__ = ["PredictorSpec", "ResultField"]
+
+
+@dataclass(frozen=True)
+class ResultField:
+    """One field of a job's ``results``."""
+
+    name: str
+    meaning: str
+    unit: str | None = None
+    direction: Literal["asc", "desc"] | None = None  # a score: which way is better (asc: lower is better)
+    label: str | None = None  # a short column heading where tables show it beside the primary score
+
+
+@dataclass(frozen=True)
+class PredictorSpec:
+    name: str
+    params: type[BaseModel]
+    fields: tuple[ResultField, ...]
+    primary: str  # the field a batch is ranked by unless the caller says otherwise
+
+    def __post_init__(self) -> None:
+        primary = self.field(self.primary)
+        if primary is None or primary.direction is None:
+            raise ValueError(f"{self.name}: the primary score {self.primary!r} must be a declared field with a direction")
+
+    def field(self, name: str) -> ResultField | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+    @property
+    def primary_field(self) -> ResultField:
+        found = self.field(self.primary)
+        assert found is not None  # checked in __post_init__
+        return found
