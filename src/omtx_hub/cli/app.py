@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from omtx_hub.cli.common import forget_settings
+
 __all__ = ["app", "db_app", "keys_app", "models_app", "target_app", "webhooks_app"]
 
 app = typer.Typer(help="OMTX-Hub: protein–ligand prediction jobs and batch screens.", no_args_is_help=True)
@@ -20,3 +22,9 @@ app.add_typer(target_app, name="target")
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(webhooks_app, name="webhooks")
+
+
+@app.callback()
+def _each_command() -> None:
+    # runs before every command: settings are read afresh for it (and then once)
+    forget_settings()

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-import click
 import typer
 from rich.console import Console
 
@@ -35,6 +34,7 @@ __all__ = [
     "console",
     "err",
     "fail",
+    "forget_settings",
     "hub_client",
     "local_hub",
     "local_key_path",
@@ -86,17 +86,21 @@ def hub_client(url: str) -> Iterator[HubClient]:
             fail(exc)
 
 
+_settings: list[Settings] = []  # the current invocation's, once read
+
+
 def settings() -> Settings:
-    """The hub's settings (environment and ``.env``), read once per command invocation."""
+    """The hub's settings (environment and ``.env``), read once per command invocation (the root
+    callback forgets them before each one, so in-process runners see their own environment)."""
     from omtx_hub.settings import Settings
 
-    root = click.get_current_context().find_root()
-    if not isinstance(root.obj, dict):
-        root.obj = {}
-    if "settings" not in root.obj:
-        root.obj["settings"] = Settings()
-    found: Settings = root.obj["settings"]
-    return found
+    if not _settings:
+        _settings.append(Settings())
+    return _settings[0]
+
+
+def forget_settings() -> None:
+    _settings.clear()
 
 
 @contextmanager

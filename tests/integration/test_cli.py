@@ -1,0 +1,82 @@
+"""The ``omtx-hub`` commands in-process (Typer's CliRunner) against a real hub: server-side commands
+on a real SQLite file, client commands over HTTP to a real server on loopback."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from omtx_hub.cli import app
+from omtx_hub.hub import Hub, open_hub
+from omtx_hub.server import BackgroundServer
+
+from conftest import PROTEIN, TEST_PLUGIN, free_port, make_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[Hub, dict[str, str]]]:
+    """A hub served on loopback, and the environment a client command (or a server one) runs with."""
+    database = f"sqlite:///{tmp_path / 'hub.db'}"
+    hub = open_hub(make_settings(tmp_path, database))
+    key, _ = hub.keys.create("local", admin=True)
+    server = BackgroundServer(hub, "127.0.0.1", free_port()).start()
+    env = {"OMTX_URL": server.url, "OMTX_API_KEY": key, "OMTX_DATABASE_URL": database,
+           "OMTX_HOME": str(tmp_path / "home"), "OMTX_STORAGE_URL": str(tmp_path / "results"),
+           "OMTX_PREDICTOR_PLUGINS": json.dumps(TEST_PLUGIN), "OMTX_DEFAULT_PREDICTOR": "test",
+           "COLUMNS": "250"}  # fmt: skip  (rich tables wide enough to hold whole ids)
+    yield hub, env
+    server.stop()
+    hub.close()
+
+
+def test_client_commands_submit_watch_cancel_and_list(served: tuple[Hub, dict[str, str]]) -> None:
+    hub, env = served
+    submitted = runner.invoke(app, ["submit", "--smiles", "CCO", "--name", "ethanol", "-s", PROTEIN], env=env)
+    assert submitted.exit_code == 0, submitted.output
+    job_id, status = submitted.output.split()
+    assert job_id.startswith("job_") and status == "pending"
+    shown = runner.invoke(app, ["status", job_id], env=env)
+    assert shown.exit_code == 0 and json.loads(shown.output)["job_id"] == job_id
+    cancelled = runner.invoke(app, ["cancel", job_id], env=env)
+    assert cancelled.exit_code == 0 and cancelled.output.strip() == f"{job_id}: cancelled"
+    retried = runner.invoke(app, ["retry", job_id], env=env)
+    assert retried.exit_code == 0 and retried.output.strip() == f"{job_id}: pending"
+    listed = runner.invoke(app, ["jobs", "--limit", "5"], env=env)
+    assert listed.exit_code == 0 and job_id in listed.output
+    assert hub.manager.get(job_id)["status"] == "pending"
+
+
+def test_a_refusal_is_exit_1_with_the_hubs_code(served: tuple[Hub, dict[str, str]]) -> None:
+    _, env = served
+    missing = runner.invoke(app, ["status", "job_nope"], env=env)
+    assert missing.exit_code == 1 and "error 404 job_not_found" in missing.output
+    bad = runner.invoke(app, ["submit", "--smiles", "not a smiles(", "-s", PROTEIN], env=env)
+    assert bad.exit_code == 1 and "error 422" in bad.output
+    empty = runner.invoke(app, ["target", "list"], env=env)
+    assert empty.exit_code == 0 and "target_id" in empty.output
+    hooks = runner.invoke(app, ["webhooks", "deliveries", "wh_nope"], env=env)
+    assert hooks.exit_code == 1 and "error 404" in hooks.output
+
+
+def test_server_side_commands_keys_limits_and_prune(served: tuple[Hub, dict[str, str]]) -> None:
+    hub, env = served
+    created = runner.invoke(app, ["keys", "create", "--owner", "alice", "--label", "cli test"], env=env)
+    assert created.exit_code == 0 and created.output.startswith("omtx_")
+    listed = runner.invoke(app, ["keys", "list", "--owner", "alice"], env=env)
+    assert listed.exit_code == 0 and "alice" in listed.output and "cli test" in listed.output
+    limits = runner.invoke(app, ["keys", "limits", "alice", "--max-batch-size", "7"], env=env)
+    assert limits.exit_code == 0 and json.loads(limits.output)["overrides"] == {"max_batch_size": 7}
+    refused = runner.invoke(app, ["keys", "limits", "alice", "--clear", "no_such_limit"], env=env)
+    assert refused.exit_code == 1 and "error:" in refused.output
+    unknown = runner.invoke(app, ["keys", "revoke", "key_nope"], env=env)
+    assert unknown.exit_code == 1 and "error:" in unknown.output
+    pruned = runner.invoke(app, ["db", "prune", "--older-than", "1d", "--dry-run"], env=env)
+    assert pruned.exit_code == 0 and "would delete 0 finished jobs" in pruned.output
+    assert runner.invoke(app, ["db", "prune", "--older-than", "soon"], env=env).exit_code == 2  # a usage error
+    assert runner.invoke(app, ["db", "migrate"], env=env).output.strip() == "schema is up to date"
