@@ -67,9 +67,10 @@ BOLTZ2 = PredictorSpec(
         ResultField("delta_g_kcal_mol_derived", "Derived by the hub: −RT·ln(10)·pIC50 at 298.15 K, kcal/mol; reads "
                     "IC50 as a dissociation constant (an approximation, for ranking).", unit="kcal/mol",
                     direction="asc"),
-        ResultField("msa_mode", "Boltz-2: the MSA used: empty (single sequence), upload (the target's .a3m) or server."),
-        ResultField("msa_warning", "Boltz-2 ran without an MSA: expect lower accuracy."),
+        ResultField("msa_mode", "Boltz-2: the MSA used: empty (single sequence), upload (the target's .a3m) or server.",
+                    kind="text"),
+        ResultField("msa_warning", "Boltz-2 ran without an MSA: expect lower accuracy.", kind="text"),
         ResultField("model_weights", "Which weights produced this: checkpoint, or random-test-fixture (meaningless "
-                    "numbers)."),
+                    "numbers).", kind="text"),
     ),
 )  # fmt: skip

@@ -25,6 +25,7 @@ class ResultField:
     unit: str | None = None
     direction: Literal["asc", "desc"] | None = None  # a score: which way is better (asc: lower is better)
     label: str | None = None  # a short column heading where tables show it beside the primary score
+    kind: Literal["number", "text", "list"] = "number"  # lists are not export columns
 
 
 @dataclass(frozen=True)

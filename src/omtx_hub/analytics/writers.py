@@ -1,12 +1,5 @@
-"""Screen analytics: one flat row per ligand, ranking, statistics and streamed exports.
-
-A row holds the ligand (name, SMILES, properties), its status and error, every scalar result of
-the predictor under the predictor's own field names (units in the names, or documented in
-docs/analytics.md for boltz's), and its measured cost. Rows are produced in two passes so that a
-100,000-ligand export never holds every row: pass 1 reads the children once and keeps only what
-ordering needs (index, sort value, which columns exist); pass 2 reads the children again in that
-order, a few hundred at a time, and the writers turn each row into bytes as they go.
-"""
+"""Writers: a ranked batch as a stream of bytes in CSV, JSON, SDF (RDKit's writer), ZIP of
+structures with a manifest, or Parquet (a declared schema). Each writes as rows arrive."""
 
 from __future__ import annotations
 
@@ -14,201 +7,24 @@ import csv
 import io
 import json
 import logging
-import math
-import statistics
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
+from omtx_hub.analytics.rows import COST_COLUMNS, Ranking, number, stream_rows
 from omtx_hub.domain import JobStatus
 from omtx_hub.errors import InvalidInput
-from omtx_hub.ligands import PROPERTY_FIELDS
+from omtx_hub.predictors.catalog import SPECS
 from omtx_hub.queue import QueueManager
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore
 
-__all__ = ["EXPORT_FORMATS", "Ranking", "batch_stats", "export_stream", "plan_rows", "row_of", "stream_rows"]
+__all__ = ["EXPORT_FORMATS", "export_stream"]
 
 EXPORT_FORMATS = {"csv": "text/csv", "json": "application/json", "sdf": "chemical/x-mdl-sdfile",
                   "zip": "application/zip", "parquet": "application/vnd.apache.parquet"}  # fmt: skip
-BASE_COLUMNS = ["rank", "job_id", "batch_index", "ligand_name", "ligand_smiles", "status"]
-COST_COLUMNS = ["wall_seconds", "accelerator_seconds", "cost"]
-TAIL_COLUMNS = ["duplicate_of", "error_code", "error_message"]
-_PAGE = 500
 logger = logging.getLogger("omtx_hub.analytics")
 
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        return None
-    return float(value)
-
-
-def _scalars(results: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (results or {}).items() if isinstance(v, (int, float, str, bool)) or v is None}
-
-
-def _property_cells(props: dict[str, Any] | None) -> dict[str, Any]:
-    cells: dict[str, Any] = {}
-    for name in PROPERTY_FIELDS:
-        value = (props or {}).get(name)
-        cells[name] = "; ".join(value) if isinstance(value, list) else value
-    return cells
-
-
-def row_of(child: dict[str, Any], price_per_hour: float) -> dict[str, Any]:
-    """The flat row of one child (no rank)."""
-    error = child["error"] or {}
-    accel = child["accelerator_seconds"]
-    return {
-        "job_id": child["job_id"],
-        "batch_index": child["batch_index"],
-        "ligand_name": child["input"]["ligand_name"],
-        "ligand_smiles": child["input"]["ligand_smiles"],
-        "status": child["status"],
-        **_property_cells(child["input"].get("properties")),
-        **_scalars(child["results"]),
-        "wall_seconds": child["wall_seconds"],
-        "accelerator_seconds": accel,
-        "cost": round(accel / 3600 * price_per_hour, 6) if accel is not None and price_per_hour else None,
-        "error_code": error.get("code"),
-        "error_message": error.get("message"),
-    }
-
-
-@dataclass
-class Ranking:
-    """Pass 1: the order of the rows, their ranks, the columns that exist, duplicates by InChIKey."""
-
-    order: list[int]
-    ranks: dict[int, int]
-    columns: list[str]
-    duplicates: dict[int, str] = field(default_factory=dict)
-    sort_key: str = ""
-    direction: str = "asc"
-    result_columns: list[str] = field(default_factory=list)  # the predictor's own fields among ``columns``
-
-
-def plan_rows(
-    manager: QueueManager,
-    batch_id: str,
-    *,
-    sort_key: str,
-    direction: str,
-    status: str | None = None,
-    top: int | None = None,
-    observe: Callable[[dict[str, Any]], None] | None = None,
-) -> Ranking:
-    """Read the children once; rank completed ones with a value of ``sort_key`` (best first), then the rest.
-
-    ``observe`` is shown every child as it is read (its batch_index, status, input and results), so
-    a caller that needs more than the ranking (statistics) does not read the batch a second time."""
-    scored: list[tuple[float, int]] = []
-    rest: list[int] = []
-    result_columns: dict[str, None] = {sort_key: None}
-    first_by_key: dict[str, str] = {}
-    duplicates: dict[int, str] = {}
-    for child in manager.iter_children(batch_id, columns=("batch_index", "status", "input", "results")):
-        if observe is not None:
-            observe(child)
-        index = child["batch_index"]
-        props = child["input"].get("properties") or {}
-        key = props.get("inchikey")
-        if key:
-            if key in first_by_key:
-                duplicates[index] = first_by_key[key]
-            else:
-                first_by_key[key] = child["input"]["ligand_name"]
-        if status is not None and child["status"] != status:
-            continue
-        results = child["results"] or {}
-        result_columns.update(dict.fromkeys(k for k, v in _scalars(results).items()))
-        value = _number(results.get(sort_key))
-        if value is None and sort_key in PROPERTY_FIELDS:
-            value = _number(props.get(sort_key))
-        if child["status"] == JobStatus.COMPLETED.value and value is not None:
-            scored.append((value if direction == "asc" else -value, index))
-        else:
-            rest.append(index)
-    scored.sort()
-    ranks = {index: position for position, (_, index) in enumerate(scored, start=1)}
-    order = [index for _, index in scored] + rest
-    if top is not None:
-        order = order[:top]
-    results_only = [c for c in result_columns if c not in PROPERTY_FIELDS and c not in BASE_COLUMNS]
-    columns = BASE_COLUMNS + results_only + list(PROPERTY_FIELDS) + COST_COLUMNS + TAIL_COLUMNS
-    return Ranking(order, ranks, columns, duplicates, sort_key, direction, results_only)
-
-
-def stream_rows(manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float) -> Iterator[dict[str, Any]]:
-    """Pass 2: the rows in ranking order, read a page at a time."""
-    for start in range(0, len(ranking.order), _PAGE):
-        wanted = ranking.order[start : start + _PAGE]
-        found = {c["batch_index"]: c for c in manager.children_by_index(batch_id, wanted)}
-        for index in wanted:
-            child = found.get(index)
-            if child is None:
-                continue  # pruned in between
-            row = row_of(child, price_per_hour)
-            row["rank"] = ranking.ranks.get(index)
-            row["duplicate_of"] = ranking.duplicates.get(index)
-            yield row
-
-
-# ---------------------------------------------------------------------------------- statistics
-
-
-def _histogram(values: list[float], bins: int = 20) -> dict[str, Any]:
-    low, high = min(values), max(values)
-    width = (high - low) / bins if high > low else 1.0
-    counts = [0] * bins
-    for v in values:
-        counts[min(bins - 1, int((v - low) / width))] += 1
-    return {"edges": [low + i * width for i in range(bins + 1)], "counts": counts}
-
-
-def batch_stats(
-    manager: QueueManager, batch_id: str, *, primary: str, direction: str, settings: Settings, top: int = 10
-) -> dict[str, Any]:
-    """Counts by status, summary and histogram of every numeric field, the top N, cost sums."""
-    parent = manager.get(batch_id)
-    numbers: dict[str, list[float]] = {}
-
-    def collect(child: dict[str, Any]) -> None:
-        if child["status"] != JobStatus.COMPLETED.value:
-            return
-        fields = {**_scalars(child["results"]),
-                  **{k: v for k, v in (child["input"].get("properties") or {}).items() if k in PROPERTY_FIELDS}}  # fmt: skip
-        for name, value in fields.items():
-            number = _number(value)
-            if number is not None:
-                numbers.setdefault(name, []).append(number)
-
-    ranking = plan_rows(manager, batch_id, sort_key=primary, direction=direction, top=top, observe=collect)
-    summary = {
-        name: {"count": len(vals), "min": min(vals), "median": statistics.median(vals),
-               "mean": statistics.fmean(vals), "max": max(vals), "histogram": _histogram(vals)}
-        for name, vals in sorted(numbers.items())
-    }  # fmt: skip
-    best = [
-        {k: row.get(k) for k in ("rank", "job_id", "ligand_name", "ligand_smiles", primary, "heavy_atoms",
-                                  "ligand_efficiency_kcal_mol_per_heavy_atom", "qed")}
-        for row in stream_rows(manager, batch_id, ranking, settings.price_per_accelerator_hour)
-        if row["rank"] is not None
-    ]  # fmt: skip
-    costs = manager.batch_costs(batch_id)
-    price = settings.price_per_accelerator_hour
-    costs["cost"] = round(costs["accelerator_seconds"] / 3600 * price, 6) if price else None
-    costs["cost_per_ligand"] = (costs["cost"] / costs["jobs_measured"]) if costs["cost"] is not None and costs["jobs_measured"] else None
-    costs["price_per_accelerator_hour"] = price or None
-    costs["currency"] = settings.currency
-    counts = {s.value: parent[f"n_{s.value}"] for s in JobStatus}
-    return {"batch_id": batch_id, "predictor": parent["predictor"], "rank_by": primary, "direction": direction,
-            "counts": {"total": parent["n_total"], **counts}, "fields": summary, "top": best, "cost": costs}  # fmt: skip
-
-
-# ---------------------------------------------------------------------------------- exports
 
 
 class _Sink(io.RawIOBase):
@@ -375,12 +191,30 @@ def _zip_stream(store: ResultStore, batch_id: str, columns: list[str], rows: Ite
     yield sink.take()
 
 
-def _parquet_stream(columns: list[str], rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+# What a Parquet column holds, declared: the row's own columns, the ligand properties, the cost, and
+# each predictor's declared result fields. Only a plugin's undeclared fields are typed from the data
+# (numbers if every value in the first rows is one, else text).
+_TEXT_COLUMNS = {"job_id", "ligand_name", "ligand_smiles", "status", "canonical_smiles", "inchikey", "pains_alerts",
+                 "brenk_alerts", "duplicate_of", "error_code", "error_message"}  # fmt: skip
+_NUMBER_COLUMNS = {"rank", "batch_index", "heavy_atoms", "molecular_weight_da", "clogp", "hbd", "hba",
+                   "tpsa_angstrom2", "rotatable_bonds", "qed", "lipinski_violations", *COST_COLUMNS}  # fmt: skip
+
+
+def _declared_numeric(column: str, predictor: str) -> bool | None:
+    """True for a number column, False for text, None when nothing declares it."""
+    if column in _NUMBER_COLUMNS:
+        return True
+    if column in _TEXT_COLUMNS:
+        return False
+    spec = SPECS.get(predictor)
+    declared = spec.field(column) if spec else None
+    return None if declared is None else declared.kind == "number"
+
+
+def _parquet_stream(columns: list[str], predictor: str, rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    numeric = {"rank", "batch_index", "heavy_atoms", "molecular_weight_da", "clogp", "hbd", "hba", "tpsa_angstrom2",
-               "rotatable_bonds", "qed", "lipinski_violations", *COST_COLUMNS}  # fmt: skip
     batch: list[dict[str, Any]] = []
     schema: pa.Schema | None = None
     sink = _Sink()
@@ -388,18 +222,20 @@ def _parquet_stream(columns: list[str], rows: Iterator[dict[str, Any]]) -> Itera
 
     def flush() -> None:
         nonlocal schema, writer
-        if schema is None:  # types from the first rows: numbers stay numbers, anything else is text
+        if schema is None:
             fields = []
             for c in columns:
-                values = [r.get(c) for r in batch if r.get(c) is not None]
-                is_number = c in numeric or (values and all(_number(v) is not None for v in values))
+                is_number = _declared_numeric(c, predictor)
+                if is_number is None:
+                    values = [r.get(c) for r in batch if r.get(c) is not None]
+                    is_number = bool(values) and all(number(v) is not None for v in values)
                 fields.append(pa.field(c, pa.float64() if is_number else pa.string()))
             schema = pa.schema(fields)
             writer = pq.ParquetWriter(sink, schema)
         data = {}
         for f in schema:
             values = [r.get(f.name) for r in batch]
-            data[f.name] = [(_number(v) if f.type == pa.float64() else (None if v is None else str(v))) for v in values]
+            data[f.name] = [(number(v) if f.type == pa.float64() else (None if v is None else str(v))) for v in values]
         assert writer is not None
         writer.write_table(pa.table(data, schema=schema))
 
@@ -436,4 +272,4 @@ def export_stream(
         return _sdf_records(store, batch_id, rows)
     if fmt == "zip":
         return _zip_stream(store, batch_id, ranking.columns, rows)
-    return _parquet_stream(ranking.columns, rows)
+    return _parquet_stream(ranking.columns, manager.get(batch_id)["predictor"], rows)
