@@ -76,8 +76,16 @@ class GpuSampler:
 
     def _loop(self) -> None:
         while not self._stop.wait(0.5):
-            out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True, check=False).stdout.strip().splitlines()  # fmt: skip
+            out = (
+                subprocess.run(
+                    ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                )
+                .stdout.strip()
+                .splitlines()
+            )
             if out:
                 util, mem = (float(v) for v in out[0].split(","))
                 self.samples.append((util, mem))
@@ -95,8 +103,10 @@ class GpuSampler:
     def summary(self) -> dict[str, Any]:
         if not self.samples:
             return {"gpu_util_mean_pct": None, "gpu_mem_peak_mib": None}
-        return {"gpu_util_mean_pct": round(sum(u for u, _ in self.samples) / len(self.samples), 1),
-                "gpu_mem_peak_mib": max(m for _, m in self.samples)}  # fmt: skip
+        return {
+            "gpu_util_mean_pct": round(sum(u for u, _ in self.samples) / len(self.samples), 1),
+            "gpu_mem_peak_mib": max(m for _, m in self.samples),
+        }
 
 
 def _exe(name: str) -> str:
@@ -108,25 +118,57 @@ def _exe(name: str) -> str:
 
 
 def _yaml(path: Path, sequence: str, smiles: str) -> None:
-    doc = {"version": 1, "sequences": [{"protein": {"id": "A", "sequence": sequence, "msa": "empty"}},
-                                       {"ligand": {"id": "B", "smiles": smiles}}],
-           "properties": [{"affinity": {"binder": "B"}}]}  # fmt: skip
+    doc = {
+        "version": 1,
+        "sequences": [
+            {"protein": {"id": "A", "sequence": sequence, "msa": "empty"}},
+            {"ligand": {"id": "B", "smiles": smiles}},
+        ],
+        "properties": [{"affinity": {"binder": "B"}}],
+    }
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
 
 
 def _boltz_cli(inputs: Path, out: Path, cache: Path, accelerator: str, fast: bool, env: dict[str, str]) -> None:
-    args = [_exe("boltz"), "predict", str(inputs), "--out_dir", str(out), "--cache", str(cache),
-            "--accelerator", accelerator, "--seed", "0", "--override"]  # fmt: skip
+    args = [
+        _exe("boltz"),
+        "predict",
+        str(inputs),
+        "--out_dir",
+        str(out),
+        "--cache",
+        str(cache),
+        "--accelerator",
+        accelerator,
+        "--seed",
+        "0",
+        "--override",
+    ]
     if fast:
-        args += ["--recycling_steps", "0", "--sampling_steps", "2", "--sampling_steps_affinity", "2",
-                 "--diffusion_samples_affinity", "1"]  # fmt: skip
+        args += [
+            "--recycling_steps",
+            "0",
+            "--sampling_steps",
+            "2",
+            "--sampling_steps_affinity",
+            "2",
+            "--diffusion_samples_affinity",
+            "1",
+        ]
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"boltz predict failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 
 
-def arm_per_process(ligands: list[tuple[str, str]], sequence: str, work: Path, cache: Path, accelerator: str,
-                    fast: bool, env: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+def arm_per_process(
+    ligands: list[tuple[str, str]],
+    sequence: str,
+    work: Path,
+    cache: Path,
+    accelerator: str,
+    fast: bool,
+    env: dict[str, str],
+) -> dict[str, Any]:
     with GpuSampler() as gpu:
         started = time.perf_counter()
         for name, smiles in ligands:
@@ -138,8 +180,15 @@ def arm_per_process(ligands: list[tuple[str, str]], sequence: str, work: Path, c
     return {"ligands": len(ligands), "seconds": seconds, "s_per_ligand": seconds / len(ligands), **gpu.summary()}
 
 
-def arm_directory(ligands: list[tuple[str, str]], sequence: str, work: Path, cache: Path, accelerator: str,
-                  fast: bool, env: dict[str, str]) -> dict[str, Any]:  # fmt: skip
+def arm_directory(
+    ligands: list[tuple[str, str]],
+    sequence: str,
+    work: Path,
+    cache: Path,
+    accelerator: str,
+    fast: bool,
+    env: dict[str, str],
+) -> dict[str, Any]:
     inputs = work / "b" / "inputs"
     inputs.mkdir(parents=True)
     for name, smiles in ligands:
@@ -149,8 +198,13 @@ def arm_directory(ligands: list[tuple[str, str]], sequence: str, work: Path, cac
         _boltz_cli(inputs, work / "b" / "out", cache, accelerator, fast, env)
         seconds = time.perf_counter() - started
     done = len(list((work / "b" / "out").glob("boltz_results_inputs/predictions/*/affinity_*.json")))
-    return {"ligands": len(ligands), "completed": done, "seconds": seconds, "s_per_ligand": seconds / len(ligands),
-            **gpu.summary()}  # fmt: skip
+    return {
+        "ligands": len(ligands),
+        "completed": done,
+        "seconds": seconds,
+        "s_per_ligand": seconds / len(ligands),
+        **gpu.summary(),
+    }
 
 
 def _free_port() -> int:
@@ -159,18 +213,37 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def arm_hub(ligands: list[tuple[str, str]], sequence: str, work: Path, cache: Path, accelerator: str, fast: bool,
-            env: dict[str, str], micro_batch: int, logs: Path | None) -> dict[str, Any]:  # fmt: skip
+def arm_hub(
+    ligands: list[tuple[str, str]],
+    sequence: str,
+    work: Path,
+    cache: Path,
+    accelerator: str,
+    fast: bool,
+    env: dict[str, str],
+    micro_batch: int,
+    logs: Path | None,
+) -> dict[str, Any]:
     from omtx_hub.client import HubClient
 
     home = work / "c"
-    hub_env = {**env, "OMTX_HOME": str(home), "OMTX_BOLTZ_CACHE": str(cache), "OMTX_BOLTZ_ACCELERATOR": accelerator,
-               "OMTX_CLAIM_BATCH_SIZE": str(micro_batch), "OMTX_POLL_SECONDS": "0.1"}  # fmt: skip
+    hub_env = {
+        **env,
+        "OMTX_HOME": str(home),
+        "OMTX_BOLTZ_CACHE": str(cache),
+        "OMTX_BOLTZ_ACCELERATOR": accelerator,
+        "OMTX_CLAIM_BATCH_SIZE": str(micro_batch),
+        "OMTX_POLL_SECONDS": "0.1",
+    }
     port = _free_port()
     serve_log = (home / "serve.log", home / "worker.log")
     home.mkdir(parents=True)
-    server = subprocess.Popen([_exe("omtx-hub"), "serve", "--no-worker", "--port", str(port)], env=hub_env,
-                              stdout=serve_log[0].open("w"), stderr=subprocess.STDOUT)  # fmt: skip
+    server = subprocess.Popen(
+        [_exe("omtx-hub"), "serve", "--no-worker", "--port", str(port)],
+        env=hub_env,
+        stdout=serve_log[0].open("w"),
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -182,9 +255,13 @@ def arm_hub(ligands: list[tuple[str, str]], sequence: str, work: Path, cache: Pa
             batch = client.submit_batch("bench", sequence, ligands, predictor="boltz2", params=FAST if fast else {})
             with GpuSampler() as gpu:
                 started = time.perf_counter()
-                worker = subprocess.run([_exe("omtx-hub"), "worker", "--predictor", "boltz2", "--exit-when-idle"],
-                                        env=hub_env, stdout=serve_log[1].open("w"), stderr=subprocess.STDOUT,
-                                        check=False)  # fmt: skip
+                worker = subprocess.run(
+                    [_exe("omtx-hub"), "worker", "--predictor", "boltz2", "--exit-when-idle"],
+                    env=hub_env,
+                    stdout=serve_log[1].open("w"),
+                    stderr=subprocess.STDOUT,
+                    check=False,
+                )
                 seconds = time.perf_counter() - started
             status = client.status(batch["batch_id"])
         if worker.returncode != 0 or status["status"] != "completed":
@@ -197,8 +274,15 @@ def arm_hub(ligands: list[tuple[str, str]], sequence: str, work: Path, cache: Pa
             for log in serve_log:
                 if log.exists():
                     shutil.copy(log, logs / f"hub_{log.name}")
-    return {"ligands": len(ligands), "completed": status["progress"]["completed"], "seconds": seconds,
-            "s_per_ligand": seconds / len(ligands), "model_loads": loads, "micro_batch": micro_batch, **gpu.summary()}  # fmt: skip
+    return {
+        "ligands": len(ligands),
+        "completed": status["progress"]["completed"],
+        "seconds": seconds,
+        "s_per_ligand": seconds / len(ligands),
+        "model_loads": loads,
+        "micro_batch": micro_batch,
+        **gpu.summary(),
+    }
 
 
 def _ready(url: str) -> bool:
@@ -232,11 +316,19 @@ def main() -> None:
     parser.add_argument("--size", choices=["full", "tiny"], default="full")
     parser.add_argument("--accelerator", choices=["gpu", "cpu"], default="gpu")
     parser.add_argument("--fast", action="store_true", help="2 sampling steps, no recycling (plumbing check only)")
-    parser.add_argument("--residues", type=int, default=0,
-                        help="keep only the first N residues of the target (CPU plumbing checks); 0 = all")
+    parser.add_argument(
+        "--residues",
+        type=int,
+        default=0,
+        help="keep only the first N residues of the target (CPU plumbing checks); 0 = all",
+    )
     parser.add_argument("--micro-batch", type=int, default=8, help="OMTX_CLAIM_BATCH_SIZE of the hub's worker")
-    parser.add_argument("--cache", type=Path, default=None,
-                        help="boltz cache to build/reuse (default: a temp dir); CCD mols already there are kept")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="boltz cache to build/reuse (default: a temp dir); CCD mols already there are kept",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "boltz_gpu.json")
     parser.add_argument("--logs", type=Path, default=None, help="copy the hub arm's serve and worker logs here")
     args = parser.parse_args()
@@ -248,12 +340,16 @@ def main() -> None:
     started = time.perf_counter()
     build_cache(cache, size=args.size)
     build_seconds = time.perf_counter() - started
-    threads = "1" if args.accelerator == "cpu" and (os.cpu_count() or 1) <= 2 else str(max(1, (os.cpu_count() or 2) - 1))
+    threads = (
+        "1" if args.accelerator == "cpu" and (os.cpu_count() or 1) <= 2 else str(max(1, (os.cpu_count() or 2) - 1))
+    )
     env = {**os.environ, "OMP_NUM_THREADS": threads, "OMTX_BOLTZ_CPU_THREADS": threads}
     sequence = _sequence()[: args.residues or None]
     ligands = _ligands(args.ligands)
-    print(f"target: 1IEP chain A ({len(sequence)} residues); {len(ligands)} ligands; {args.size} random-weight "
-          f"checkpoints built in {build_seconds:.1f} s; accelerator {args.accelerator}")  # fmt: skip
+    print(
+        f"target: 1IEP chain A ({len(sequence)} residues); {len(ligands)} ligands; {args.size} random-weight "
+        f"checkpoints built in {build_seconds:.1f} s; accelerator {args.accelerator}"
+    )
     versions = _versions()
     print(f"versions: {json.dumps(versions)}", flush=True)
     common = (sequence, work, cache, args.accelerator, args.fast, env)
@@ -263,17 +359,24 @@ def main() -> None:
         "a_per_process": lambda: arm_per_process(ligands[: args.per_process], *common),
     }
     document: dict[str, Any] = {
-        "benchmark": "boltz_gpu", "size": args.size, "accelerator": args.accelerator, "fast": args.fast,
-        "residues": len(sequence), "checkpoint_build_seconds": build_seconds, "results": {}, "summary": None,
-        "versions": versions, "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-    }  # fmt: skip
+        "benchmark": "boltz_gpu",
+        "size": args.size,
+        "accelerator": args.accelerator,
+        "fast": args.fast,
+        "residues": len(sequence),
+        "checkpoint_build_seconds": build_seconds,
+        "results": {},
+        "summary": None,
+        "versions": versions,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     results = document["results"]
     for name, arm in arms.items():
         print(f"arm {name} …", flush=True)
         try:
             results[name] = arm()
-        except Exception as error:  # noqa: BLE001 — a failed arm is a result too; the others still run
+        except Exception as error:
             results[name] = {"error": str(error)[-4000:]}
             print(f"arm {name} failed: {error}", flush=True)
         args.out.write_text(json.dumps(document, indent=2))
@@ -283,13 +386,18 @@ def main() -> None:
         if "error" in row:
             print(f"{name:<16}failed")
             continue
-        print(f"{name:<16}{row['ligands']:>8}{row['s_per_ligand']:>10.2f}{str(row['gpu_util_mean_pct']):>12}"
-              f"{str(row['gpu_mem_peak_mib']):>10}")  # fmt: skip
+        print(
+            f"{name:<16}{row['ligands']:>8}{row['s_per_ligand']:>10.2f}{row['gpu_util_mean_pct']!s:>12}"
+            f"{row['gpu_mem_peak_mib']!s:>10}"
+        )
     if not any("error" in row for row in results.values()):
         b, c, a = (results[k]["s_per_ligand"] for k in ("b_directory", "c_hub", "a_per_process"))
-        document["summary"] = {"hub_vs_directory": c / b, "per_process_vs_hub": a / c,
-                               "goal_hub_le_1_05_directory": c / b <= 1.05,
-                               "goal_hub_3x_faster_than_per_process": a / c >= 3}  # fmt: skip
+        document["summary"] = {
+            "hub_vs_directory": c / b,
+            "per_process_vs_hub": a / c,
+            "goal_hub_le_1_05_directory": c / b <= 1.05,
+            "goal_hub_3x_faster_than_per_process": a / c >= 3,
+        }
         print(f"hub / directory = {c / b:.3f} (goal ≤ 1.05); per-process / hub = {a / c:.2f}× (goal ≥ 3)")
     args.out.write_text(json.dumps(document, indent=2))
     print(f"wrote {args.out}")

@@ -32,12 +32,12 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
-from omtx_hub.db.schema import jobs  # noqa: E402
-from omtx_hub.domain import Ligand  # noqa: E402
-from omtx_hub.hub import Hub, open_hub  # noqa: E402
-from omtx_hub.queue import BatchSubmission, JobSubmission  # noqa: E402
-from omtx_hub.settings import Settings  # noqa: E402
-from submit_large import start_server  # noqa: E402
+from omtx_hub.db.schema import jobs
+from omtx_hub.domain import Ligand
+from omtx_hub.hub import Hub, open_hub
+from omtx_hub.queue import BatchSubmission, JobSubmission
+from omtx_hub.settings import Settings
+from submit_large import start_server
 
 PG_URL = os.environ.get("OMTX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVVHSLAKWKRQTLGQHDFSAG"
@@ -52,10 +52,15 @@ def pct(values: list[float], q: float) -> float:
 
 
 def server_env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "OMTX_HOME": str(settings.home), "OMTX_DATABASE_URL": settings.database_url,
-            "OMTX_STORAGE_URL": str(settings.storage_url), "OMTX_DEFAULT_PREDICTOR": "test",
-            "OMTX_PREDICTOR_PLUGINS": json.dumps(settings.predictor_plugins),
-            "OMTX_SUBMISSIONS_PER_MINUTE": str(settings.submissions_per_minute)}  # fmt: skip
+    return {
+        **os.environ,
+        "OMTX_HOME": str(settings.home),
+        "OMTX_DATABASE_URL": settings.database_url,
+        "OMTX_STORAGE_URL": str(settings.storage_url),
+        "OMTX_DEFAULT_PREDICTOR": "test",
+        "OMTX_PREDICTOR_PLUGINS": json.dumps(settings.predictor_plugins),
+        "OMTX_SUBMISSIONS_PER_MINUTE": str(settings.submissions_per_minute),
+    }
 
 
 def open_db(db: str, tmp: Path) -> tuple[Hub, str | None]:
@@ -67,23 +72,45 @@ def open_db(db: str, tmp: Path) -> tuple[Hub, str | None]:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-    settings = Settings(home=tmp, database_url=url, storage_url=str(tmp / "results"), default_predictor="test",
-                        predictor_plugins={"test": "omtx_test_predictor:make_test_predictor"},
-                        submissions_per_minute=10**9, poll_seconds=0.5)  # fmt: skip
+    settings = Settings(
+        home=tmp,
+        database_url=url,
+        storage_url=str(tmp / "results"),
+        default_predictor="test",
+        predictor_plugins={"test": "omtx_test_predictor:make_test_predictor"},
+        submissions_per_minute=10**9,
+        poll_seconds=0.5,
+    )
     return open_hub(settings), schema
 
 
 def seed_huge_batch(hub: Hub, n: int) -> str:
     """A finished-looking batch of n children written straight into the table (3/4 completed, 1/4
     failed: nothing a worker would pick up, so the later figures measure an idle hub)."""
-    batch_id = hub.manager.submit_batch(BatchSubmission(
-        owner="bench", predictor="test", protein_sequence=SEQ, batch_name="huge", ligands=[Ligand("seed", "CCO")],
-        max_attempts=3)).record["job_id"]  # fmt: skip
+    batch_id = hub.manager.submit_batch(
+        BatchSubmission(
+            owner="bench",
+            predictor="test",
+            protein_sequence=SEQ,
+            batch_name="huge",
+            ligands=[Ligand("seed", "CCO")],
+            max_attempts=3,
+        )
+    ).record["job_id"]
     parent = hub.manager.get(batch_id)
     now = time.time()
-    common = {"job_type": "BATCH_CHILD", "owner": "bench", "predictor": "test", "params": {},
-              "target_key": parent["target_key"], "batch_parent_id": batch_id, "priority": 0, "max_attempts": 3,
-              "run_after": now, "created_at": now}  # fmt: skip
+    common = {
+        "job_type": "BATCH_CHILD",
+        "owner": "bench",
+        "predictor": "test",
+        "params": {},
+        "target_key": parent["target_key"],
+        "batch_parent_id": batch_id,
+        "priority": 0,
+        "max_attempts": 3,
+        "run_after": now,
+        "created_at": now,
+    }
     done = 0
     with hub.engine.begin() as conn:
         for start in range(1, n, 20_000):
@@ -91,18 +118,38 @@ def seed_huge_batch(hub: Hub, n: int) -> str:
             for i in range(start, min(n, start + 20_000)):
                 completed = i % 4 != 0
                 done += completed
-                rows.append({**common, "job_id": f"job_seed{i:08d}", "name": f"l{i}", "batch_index": i,
-                             "input": {"ligand_name": f"l{i}", "ligand_smiles": "CCO"},
-                             "status": "completed" if completed else "failed",
-                             "results": {"test_score": -i % 97 / 10} if completed else None,
-                             "error": None if completed else {"code": "seeded", "message": "seeded row"},
-                             "completed_at": now})  # fmt: skip
+                rows.append(
+                    {
+                        **common,
+                        "job_id": f"job_seed{i:08d}",
+                        "name": f"l{i}",
+                        "batch_index": i,
+                        "input": {"ligand_name": f"l{i}", "ligand_smiles": "CCO"},
+                        "status": "completed" if completed else "failed",
+                        "results": {"test_score": -i % 97 / 10} if completed else None,
+                        "error": None if completed else {"code": "seeded", "message": "seeded row"},
+                        "completed_at": now,
+                    }
+                )
             conn.execute(jobs.insert(), rows)
-        conn.execute(sa.update(jobs).where(jobs.c.batch_parent_id == batch_id, jobs.c.status == "pending").values(
-            status="completed", completed_at=now, results={"test_score": 0.0}))  # the submitted seed child
-        conn.execute(sa.update(jobs).where(jobs.c.job_id == batch_id).values(
-            n_total=n, n_pending=0, n_completed=done, n_failed=n - done, status="completed",
-            completed_at=now, aggregated_at=now))  # fmt: skip
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.batch_parent_id == batch_id, jobs.c.status == "pending")
+            .values(status="completed", completed_at=now, results={"test_score": 0.0})
+        )  # the submitted seed child
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.job_id == batch_id)
+            .values(
+                n_total=n,
+                n_pending=0,
+                n_completed=done,
+                n_failed=n - done,
+                status="completed",
+                completed_at=now,
+                aggregated_at=now,
+            )
+        )
     return batch_id
 
 
@@ -148,8 +195,9 @@ class LeanClient:
             await self.writer.wait_closed()
 
 
-async def pollers(url: str, key: str, path: str, clients: int, seconds: float, *, staggered: bool, lean: bool
-                  ) -> tuple[list[float], int]:
+async def pollers(
+    url: str, key: str, path: str, clients: int, seconds: float, *, staggered: bool, lean: bool
+) -> tuple[list[float], int]:
     """``clients`` clients each asking for ``path``, then waiting POLL_INTERVAL after every answer.
 
     Staggered: each starts at a random moment of the first interval (users who opened the page at
@@ -160,8 +208,12 @@ async def pollers(url: str, key: str, path: str, clients: int, seconds: float, *
     times: list[float] = []
     errors = 0
     stop = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10,
-                                 limits=httpx.Limits(max_connections=clients)) as client:  # fmt: skip
+    async with httpx.AsyncClient(
+        base_url=url,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+        limits=httpx.Limits(max_connections=clients),
+    ) as client:
 
         async def status_of_httpx() -> int:
             return (await client.get(path)).status_code
@@ -195,9 +247,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def _worker(settings_json: str) -> None:
-    from omtx_test_predictor import TestPredictor
-
     from omtx_hub.worker import Worker
+    from omtx_test_predictor import TestPredictor
 
     settings = Settings.model_validate_json(settings_json)
     hub = open_hub(settings, run_migrations=False)
@@ -219,13 +270,18 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
             status = timed_gets(client, [f"/api/v1/jobs/{huge}/status"] * args.requests)
             out["status_p50_ms"], out["status_p99_ms"] = pct(status, 0.5), pct(status, 0.99)
             rng = random.Random(1)
-            pages = [f"/api/v1/jobs/batch/{huge}/children?status=completed&limit=100&cursor="
-                     f"{_cursor(rng.randrange(args.children - 200))}" for _ in range(args.requests)]  # fmt: skip
+            pages = [
+                f"/api/v1/jobs/batch/{huge}/children?status=completed&limit=100&cursor="
+                f"{_cursor(rng.randrange(args.children - 200))}"
+                for _ in range(args.requests)
+            ]
             page_times = timed_gets(client, pages)
             out["children_page_p50_ms"], out["children_page_p99_ms"] = pct(page_times, 0.5), pct(page_times, 0.99)
             admin_key, _ = hub.keys.create("bench", admin=True)
-            scrapes = timed_gets(httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"},
-                                              timeout=60), ["/metrics"] * 6)  # fmt: skip
+            scrapes = timed_gets(
+                httpx.Client(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}, timeout=60),
+                ["/metrics"] * 6,
+            )
             out["metrics_first_scrape_ms"] = round(scrapes[0] * 1000, 1)  # the sums over finished jobs: computed
             out["metrics_scrape_p50_ms"] = pct(scrapes[1:], 0.5)  # the sums reused (OMTX_METRICS_HISTORY_SECONDS)
             out["job_counts_from_counters_ms"], out["job_counts_by_counting_rows_ms"] = _job_counts_both_ways(hub)
@@ -235,19 +291,41 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
             worker = ctx.Process(target=_worker, args=(hub.settings.model_dump_json(),), daemon=True)
             worker.start()
             time.sleep(4)
-            screen = hub.manager.submit_batch(BatchSubmission(
-                owner="bench", predictor="test", protein_sequence=SEQ, batch_name="live",
-                ligands=[Ligand(f"l{i}", "CCO") for i in range(6000)], max_attempts=3,
-                params={"delay_seconds": 0.01})).record["job_id"]  # fmt: skip
-            for label, staggered, lean in (("load", True, False), ("load_lean", True, True),
-                                           ("burst", False, False), ("burst_lean", False, True)):  # fmt: skip
+            screen = hub.manager.submit_batch(
+                BatchSubmission(
+                    owner="bench",
+                    predictor="test",
+                    protein_sequence=SEQ,
+                    batch_name="live",
+                    ligands=[Ligand(f"l{i}", "CCO") for i in range(6000)],
+                    max_attempts=3,
+                    params={"delay_seconds": 0.01},
+                )
+            ).record["job_id"]
+            for label, staggered, lean in (
+                ("load", True, False),
+                ("load_lean", True, True),
+                ("burst", False, False),
+                ("burst_lean", False, True),
+            ):
                 api_cpu, driver_cpu = cpu_seconds(server.pid), time.process_time()
-                times, errors = asyncio.run(pollers(url, key, f"/api/v1/jobs/{screen}/status", args.clients, 10,
-                                                    staggered=staggered, lean=lean))  # fmt: skip
-                out.update({f"{label}_requests": len(times), f"{label}_p50_ms": pct(times, 0.5),
-                            f"{label}_p99_ms": pct(times, 0.99), f"{label}_errors": errors,
-                            f"{label}_api_cpu_ms_per_request": round((cpu_seconds(server.pid) - api_cpu) / len(times) * 1000, 2),
-                            f"{label}_driver_cpu_ms_per_request": round((time.process_time() - driver_cpu) / len(times) * 1000, 2)})  # fmt: skip
+                times, errors = asyncio.run(
+                    pollers(url, key, f"/api/v1/jobs/{screen}/status", args.clients, 10, staggered=staggered, lean=lean)
+                )
+                out.update(
+                    {
+                        f"{label}_requests": len(times),
+                        f"{label}_p50_ms": pct(times, 0.5),
+                        f"{label}_p99_ms": pct(times, 0.99),
+                        f"{label}_errors": errors,
+                        f"{label}_api_cpu_ms_per_request": round(
+                            (cpu_seconds(server.pid) - api_cpu) / len(times) * 1000, 2
+                        ),
+                        f"{label}_driver_cpu_ms_per_request": round(
+                            (time.process_time() - driver_cpu) / len(times) * 1000, 2
+                        ),
+                    }
+                )
             out["screen_still_running"] = hub.manager.get(screen)["status"] == "running"
 
             # overhead: submission → first claim with an idle worker
@@ -256,9 +334,15 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(1.0)
             waits = []
             for i in range(args.idle_jobs):
-                job_id = hub.manager.submit_job(JobSubmission(owner="bench", predictor="test", protein_sequence=SEQ,
-                                                              ligand=Ligand(f"idle{i}", "CCO"), max_attempts=3)
-                                                ).record["job_id"]  # fmt: skip
+                job_id = hub.manager.submit_job(
+                    JobSubmission(
+                        owner="bench",
+                        predictor="test",
+                        protein_sequence=SEQ,
+                        ligand=Ligand(f"idle{i}", "CCO"),
+                        max_attempts=3,
+                    )
+                ).record["job_id"]
                 deadline = time.monotonic() + 5
                 claimed = None
                 while claimed is None and time.monotonic() < deadline:
@@ -288,7 +372,8 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
 def _job_counts_both_ways(hub: Hub) -> tuple[float, float]:
     """Median ms of the queue-depth query (batch counters) and of a GROUP BY over every row (its old form)."""
     every_row = sa.select(jobs.c.job_type, jobs.c.status, jobs.c.predictor, sa.func.count()).group_by(
-        jobs.c.job_type, jobs.c.status, jobs.c.predictor)  # fmt: skip
+        jobs.c.job_type, jobs.c.status, jobs.c.predictor
+    )
     fast, slow = [], []
     for _ in range(3):
         t0 = time.perf_counter()

@@ -42,14 +42,45 @@ CARRY_LIMIT = 64 * 2**20
 # prometheus-client are on the image at versions nobody has read; they travel so the CLI is the one
 # tested here.
 DOWNLOADED = [
-    "boltz-community", "rdkit", "gemmi", "biopython", "dm-tree", "einx", "frozendict", "chembl-structure-pipeline",
-    "mashumaro", "modelcif", "omegaconf", "fastapi", "starlette", "uvicorn", "sqlalchemy", "alembic", "mako",
-    "pydantic", "pydantic-core", "pydantic-settings", "python-dotenv", "typing-inspection", "annotated-types",
-    "python-multipart", "opentelemetry-api", "typer", "click", "httpx", "prometheus-client",
-]  # fmt: skip
+    "boltz-community",
+    "rdkit",
+    "gemmi",
+    "biopython",
+    "dm-tree",
+    "einx",
+    "frozendict",
+    "chembl-structure-pipeline",
+    "mashumaro",
+    "modelcif",
+    "omegaconf",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "sqlalchemy",
+    "alembic",
+    "mako",
+    "pydantic",
+    "pydantic-core",
+    "pydantic-settings",
+    "python-dotenv",
+    "typing-inspection",
+    "annotated-types",
+    "python-multipart",
+    "opentelemetry-api",
+    "typer",
+    "click",
+    "httpx",
+    "prometheus-client",
+]
 BUILT_FROM_SOURCE = ["antlr4-python3-runtime", "ihm"]
-PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_24_x86_64", "manylinux_2_17_x86_64",
-             "manylinux2014_x86_64", "manylinux1_x86_64"]  # fmt: skip
+PLATFORMS = [
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_24_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+]
 
 
 def _pip(*args: str, cwd: Path | None = None) -> None:
@@ -61,8 +92,19 @@ def _pip(*args: str, cwd: Path | None = None) -> None:
 def download(wheels: Path, python_version: str) -> None:
     pins = [f"{name}=={metadata.version(name)}" for name in DOWNLOADED]
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
-    _pip("download", "--no-deps", "--only-binary=:all:", "--python-version", python_version, "--implementation", "cp",
-         *platforms, "-d", str(wheels), *pins)  # fmt: skip
+    _pip(
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        python_version,
+        "--implementation",
+        "cp",
+        *platforms,
+        "-d",
+        str(wheels),
+        *pins,
+    )
 
 
 def build_pure(wheels: Path) -> None:
@@ -77,8 +119,13 @@ def build_pure(wheels: Path) -> None:
                 archive.extractall(tmp, filter="data")
             source = Path(tmp) / sdist.name.removesuffix(".tar.gz")
             extra = ["--without-ext"] if name == "ihm" else []  # ihm's setup.py option: no C extension
-            done = subprocess.run([sys.executable, "setup.py", *extra, "-q", "bdist_wheel", "-d", str(wheels)],
-                                  cwd=source, capture_output=True, text=True, check=False)  # fmt: skip
+            done = subprocess.run(
+                [sys.executable, "setup.py", *extra, "-q", "bdist_wheel", "-d", str(wheels)],
+                cwd=source,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if done.returncode != 0:
                 raise SystemExit(f"building {pin} failed:\n{done.stderr[-2000:]}")
 
@@ -105,13 +152,20 @@ def main() -> None:
         raise SystemExit(f"two versions of one package in {args.wheels}: the device's install would stop")
     build_mols(args.cache / "mols")
 
-    tracked = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                             capture_output=True, text=True, check=True).stdout.split("\0")  # fmt: skip
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     tree = sum((ROOT / f).stat().st_size for f in tracked if f and (ROOT / f).is_file())
     total = tree + _size(args.wheels) + _size(args.cache)
-    print(f"{len(names)} wheels, {_size(args.wheels) / 2**20:.1f} MiB in {args.wheels}; "
-          f"mols {_size(args.cache) / 2**20:.2f} MiB in {args.cache}; working tree {tree / 2**20:.1f} MiB; "
-          f"total {total / 2**20:.1f} of {CARRY_LIMIT / 2**20:.0f} MiB")  # fmt: skip
+    print(
+        f"{len(names)} wheels, {_size(args.wheels) / 2**20:.1f} MiB in {args.wheels}; "
+        f"mols {_size(args.cache) / 2**20:.2f} MiB in {args.cache}; working tree {tree / 2**20:.1f} MiB; "
+        f"total {total / 2**20:.1f} of {CARRY_LIMIT / 2**20:.0f} MiB"
+    )
     if total > CARRY_LIMIT:
         raise SystemExit("over the device's carry limit: drop a wheel or leave a file behind")
     print("device call: run(command='bash bench/boltz_gpu_device.sh', carry=['.whl', '.bench-cache'], timeout_s=600)")

@@ -31,14 +31,20 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
-from omtx_hub.hub import open_hub  # noqa: E402
-from omtx_hub.settings import Settings  # noqa: E402
-from omtx_hub.submission import build_batch_submission  # noqa: E402
+from omtx_hub.hub import open_hub
+from omtx_hub.settings import Settings
+from omtx_hub.submission import build_batch_submission
 
 PG_URL = os.environ.get("OMTX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVVHSLAKWKRQTLGQHDFSAGEGLYTHMKALRPDEDRLSP"
-SMILES = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "CN1CCC[C@H]1c1cccnc1",
-          "Cc1ccc(cc1Nc1nccc(n1)c1cccnc1)NC(=O)c1ccc(cc1)CN1CCN(C)CC1"]  # fmt: skip
+SMILES = [
+    "CCO",
+    "c1ccccc1O",
+    "CC(=O)Oc1ccccc1C(=O)O",
+    "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
+    "CN1CCC[C@H]1c1cccnc1",
+    "Cc1ccc(cc1Nc1nccc(n1)c1cccnc1)NC(=O)c1ccc(cc1)CN1CCN(C)CC1",
+]
 
 
 CLAIM_BATCH = 64
@@ -64,10 +70,15 @@ def settings_for(db: str, workdir: Path) -> tuple[Settings, str | None]:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         url = f"{PG_URL}?options=-csearch_path%3D{schema}"
     settings = Settings(
-        home=workdir, database_url=url, storage_url=str(workdir / "results"), default_predictor="test",
-        predictor_plugins={"test": "omtx_test_predictor:make_test_predictor"}, poll_seconds=0.05,
-        max_batch_size=1_000_000, claim_batch_size=CLAIM_BATCH,
-    )  # fmt: skip
+        home=workdir,
+        database_url=url,
+        storage_url=str(workdir / "results"),
+        default_predictor="test",
+        predictor_plugins={"test": "omtx_test_predictor:make_test_predictor"},
+        poll_seconds=0.05,
+        max_batch_size=1_000_000,
+        claim_batch_size=CLAIM_BATCH,
+    )
     return settings, schema
 
 
@@ -90,14 +101,18 @@ def bench_submit(db: str, n: int) -> dict[str, Any]:
         hub.close()
     finally:
         drop_schema(schema)
-    return {"db": db, "ligands": n, "validate_s": round(t1 - t0, 3), "insert_s": round(t2 - t1, 3),
-            "total_s": round(t2 - t0, 3)}  # fmt: skip
+    return {
+        "db": db,
+        "ligands": n,
+        "validate_s": round(t1 - t0, 3),
+        "insert_s": round(t2 - t1, 3),
+        "total_s": round(t2 - t0, 3),
+    }
 
 
 def _worker_process(settings_json: str, start: Any) -> None:
-    from omtx_test_predictor import TestPredictor
-
     from omtx_hub.worker import Worker
+    from omtx_test_predictor import TestPredictor
 
     settings = Settings.model_validate_json(settings_json)
     hub = open_hub(settings, run_migrations=False)
@@ -115,8 +130,7 @@ def bench_throughput(db: str, jobs: int, workers: int) -> dict[str, Any]:
         batch_id = hub.manager.submit_batch(sub).record["job_id"]
         ctx = mp.get_context("spawn")
         start = ctx.Event()
-        procs = [ctx.Process(target=_worker_process, args=(settings.model_dump_json(), start))
-                 for _ in range(workers)]  # fmt: skip
+        procs = [ctx.Process(target=_worker_process, args=(settings.model_dump_json(), start)) for _ in range(workers)]
         for p in procs:
             p.start()
         time.sleep(3.0)  # let every process import and connect before the clock starts
@@ -133,8 +147,14 @@ def bench_throughput(db: str, jobs: int, workers: int) -> dict[str, Any]:
     finally:
         drop_schema(schema)
     assert parent["n_completed"] == jobs, parent
-    return {"db": db, "jobs": jobs, "workers": workers, "seconds": round(elapsed, 2),
-            "jobs_per_s": round(jobs / elapsed, 1), "aggregation_s": round(aggregation, 2)}  # fmt: skip
+    return {
+        "db": db,
+        "jobs": jobs,
+        "workers": workers,
+        "seconds": round(elapsed, 2),
+        "jobs_per_s": round(jobs / elapsed, 1),
+        "aggregation_s": round(aggregation, 2),
+    }
 
 
 def main() -> None:
@@ -154,18 +174,30 @@ def main() -> None:
     for r in submit:
         print(f"{r['db']:<12}{r['validate_s']:>12}{r['insert_s']:>12}{r['total_s']:>12}")
 
-    throughput = [bench_throughput(db, args.jobs, int(w)) for w in args.workers.split(",")
-                  for db in ("sqlite", "postgresql")]  # fmt: skip
+    throughput = [
+        bench_throughput(db, args.jobs, int(w)) for w in args.workers.split(",") for db in ("sqlite", "postgresql")
+    ]
     print(f"\nClaim ({args.claim_batch} at a time) → predict (test, 0 s) → 3 files → complete, {args.jobs} jobs")
     print(f"{'db':<12}{'workers':>8}{'seconds':>10}{'jobs/s':>10}{'then aggregation s':>20}")
     for r in throughput:
         print(f"{r['db']:<12}{r['workers']:>8}{r['seconds']:>10}{r['jobs_per_s']:>10}{r['aggregation_s']:>20}")
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "claim_batch": args.claim_batch, "submit": submit, "throughput": throughput,
-    }, indent=2))  # fmt: skip
+    args.out.write_text(
+        json.dumps(
+            {
+                "machine": {
+                    "cpus": os.cpu_count(),
+                    "python": platform.python_version(),
+                    "platform": platform.platform(),
+                },
+                "claim_batch": args.claim_batch,
+                "submit": submit,
+                "throughput": throughput,
+            },
+            indent=2,
+        )
+    )
     print(f"\nwritten: {args.out}")
 
 

@@ -28,8 +28,14 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PG_URL = os.environ.get("OMTX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVVHSLAKWKRQTLGQHDFSAG"
-SMILES = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "CN1CCC[C@H]1c1cccnc1",
-          "Cc1ccc(NC(=O)c2ccc(CN3CCN(C)CC3)cc2)cc1Nc1nccc(-c2cccnc2)n1"]  # fmt: skip
+SMILES = [
+    "CCO",
+    "c1ccccc1O",
+    "CC(=O)Oc1ccccc1C(=O)O",
+    "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
+    "CN1CCC[C@H]1c1cccnc1",
+    "Cc1ccc(NC(=O)c2ccc(CN3CCN(C)CC3)cc2)cc1Nc1nccc(-c2cccnc2)n1",
+]
 
 
 def memory(pid: int) -> dict[str, int]:
@@ -54,8 +60,12 @@ def start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = subprocess.Popen([str(BIN / "omtx-hub"), "serve", "--no-worker", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    server = subprocess.Popen(
+        [str(BIN / "omtx-hub"), "serve", "--no-worker", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -77,9 +87,14 @@ def measure(db: str, mode: str, n: int) -> dict[str, Any]:
             with psycopg.connect(PG_URL, autocommit=True) as conn:
                 conn.execute(f'CREATE SCHEMA "{schema}"')
             url = f"{PG_URL}?options=-csearch_path%3D{schema}"
-        env = {**os.environ, "OMTX_HOME": f"{tmp}/home", "OMTX_DATABASE_URL": url, "OMTX_DEFAULT_PREDICTOR": "test",
-               "OMTX_PREDICTOR_PLUGINS": json.dumps({"test": "omtx_test_predictor:make_test_predictor"}),
-               "OMTX_SUBMISSIONS_PER_MINUTE": "100000"}  # fmt: skip
+        env = {
+            **os.environ,
+            "OMTX_HOME": f"{tmp}/home",
+            "OMTX_DATABASE_URL": url,
+            "OMTX_DEFAULT_PREDICTOR": "test",
+            "OMTX_PREDICTOR_PLUGINS": json.dumps({"test": "omtx_test_predictor:make_test_predictor"}),
+            "OMTX_SUBMISSIONS_PER_MINUTE": "100000",
+        }
         server, base = start_server(env)
         try:
             key = Path(f"{tmp}/home/local_api_key").read_text().strip()
@@ -89,14 +104,21 @@ def measure(db: str, mode: str, n: int) -> dict[str, Any]:
             reset_peak(server.pid)
             t0 = time.perf_counter()
             if mode == "json":
-                body = {"batch_name": "big", "protein_sequence": SEQ,
-                        "ligands": [{"name": a, "smiles": b} for a, b in ligands]}  # fmt: skip
+                body = {
+                    "batch_name": "big",
+                    "protein_sequence": SEQ,
+                    "ligands": [{"name": a, "smiles": b} for a, b in ligands],
+                }
                 r = httpx.post(f"{base}/api/v1/jobs/predict/batch", json=body, headers=headers, timeout=300)
             else:
                 csv = "name,smiles\n" + "".join(f"{a},{b}\n" for a, b in ligands)
-                r = httpx.post(f"{base}/api/v1/jobs/predict/batch/upload", headers=headers, timeout=300,
-                               data={"batch_name": "big", "protein_sequence": SEQ},
-                               files={"file": ("ligands.csv", csv.encode())})  # fmt: skip
+                r = httpx.post(
+                    f"{base}/api/v1/jobs/predict/batch/upload",
+                    headers=headers,
+                    timeout=300,
+                    data={"batch_name": "big", "protein_sequence": SEQ},
+                    files={"file": ("ligands.csv", csv.encode())},
+                )
             seconds = time.perf_counter() - t0
             assert r.status_code == 202, r.text[:300]
             assert r.json()["total"] == n
@@ -107,8 +129,13 @@ def measure(db: str, mode: str, n: int) -> dict[str, Any]:
             if schema:
                 with psycopg.connect(PG_URL, autocommit=True) as conn:
                     conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-    return {"db": db, "mode": mode, "ligands": n, "seconds": round(seconds, 2),
-            "memory_growth_mb": round((peak - before) / 2**20, 1)}  # fmt: skip
+    return {
+        "db": db,
+        "mode": mode,
+        "ligands": n,
+        "seconds": round(seconds, 2),
+        "memory_growth_mb": round((peak - before) / 2**20, 1),
+    }
 
 
 def main() -> None:

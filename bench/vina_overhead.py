@@ -42,12 +42,11 @@ SEED = 42
 
 def bare(exhaustiveness: int, out: Path) -> dict[str, Any]:
     """The reference: the vina, meeko and rdkit packages called directly, nothing else."""
+    import gemmi
     from meeko import MoleculePreparation, PDBQTWriterLegacy, Polymer, ResidueChemTemplates
     from rdkit import Chem
     from rdkit.Chem import AllChem
     from vina import Vina
-
-    import gemmi
 
     started = time.perf_counter()
     structure = gemmi.read_structure(str(DATA / "1iep_receptorH.pdb"))
@@ -55,9 +54,13 @@ def bare(exhaustiveness: int, out: Path) -> dict[str, Any]:
     structure.remove_ligands_and_waters()
     structure.remove_hydrogens()
     structure.remove_alternative_conformations()
-    polymer = Polymer.from_pdb_string(structure.make_pdb_string(),
-                                      ResidueChemTemplates.create_from_defaults(), MoleculePreparation(),
-                                      allow_bad_res=True, default_altloc="A")  # fmt: skip
+    polymer = Polymer.from_pdb_string(
+        structure.make_pdb_string(),
+        ResidueChemTemplates.create_from_defaults(),
+        MoleculePreparation(),
+        allow_bad_res=True,
+        default_altloc="A",
+    )
     rigid, _ = PDBQTWriterLegacy.write_from_polymer(polymer)
     receptor = out / "receptor.pdbqt"
     receptor.write_text(rigid)
@@ -88,17 +91,28 @@ def through_hub(exhaustiveness: int, out: Path) -> dict[str, Any]:
 
     settings = Settings(home=out, default_predictor="vina", vina_cpu=0)
     hub = open_hub(settings)
-    target = hub.create_target(owner="local", name="1iep", receptor=(DATA / "1iep_receptorH.pdb").read_bytes(),
-                               receptor_filename="1iep.pdb", site={"mode": "box", "center": CENTER, "size": SIZE})  # fmt: skip
+    target = hub.create_target(
+        owner="local",
+        name="1iep",
+        receptor=(DATA / "1iep_receptorH.pdb").read_bytes(),
+        receptor_filename="1iep.pdb",
+        site={"mode": "box", "center": CENTER, "size": SIZE},
+    )
     predictor = VinaPredictor(cpu=0)
     worker = Worker(settings, hub.manager, hub.store, {"vina": predictor})
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     time.sleep(1.0)  # the worker is up and polling, as a running hub's worker would be
     started = time.perf_counter()
-    sub = build_batch_submission(settings, owner="local", target=target, batch_name="bench", protein_sequence=None,
-                                 ligands=LIGANDS, params={"exhaustiveness": exhaustiveness, "seed": SEED,
-                                                          "protonate": False})  # fmt: skip
+    sub = build_batch_submission(
+        settings,
+        owner="local",
+        target=target,
+        batch_name="bench",
+        protein_sequence=None,
+        ligands=LIGANDS,
+        params={"exhaustiveness": exhaustiveness, "seed": SEED, "protonate": False},
+    )
     batch_id = hub.manager.submit_batch(sub).record["job_id"]
     while hub.manager.get(batch_id)["aggregated_at"] is None:
         time.sleep(0.02)
@@ -109,8 +123,11 @@ def through_hub(exhaustiveness: int, out: Path) -> dict[str, Any]:
     assert all(c["status"] == "completed" for c in children), [c["error"] for c in children]
     scores = {c["input"]["ligand_name"]: c["results"]["vina_score_kcal_mol"] for c in children}
     hub.close()
-    return {"seconds": seconds, "scores": scores, "maps_computed": predictor.maps_computed,
-            }  # fmt: skip
+    return {
+        "seconds": seconds,
+        "scores": scores,
+        "maps_computed": predictor.maps_computed,
+    }
 
 
 def main() -> None:
@@ -128,8 +145,10 @@ def main() -> None:
                 result = fn(args.exhaustiveness, Path(tmp))
             result.update(arm=arm, round=round_, per_ligand_s=result["seconds"] / len(LIGANDS))
             runs.append(result)
-            print(f"round {round_} {arm:<5} {result['seconds']:7.2f} s  {result['per_ligand_s']:6.2f} s/ligand"
-                  + (f"  maps computed {result['maps_computed']}x" if arm == "hub" else ""))
+            print(
+                f"round {round_} {arm:<5} {result['seconds']:7.2f} s  {result['per_ligand_s']:6.2f} s/ligand"
+                + (f"  maps computed {result['maps_computed']}x" if arm == "hub" else "")
+            )
 
     bare_s = statistics.median(r["per_ligand_s"] for r in runs if r["arm"] == "bare")
     hub_s = statistics.median(r["per_ligand_s"] for r in runs if r["arm"] == "hub")
@@ -139,11 +158,20 @@ def main() -> None:
     for r in runs:
         print(f"  {r['arm']:<5} round {r['round']} scores: {r['scores']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "ligands": LIGANDS, "exhaustiveness": args.exhaustiveness, "seed": SEED,
-        "median_per_ligand_s": {"bare": bare_s, "hub": hub_s}, "ratio": hub_s / bare_s, "runs": runs,
-    }, indent=2))  # fmt: skip
+    args.out.write_text(
+        json.dumps(
+            {
+                "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                "ligands": LIGANDS,
+                "exhaustiveness": args.exhaustiveness,
+                "seed": SEED,
+                "median_per_ligand_s": {"bare": bare_s, "hub": hub_s},
+                "ratio": hub_s / bare_s,
+                "runs": runs,
+            },
+            indent=2,
+        )
+    )
     print(f"written: {args.out}")
 
 

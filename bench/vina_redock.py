@@ -30,35 +30,51 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "vina_redock.json")
     args = parser.parse_args()
     site = {"mode": "box", "center": [15.190, 53.903, 16.917], "size": [20.0, 20.0, 20.0]}
-    prepared = prepare_target_files((DATA / "1iep_receptorH.pdb").read_bytes(), "1iep.pdb", site,
-                                    (DATA / "1iep_ligand.sdf").read_bytes(), "ref.sdf")  # fmt: skip
+    prepared = prepare_target_files(
+        (DATA / "1iep_receptorH.pdb").read_bytes(), "1iep.pdb", site, (DATA / "1iep_ligand.sdf").read_bytes(), "ref.sdf"
+    )
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         (work / "receptor.pdb").write_bytes(prepared.receptor_pdb)
         (work / "reference_ligand.sdf").write_bytes(prepared.reference_ligand_sdf or b"")
-        target = Target(key="1iep", protein_sequence=prepared.protein_sequence,
-                        extra={"box": {"center": prepared.site["center"], "size": prepared.site["size"]}},
-                        files={"receptor.pdb": work / "receptor.pdb",
-                               "reference_ligand.sdf": work / "reference_ligand.sdf"})  # fmt: skip
+        target = Target(
+            key="1iep",
+            protein_sequence=prepared.protein_sequence,
+            extra={"box": {"center": prepared.site["center"], "size": prepared.site["size"]}},
+            files={"receptor.pdb": work / "receptor.pdb", "reference_ligand.sdf": work / "reference_ligand.sdf"},
+        )
         predictor = VinaPredictor(cpu=0)
         artifacts = predictor.prepare_target(target, work)
         for seed in (int(s) for s in args.seeds.split(",")):
-            task = PredictionTask(job_id=f"seed{seed}", ligand=Ligand("imatinib", IMATINIB),
-                                  params={"exhaustiveness": args.exhaustiveness, "seed": seed})  # fmt: skip
+            task = PredictionTask(
+                job_id=f"seed{seed}",
+                ligand=Ligand("imatinib", IMATINIB),
+                params={"exhaustiveness": args.exhaustiveness, "seed": seed},
+            )
             (outcome,) = predictor.predict(target, artifacts, [task], work, lambda _: False)
             assert outcome.results is not None, outcome.error
             r = outcome.results
-            rows.append({"seed": seed, "vina_score_kcal_mol": r["vina_score_kcal_mol"],
-                         "rmsd_to_reference_angstrom": r["rmsd_to_reference_angstrom"],
-                         "docking_seconds": r["docking_seconds"]})  # fmt: skip
-            print(f"seed {seed:>4}  {r['vina_score_kcal_mol']:8.3f} kcal/mol  RMSD {r['rmsd_to_reference_angstrom']:6.3f} Å"
-                  f"  {r['docking_seconds']:6.1f} s")
+            rows.append(
+                {
+                    "seed": seed,
+                    "vina_score_kcal_mol": r["vina_score_kcal_mol"],
+                    "rmsd_to_reference_angstrom": r["rmsd_to_reference_angstrom"],
+                    "docking_seconds": r["docking_seconds"],
+                }
+            )
+            print(
+                f"seed {seed:>4}  {r['vina_score_kcal_mol']:8.3f} kcal/mol  RMSD {r['rmsd_to_reference_angstrom']:6.3f} Å"
+                f"  {r['docking_seconds']:6.1f} s"
+            )
     success = sum(1 for r in rows if r["rmsd_to_reference_angstrom"] < 2.0)
-    print(f"top pose within 2 Å of the crystal pose: {success}/{len(rows)} seeds (exhaustiveness {args.exhaustiveness})")
+    print(
+        f"top pose within 2 Å of the crystal pose: {success}/{len(rows)} seeds (exhaustiveness {args.exhaustiveness})"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"exhaustiveness": args.exhaustiveness, "runs": rows,
-                                    "success_under_2A": success}, indent=2))  # fmt: skip
+    args.out.write_text(
+        json.dumps({"exhaustiveness": args.exhaustiveness, "runs": rows, "success_under_2A": success}, indent=2)
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ SUPPORT = Path(__file__).parent / "support"
 sys.path.insert(0, str(SUPPORT))
 
 from hub_testing import ApiClient  # noqa: E402
-
 from omtx_hub.app import create_app  # noqa: E402
 from omtx_hub.hub import Hub, open_hub  # noqa: E402
 from omtx_hub.settings import Settings  # noqa: E402
@@ -29,7 +28,9 @@ from omtx_test_predictor import TestPredictor  # noqa: E402
 
 PG_URL = os.environ.get("OMTX_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 TEST_PLUGIN = {"test": "omtx_test_predictor:make_test_predictor"}
-PROTEIN = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVVHSLAKWKRQTLGQHDFSAGEGLYTHMKALRPDEDRLSPLHSVYVDQWDWERVMGDGERQFSTLKSTVEAIWAGIKATEAAVSEEFGLAPFLPDQIHFVHSQELLSRYPDLDAKGRERAIAKDLGAVFLVGIGGKLSDGHRHDVRAPDYDDWUAVAWLL".replace("U", "")
+PROTEIN = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTQDNLSGAEKAVQVKVKALPDAQFEVVHSLAKWKRQTLGQHDFSAGEGLYTHMKALRPDEDRLSPLHSVYVDQWDWERVMGDGERQFSTLKSTVEAIWAGIKATEAAVSEEFGLAPFLPDQIHFVHSQELLSRYPDLDAKGRERAIAKDLGAVFLVGIGGKLSDGHRHDVRAPDYDDWUAVAWLL".replace(
+    "U", ""
+)
 
 
 def _postgres_problem() -> str | None:
@@ -147,13 +148,19 @@ def s3() -> Iterator[tuple[ThreadedMotoServer, str]]:
 
 @pytest.fixture
 def s3_hub(tmp_path: Path, s3: tuple[ThreadedMotoServer, str]) -> Iterator[Hub]:
-    options = {"endpoint_url": s3[1], "key": "testing", "secret": "testing",
-               "client_kwargs": {"region_name": "us-east-1"}}  # fmt: skip
+    options = {
+        "endpoint_url": s3[1],
+        "key": "testing",
+        "secret": "testing",
+        "client_kwargs": {"region_name": "us-east-1"},
+    }
     bucket = f"omtx-{int(time.time() * 1e6)}"
-    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}", storage_url=f"s3://{bucket}/results",
-                             storage_options=options)  # fmt: skip
-    boto3.client("s3", endpoint_url=s3[1], region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)  # fmt: skip
+    settings = make_settings(
+        tmp_path, f"sqlite:///{tmp_path / 'hub.db'}", storage_url=f"s3://{bucket}/results", storage_options=options
+    )
+    boto3.client(
+        "s3", endpoint_url=s3[1], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    ).create_bucket(Bucket=bucket)
     hub = open_hub(settings)
     yield hub
     hub.close()

@@ -12,7 +12,15 @@ from omtx_hub.auth import Principal
 from omtx_hub.errors import Forbidden, Unauthorized
 from omtx_hub.hub import Hub
 
-__all__ = ["SESSION_COOKIE", "authenticate", "get_hub", "principal_of", "require_admin", "scope_of", "session_principal"]
+__all__ = [
+    "SESSION_COOKIE",
+    "authenticate",
+    "get_hub",
+    "principal_of",
+    "require_admin",
+    "scope_of",
+    "session_principal",
+]
 
 SESSION_COOKIE = "omtx_session"
 CSRF_HEADER = "x-csrf-token"

@@ -21,8 +21,12 @@ from omtx_hub.storage import ResultStore
 
 __all__ = ["BATCH_FILES", "aggregate_batch", "fill_properties"]
 
-BATCH_FILES = {"csv": "batch_results.csv", "json": "batch_results.json", "parquet": "batch_results.parquet",
-               "sdf": "best_poses.sdf"}  # fmt: skip
+BATCH_FILES = {
+    "csv": "batch_results.csv",
+    "json": "batch_results.json",
+    "parquet": "batch_results.parquet",
+    "sdf": "best_poses.sdf",
+}
 _CHUNK = 500
 _WINDOW = 20_000  # children held at once while their properties are computed
 
@@ -35,7 +39,10 @@ def fill_properties(manager: QueueManager, batch_id: str) -> int:
     def flush() -> None:
         nonlocal done, window
         computed = properties_of_all([child["input"]["ligand_smiles"] for child in window])
-        updates = [(child["job_id"], {**child["input"], "properties": props}) for child, props in zip(window, computed, strict=True)]
+        updates = [
+            (child["job_id"], {**child["input"], "properties": props})
+            for child, props in zip(window, computed, strict=True)
+        ]
         for start in range(0, len(updates), _CHUNK):
             manager.set_inputs(updates[start : start + _CHUNK])
         done += len(window)
@@ -66,7 +73,9 @@ def aggregate_batch(
     ranking = plan_rows(manager, batch_id, sort_key=rank_by, direction=direction)
     directory = store.batch_dir(batch_id)
     for fmt, name in BATCH_FILES.items():
-        store.write_bytes(f"{directory}/{name}", b"".join(export_stream(fmt, manager, store, batch_id, ranking, settings)))
+        store.write_bytes(
+            f"{directory}/{name}", b"".join(export_stream(fmt, manager, store, batch_id, ranking, settings))
+        )
     top = dataclasses.replace(ranking, order=ranking.order[:10])
     counts = {s: parent[f"n_{s}"] for s in ("pending", "running", "completed", "failed", "cancelled")}
     summary = {

@@ -33,8 +33,9 @@ def create_app(settings: Settings | None = None, *, hub: Hub | None = None) -> F
     )
     app.state.hub = hub
     registry = CollectorRegistry()  # no auto_describe: it would run a scrape (and fill its reused sums) at start-up
-    registry.register(ops.QueueCollector(hub.manager, hub.settings.worker_seen_seconds,
-                                         hub.settings.metrics_history_seconds))  # fmt: skip
+    registry.register(
+        ops.QueueCollector(hub.manager, hub.settings.worker_seen_seconds, hub.settings.metrics_history_seconds)
+    )
     app.state.metrics_registry = registry
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=hub.settings.max_body_bytes)

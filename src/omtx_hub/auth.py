@@ -90,8 +90,15 @@ class KeyStore:
         if not owner or len(owner) > 100:
             raise ValueError("owner must be 1 to 100 characters")
         key = KEY_PREFIX + secrets.token_urlsafe(32)
-        record = {"key_id": f"key_{secrets.token_urlsafe(9)}", "owner": owner, "prefix": key[:_PREFIX_LEN],
-                  "key_hash": self._digest(key), "admin": admin, "label": label[:200], "created_at": time.time()}  # fmt: skip
+        record = {
+            "key_id": f"key_{secrets.token_urlsafe(9)}",
+            "owner": owner,
+            "prefix": key[:_PREFIX_LEN],
+            "key_hash": self._digest(key),
+            "admin": admin,
+            "label": label[:200],
+            "created_at": time.time(),
+        }
         with transaction(self.engine) as conn:
             if conn.execute(sa.select(owners.c.owner).where(owners.c.owner == owner)).first() is None:
                 conn.execute(owners.insert(), {"owner": owner, "limits": {}, "created_at": time.time()})
@@ -129,11 +136,13 @@ class KeyStore:
         with transaction(self.engine) as conn:
             rows = conn.execute(
                 sa.update(api_keys)
-                .where(sa.or_(api_keys.c.key_id == key_id_or_prefix, api_keys.c.prefix == key_id_or_prefix),
-                       api_keys.c.revoked_at.is_(None))
+                .where(
+                    sa.or_(api_keys.c.key_id == key_id_or_prefix, api_keys.c.prefix == key_id_or_prefix),
+                    api_keys.c.revoked_at.is_(None),
+                )
                 .values(revoked_at=time.time())
                 .returning(api_keys.c.key_id, api_keys.c.owner, api_keys.c.prefix)
-            ).all()  # fmt: skip
+            ).all()
         if not rows:
             raise NotFound(f"no active key {key_id_or_prefix!r}", code="key_not_found")
         if len(rows) > 1:  # a prefix shared by two keys: both are revoked, and the caller is told

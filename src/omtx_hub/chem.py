@@ -55,9 +55,10 @@ def check_smiles(smiles: str, max_heavy_atoms: int = 128) -> SmilesCheck:
         if heavy == 0:
             return SmilesCheck(False, "SMILES has no heavy atoms")
         if "." in text:  # several fragments (a salt, a solvent): the largest is the ligand
-            heavy = max(sum(mol.GetAtomWithIdx(i).GetAtomicNum() > 1 for i in fragment)
-                        for fragment in Chem.GetMolFrags(mol))  # fmt: skip
-    except Exception as exc:  # RDKit raises, rather than returning None, for a few malformed inputs
+            heavy = max(
+                sum(mol.GetAtomWithIdx(i).GetAtomicNum() > 1 for i in fragment) for fragment in Chem.GetMolFrags(mol)
+            )
+    except Exception as exc:  # noqa: BLE001  (RDKit raises, rather than returning None, for a few malformed inputs)
         return SmilesCheck(False, f"RDKit could not read this SMILES ({type(exc).__name__})")
     if heavy > max_heavy_atoms:
         return SmilesCheck(False, f"ligand has {heavy} heavy atoms; the limit is {max_heavy_atoms}")

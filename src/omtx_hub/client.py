@@ -1,9 +1,9 @@
 """A typed HTTP client for OMTX-Hub. It imports nothing of the server: ``httpx`` is all it needs.
 
-    from omtx_hub.client import HubClient
-    hub = HubClient("http://127.0.0.1:8000")
-    batch = hub.submit_batch("screen-1", sequence, [("aspirin", "CC(=O)Oc1ccccc1C(=O)O")], predictor="vina")
-    final = hub.wait(batch["batch_id"])
+from omtx_hub.client import HubClient
+hub = HubClient("http://127.0.0.1:8000")
+batch = hub.submit_batch("screen-1", sequence, [("aspirin", "CC(=O)Oc1ccccc1C(=O)O")], predictor="vina")
+final = hub.wait(batch["batch_id"])
 """
 
 from __future__ import annotations
@@ -82,9 +82,16 @@ class HubClient:
         priority: int = 0,
         idempotency_key: str | None = None,
     ) -> dict[str, Any]:
-        body = {"protein_sequence": protein_sequence, "ligand_smiles": ligand_smiles, "ligand_name": ligand_name,
-                "target_id": target_id, "predictor": predictor, "params": params or {}, "priority": priority,
-                "idempotency_key": idempotency_key}  # fmt: skip
+        body = {
+            "protein_sequence": protein_sequence,
+            "ligand_smiles": ligand_smiles,
+            "ligand_name": ligand_name,
+            "target_id": target_id,
+            "predictor": predictor,
+            "params": params or {},
+            "priority": priority,
+            "idempotency_key": idempotency_key,
+        }
         result: dict[str, Any] = self._request("POST", "/api/v1/jobs/predict", json=body)
         return result
 
@@ -105,10 +112,19 @@ class HubClient:
         dry_run: bool = False,
     ) -> dict[str, Any]:
         """``ligands`` are (name, smiles) pairs. ``dry_run`` returns a time/cost estimate and queues nothing."""
-        body = {"batch_name": batch_name, "protein_sequence": protein_sequence, "target_id": target_id,
-                "ligands": [{"name": n, "smiles": s} for n, s in ligands], "predictor": predictor,
-                "params": params or {}, "max_concurrent": max_concurrent, "priority": priority,
-                "skip_invalid": skip_invalid, "idempotency_key": idempotency_key, "filters": filters}  # fmt: skip
+        body = {
+            "batch_name": batch_name,
+            "protein_sequence": protein_sequence,
+            "target_id": target_id,
+            "ligands": [{"name": n, "smiles": s} for n, s in ligands],
+            "predictor": predictor,
+            "params": params or {},
+            "max_concurrent": max_concurrent,
+            "priority": priority,
+            "skip_invalid": skip_invalid,
+            "idempotency_key": idempotency_key,
+            "filters": filters,
+        }
         query = {"dry_run": "true"} if dry_run else None
         result: dict[str, Any] = self._request("POST", "/api/v1/jobs/predict/batch", json=body, params=query)
         return result
@@ -126,8 +142,9 @@ class HubClient:
 
     def create_webhook(self, url: str, events: list[str] | None = None, secret: str | None = None) -> dict[str, Any]:
         """Register a webhook; the answer holds its ``secret`` (shown once)."""
-        result: dict[str, Any] = self._request("POST", "/api/v1/webhooks",
-                                               json={"url": url, "events": events, "secret": secret})  # fmt: skip
+        result: dict[str, Any] = self._request(
+            "POST", "/api/v1/webhooks", json={"url": url, "events": events, "secret": secret}
+        )
         return result
 
     def webhooks(self) -> list[dict[str, Any]]:
@@ -138,8 +155,9 @@ class HubClient:
         self._request("DELETE", f"/api/v1/webhooks/{webhook_id}")
 
     def webhook_deliveries(self, webhook_id: str, limit: int = 100) -> list[dict[str, Any]]:
-        result: list[dict[str, Any]] = self._request("GET", f"/api/v1/webhooks/{webhook_id}/deliveries",
-                                                     params={"limit": limit})["items"]  # fmt: skip
+        result: list[dict[str, Any]] = self._request(
+            "GET", f"/api/v1/webhooks/{webhook_id}/deliveries", params={"limit": limit}
+        )["items"]
         return result
 
     def export(self, batch_id: str, dest: Path, fmt: str = "csv", **query: Any) -> Path:
@@ -247,8 +265,10 @@ class HubClient:
         if self.status(job_id)["job_type"] == "BATCH_PARENT":
             for child in self.children(job_id, status="completed"):
                 child_dir = out_dir / "jobs" / child["job_id"]
-                written += [self.download(child["job_id"], f["name"], child_dir / f["name"])
-                            for f in self.files(child["job_id"])]  # fmt: skip
+                written += [
+                    self.download(child["job_id"], f["name"], child_dir / f["name"])
+                    for f in self.files(child["job_id"])
+                ]
         return written
 
     # control --------------------------------------------------------------

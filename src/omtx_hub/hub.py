@@ -11,14 +11,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from omtx_hub.auth import KeyStore, Limits, RateLimiter, load_secret
+from omtx_hub.chem import clean_protein_sequence, control_character_in
 from omtx_hub.db import create_db_engine, migrate
 from omtx_hub.db.targets import TargetRepository
+from omtx_hub.errors import InvalidInput, StorageError
 from omtx_hub.queue import QueueManager
 from omtx_hub.queue.retry import RetryPolicy
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore, refusal_reason
-from omtx_hub.chem import clean_protein_sequence, control_character_in
-from omtx_hub.errors import InvalidInput, StorageError
 from omtx_hub.targets import prepare_target_files, read_msa
 from omtx_hub.webhooks import WebhookStore
 
@@ -72,17 +72,27 @@ class Hub:
             alive = self.manager.live_workers(self.settings.worker_seen_seconds)
             names = frozenset(name for w in alive for name in w["predictors"])
             working = {name for w in alive if not w["paused_reason"] for name in w["predictors"]}
-            paused = {name: w["paused_reason"] for w in alive if w["paused_reason"]
-                      for name in w["predictors"] if name not in working}  # fmt: skip
+            paused = {
+                name: w["paused_reason"]
+                for w in alive
+                if w["paused_reason"]
+                for name in w["predictors"]
+                if name not in working
+            }
             self._served = (time.monotonic(), names, paused)
         return names, paused
 
     def limits_for(self, owner: str) -> Limits:
         """The hub's limits with the owner's overrides (``omtx-hub keys limits``) applied."""
         s = self.settings
-        base = {"max_pending_jobs": s.max_pending_jobs, "max_batch_size": s.max_batch_size,
-                "max_sequence_length": s.max_sequence_length, "max_heavy_atoms": s.max_heavy_atoms,
-                "submissions_per_minute": s.submissions_per_minute, "max_body_bytes": s.max_body_bytes}  # fmt: skip
+        base = {
+            "max_pending_jobs": s.max_pending_jobs,
+            "max_batch_size": s.max_batch_size,
+            "max_sequence_length": s.max_sequence_length,
+            "max_heavy_atoms": s.max_heavy_atoms,
+            "submissions_per_minute": s.submissions_per_minute,
+            "max_body_bytes": s.max_body_bytes,
+        }
         return Limits(**{**base, **self.keys.owner_limits(owner)})
 
     def close(self) -> None:
@@ -110,8 +120,10 @@ class Hub:
             raise InvalidInput("target name is empty", code="invalid_target_name")
         control = control_character_in(name)
         if control:
-            raise InvalidInput(f"target name contains a control character ({control}); names must be printable",
-                               code="invalid_target_name")  # fmt: skip
+            raise InvalidInput(
+                f"target name contains a control character ({control}); names must be printable",
+                code="invalid_target_name",
+            )
         files: dict[str, bytes] = {}
         record: dict[str, Any] = {"name": name.strip(), "chains": [], "site": None, "warnings": []}
         if receptor is not None:
@@ -130,11 +142,14 @@ class Hub:
                 raise InvalidInput(str(exc), code="invalid_protein_sequence") from exc
             record["kind"] = "sequence"
         else:
-            raise InvalidInput("give a receptor structure (with a binding_site) or a protein_sequence",
-                               code="invalid_target")  # fmt: skip
+            raise InvalidInput(
+                "give a receptor structure (with a binding_site) or a protein_sequence", code="invalid_target"
+            )
         if protein_sequence is not None and receptor is not None:
-            raise InvalidInput("give a receptor or a protein_sequence, not both (the receptor's sequence is used)",
-                               code="invalid_target")  # fmt: skip
+            raise InvalidInput(
+                "give a receptor or a protein_sequence, not both (the receptor's sequence is used)",
+                code="invalid_target",
+            )
         if msa is not None:
             files["msa.a3m"], depth = read_msa(msa, sequence)
             record["warnings"].append(f"MSA uploaded: {depth} sequences (Boltz-2 uses it with msa='auto')")

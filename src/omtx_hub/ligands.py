@@ -29,9 +29,21 @@ from omtx_hub.parallel import map_chunks
 __all__ = ["PROPERTY_FIELDS", "LigandFilters", "apply_filters", "ligand_properties", "parse_filters"]
 
 _PROPERTIES_PER_PROCESS = 1_000  # ligands (≈3 ms each) per extra process worth its start-up
-PROPERTY_FIELDS = ("canonical_smiles", "inchikey", "heavy_atoms", "molecular_weight_da", "clogp", "hbd", "hba",
-                   "tpsa_angstrom2", "rotatable_bonds", "qed", "lipinski_violations", "pains_alerts",
-                   "brenk_alerts")  # fmt: skip
+PROPERTY_FIELDS = (
+    "canonical_smiles",
+    "inchikey",
+    "heavy_atoms",
+    "molecular_weight_da",
+    "clogp",
+    "hbd",
+    "hba",
+    "tpsa_angstrom2",
+    "rotatable_bonds",
+    "qed",
+    "lipinski_violations",
+    "pains_alerts",
+    "brenk_alerts",
+)
 
 
 # RDKit's substructure matching (QED, the structural alerts, …) swaps the process's C-level SIGINT
@@ -115,20 +127,24 @@ def parse_filters(raw: dict[str, Any] | None) -> LigandFilters | None:
         return LigandFilters.model_validate(raw)
     except ValidationError as exc:
         problems = [{"filter": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()]
-        raise InvalidInput("invalid filters: " + "; ".join(f"{p['filter']}: {p['reason']}" for p in problems),
-                           code="invalid_filters", details={"filters": problems,
-                                                            "allowed": sorted(LigandFilters.model_fields)}) from exc  # fmt: skip
+        raise InvalidInput(
+            "invalid filters: " + "; ".join(f"{p['filter']}: {p['reason']}" for p in problems),
+            code="invalid_filters",
+            details={"filters": problems, "allowed": sorted(LigandFilters.model_fields)},
+        ) from exc
 
 
-_LIMITS = (("min_mw", "molecular_weight_da", "<", "molecular weight {v} Da is below {f}"),
-           ("max_mw", "molecular_weight_da", ">", "molecular weight {v} Da is above {f}"),
-           ("max_clogp", "clogp", ">", "cLogP {v} is above {f}"),
-           ("max_tpsa", "tpsa_angstrom2", ">", "TPSA {v} Å² is above {f}"),
-           ("max_hbd", "hbd", ">", "{v} H-bond donors, more than {f}"),
-           ("max_hba", "hba", ">", "{v} H-bond acceptors, more than {f}"),
-           ("max_rotatable_bonds", "rotatable_bonds", ">", "{v} rotatable bonds, more than {f}"),
-           ("max_heavy_atoms", "heavy_atoms", ">", "{v} heavy atoms, more than {f}"),
-           ("min_qed", "qed", "<", "QED {v} is below {f}"))  # fmt: skip
+_LIMITS = (
+    ("min_mw", "molecular_weight_da", "<", "molecular weight {v} Da is below {f}"),
+    ("max_mw", "molecular_weight_da", ">", "molecular weight {v} Da is above {f}"),
+    ("max_clogp", "clogp", ">", "cLogP {v} is above {f}"),
+    ("max_tpsa", "tpsa_angstrom2", ">", "TPSA {v} Å² is above {f}"),
+    ("max_hbd", "hbd", ">", "{v} H-bond donors, more than {f}"),
+    ("max_hba", "hba", ">", "{v} H-bond acceptors, more than {f}"),
+    ("max_rotatable_bonds", "rotatable_bonds", ">", "{v} rotatable bonds, more than {f}"),
+    ("max_heavy_atoms", "heavy_atoms", ">", "{v} heavy atoms, more than {f}"),
+    ("min_qed", "qed", "<", "QED {v} is below {f}"),
+)
 
 
 def _reason(props: dict[str, Any], filters: LigandFilters) -> str | None:

@@ -22,17 +22,42 @@ from omtx_hub.settings import Settings
 
 __all__ = ["BOLTZ2_FILES", "PROTEIN_TOKENS", "ModelFile", "boltz2_status", "fetch_boltz2", "missing_boltz2_message"]
 
-PROTEIN_TOKENS = ("ALA", "ARG", "ASN", "ASP", "CYS", "GLN", "GLU", "GLY", "HIS", "ILE", "LEU",
-                  "LYS", "MET", "PHE", "PRO", "SER", "THR", "TRP", "TYR", "VAL", "UNK")  # fmt: skip
+PROTEIN_TOKENS = (
+    "ALA",
+    "ARG",
+    "ASN",
+    "ASP",
+    "CYS",
+    "GLN",
+    "GLU",
+    "GLY",
+    "HIS",
+    "ILE",
+    "LEU",
+    "LYS",
+    "MET",
+    "PHE",
+    "PRO",
+    "SER",
+    "THR",
+    "TRP",
+    "TYR",
+    "VAL",
+    "UNK",
+)
 
 # The official locations (the same ones boltz-community's own downloader uses), first one first.
 BOLTZ2_FILES: dict[str, tuple[str, ...]] = {
-    "boltz2_conf.ckpt": ("https://model-gateway.boltz.bio/boltz2_conf.ckpt",
-                         "https://huggingface.co/boltz-community/boltz-2/resolve/main/boltz2_conf.ckpt"),
-    "boltz2_aff.ckpt": ("https://model-gateway.boltz.bio/boltz2_aff.ckpt",
-                        "https://huggingface.co/boltz-community/boltz-2/resolve/main/boltz2_aff.ckpt"),
+    "boltz2_conf.ckpt": (
+        "https://model-gateway.boltz.bio/boltz2_conf.ckpt",
+        "https://huggingface.co/boltz-community/boltz-2/resolve/main/boltz2_conf.ckpt",
+    ),
+    "boltz2_aff.ckpt": (
+        "https://model-gateway.boltz.bio/boltz2_aff.ckpt",
+        "https://huggingface.co/boltz-community/boltz-2/resolve/main/boltz2_aff.ckpt",
+    ),
     "mols.tar": ("https://huggingface.co/boltz-community/boltz-2/resolve/main/mols.tar",),
-}  # fmt: skip
+}
 
 
 @dataclass(frozen=True)
@@ -53,7 +78,9 @@ def boltz2_status(cache: Path) -> list[ModelFile]:
     mols = cache / "mols"
     missing = [code for code in PROTEIN_TOKENS if not (mols / f"{code}.pkl").is_file()]
     count = len(list(mols.glob("*.pkl"))) if mols.is_dir() else 0
-    detail = f"{count} components" if not missing else f"missing {len(missing)} protein tokens ({', '.join(missing[:5])}…)"
+    detail = (
+        f"{count} components" if not missing else f"missing {len(missing)} protein tokens ({', '.join(missing[:5])}…)"
+    )
     items.append(ModelFile("mols/", mols, not missing, detail))
     return items
 
@@ -104,7 +131,11 @@ def fetch_boltz2(settings: Settings, progress: Callable[[str], None] = print) ->
         wanted.append("mols.tar")
     with httpx.Client(follow_redirects=True, timeout=httpx.Timeout(60.0, read=300.0)) as client:
         for name in wanted:
-            urls = (f"{settings.model_mirror_url.rstrip('/')}/{name}",) if settings.model_mirror_url else BOLTZ2_FILES[name]
+            urls = (
+                (f"{settings.model_mirror_url.rstrip('/')}/{name}",)
+                if settings.model_mirror_url
+                else BOLTZ2_FILES[name]
+            )
             errors = []
             for url in urls:
                 try:

@@ -38,8 +38,12 @@ def map_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], *, per_proc
         return fn(list(items))
     chunks = [list(items[i : i + chunk]) for i in range(0, len(items), chunk)]
     try:
-        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_exit_with_parent, initargs=(os.getpid(),)) as pool:
+        with ProcessPoolExecutor(
+            processes,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             return [result for part in pool.map(fn, chunks) for result in part]
     except (BrokenProcessPool, OSError, RuntimeError) as exc:
         # e.g. code embedded in a script without an ``if __name__ == "__main__"`` guard, which spawn needs

@@ -79,8 +79,15 @@ def child_view(r: Record) -> dict[str, Any]:
 
 def full_view(r: Record) -> dict[str, Any]:
     out = {k: v for k, v in r.items() if k not in {"id"} and not k.startswith("n_")}
-    for key in ("created_at", "started_at", "completed_at", "run_after", "lease_expires_at", "last_claimed_at",
-                "aggregated_at"):  # fmt: skip
+    for key in (
+        "created_at",
+        "started_at",
+        "completed_at",
+        "run_after",
+        "lease_expires_at",
+        "last_claimed_at",
+        "aggregated_at",
+    ):
         out[key] = iso(r[key])
     out["cancel_requested"] = bool(r["cancel_requested"])
     out["batch_id"] = out.pop("batch_parent_id")

@@ -43,16 +43,20 @@ def default_ranking(parent: Record) -> tuple[str | None, str]:
     return (declared.name, declared.direction) if declared else (None, "asc")
 
 
-def ranking_for(hub: Hub, parent: Record, sort: str | None, order: str | None, status: str | None,
-                top: int | None) -> Ranking:  # fmt: skip
+def ranking_for(
+    hub: Hub, parent: Record, sort: str | None, order: str | None, status: str | None, top: int | None
+) -> Ranking:
     """The ranking an export or a listing asked for, the batch's default where it did not say."""
     key, direction = default_ranking(parent)
     if sort:
         key = sort
     if key is None:
-        raise InvalidInput(f"predictor {parent['predictor']!r} has no documented primary score: pass sort=FIELD",
-                           code="sort_required")  # fmt: skip
-    return plan_rows(hub.manager, parent["job_id"], sort_key=key, direction=(order or direction), status=status, top=top)
+        raise InvalidInput(
+            f"predictor {parent['predictor']!r} has no documented primary score: pass sort=FIELD", code="sort_required"
+        )
+    return plan_rows(
+        hub.manager, parent["job_id"], sort_key=key, direction=(order or direction), status=status, top=top
+    )
 
 
 def rescore_choice(
@@ -65,11 +69,15 @@ def rescore_choice(
         raise InvalidInput("the source batch has no primary score: pass sort", code="sort_required")
     batch_id = parent["job_id"]
     ranking = plan_rows(hub.manager, batch_id, sort_key=key, direction=direction, status="completed", top=top_k)
-    chosen = [(r["ligand_name"], r["ligand_smiles"]) for r in stream_rows(hub.manager, batch_id, ranking, 0.0)
-              if r["rank"] is not None]  # fmt: skip
+    chosen = [
+        (r["ligand_name"], r["ligand_smiles"])
+        for r in stream_rows(hub.manager, batch_id, ranking, 0.0)
+        if r["rank"] is not None
+    ]
     if not chosen:
-        raise InvalidInput(f"batch {batch_id} has no completed ligand with a {key!r} value to send on",
-                           code="nothing_to_rescore")  # fmt: skip
+        raise InvalidInput(
+            f"batch {batch_id} has no completed ligand with a {key!r} value to send on", code="nothing_to_rescore"
+        )
     return key, direction, chosen
 
 
@@ -85,16 +93,24 @@ def estimate(hub: Hub, sub: BatchSubmission) -> dict[str, Any]:
     n = len(sub.ligands)
     price = hub.settings.price_per_accelerator_hour
     total = per_ligand * n if per_ligand is not None else None
-    workers = sum(1 for w in hub.manager.live_workers(hub.settings.worker_seen_seconds) if sub.predictor in w["predictors"])
+    workers = sum(
+        1 for w in hub.manager.live_workers(hub.settings.worker_seen_seconds) if sub.predictor in w["predictors"]
+    )
     return {
-        "dry_run": True, "predictor": sub.predictor, "ligands": n, "skipped": sub.skipped, "filtered": sub.filtered,
-        "seconds_per_ligand": per_ligand, "basis": basis if per_ligand is not None else "no estimate for this predictor",
+        "dry_run": True,
+        "predictor": sub.predictor,
+        "ligands": n,
+        "skipped": sub.skipped,
+        "filtered": sub.filtered,
+        "seconds_per_ligand": per_ligand,
+        "basis": basis if per_ligand is not None else "no estimate for this predictor",
         "estimated_accelerator_seconds": total,
         "estimated_cost": round(total / 3600 * price, 4) if total is not None and price else None,
-        "price_per_accelerator_hour": price or None, "currency": hub.settings.currency,
+        "price_per_accelerator_hour": price or None,
+        "currency": hub.settings.currency,
         "live_workers": workers,
         "estimated_wall_seconds": (total / workers) if total is not None and workers else None,
-    }  # fmt: skip
+    }
 
 
 def status_warnings(hub: Hub, record: Record) -> list[str]:

@@ -13,8 +13,8 @@ from omtx_hub.chem import check_smiles, clean_protein_sequence, control_characte
 from omtx_hub.domain import Ligand
 from omtx_hub.errors import InvalidInput, PayloadTooLarge, RateLimited
 from omtx_hub.ligands import apply_filters, ligand_properties, parse_filters
-from omtx_hub.predictors.catalog import validate_params
 from omtx_hub.parallel import map_chunks
+from omtx_hub.predictors.catalog import validate_params
 from omtx_hub.queue import BatchSubmission, JobSubmission
 from omtx_hub.registry import available_predictors
 from omtx_hub.settings import Settings
@@ -30,10 +30,14 @@ RECEPTOR_PREDICTORS = frozenset({"vina"})
 
 def default_limits(settings: Settings) -> Limits:
     """The hub-wide limits, for callers without an owner override (the library, the benchmarks)."""
-    return Limits(max_pending_jobs=settings.max_pending_jobs, max_batch_size=settings.max_batch_size,
-                  max_sequence_length=settings.max_sequence_length, max_heavy_atoms=settings.max_heavy_atoms,
-                  submissions_per_minute=settings.submissions_per_minute,
-                  max_body_bytes=settings.max_body_bytes)  # fmt: skip
+    return Limits(
+        max_pending_jobs=settings.max_pending_jobs,
+        max_batch_size=settings.max_batch_size,
+        max_sequence_length=settings.max_sequence_length,
+        max_heavy_atoms=settings.max_heavy_atoms,
+        submissions_per_minute=settings.submissions_per_minute,
+        max_body_bytes=settings.max_body_bytes,
+    )
 
 
 def _check_pending(limits: Limits, pending_jobs: int, new_jobs: int) -> None:
@@ -57,8 +61,11 @@ def _target_input(
         )
     if target is None:
         if protein_sequence is None:
-            raise InvalidInput("give protein_sequence or target_id", code="invalid_protein_sequence",
-                               details={"field": "protein_sequence"})  # fmt: skip
+            raise InvalidInput(
+                "give protein_sequence or target_id",
+                code="invalid_protein_sequence",
+                details={"field": "protein_sequence"},
+            )
         return _sequence(limits, protein_sequence), {}
     if predictor in RECEPTOR_PREDICTORS and not target.get("site"):
         raise InvalidInput(
@@ -93,8 +100,11 @@ def _msa_policy(settings: Settings, predictor: str, params: dict[str, Any], targ
 def _check_idempotency_key(key: str | None) -> None:
     control = control_character_in(key) if key is not None else None
     if control:
-        raise InvalidInput(f"idempotency_key contains a control character ({control})",
-                           code="invalid_idempotency_key", details={"field": "idempotency_key"})  # fmt: skip
+        raise InvalidInput(
+            f"idempotency_key contains a control character ({control})",
+            code="invalid_idempotency_key",
+            details={"field": "idempotency_key"},
+        )
 
 
 def _name_problem(name: str) -> str | None:
@@ -218,8 +228,11 @@ def build_batch_submission(
         raise InvalidInput("batch_name is empty", code="invalid_batch_name", details={"field": "batch_name"})
     control = control_character_in(batch_name)
     if control:
-        raise InvalidInput(f"batch_name contains a control character ({control}); names must be printable",
-                           code="invalid_batch_name", details={"field": "batch_name"})  # fmt: skip
+        raise InvalidInput(
+            f"batch_name contains a control character ({control}); names must be printable",
+            code="invalid_batch_name",
+            details={"field": "batch_name"},
+        )
     _check_idempotency_key(idempotency_key)
     if not ligands:
         raise InvalidInput("the batch has no ligands", code="no_ligands", details={"field": "ligands"})
@@ -238,8 +251,9 @@ def build_batch_submission(
 
     problems: list[dict[str, Any]] = []
     seen: dict[str, list[int]] = defaultdict(list)
-    checks = map_chunks(partial(_ligand_problems, chosen, limits.max_heavy_atoms), ligands,
-                        per_process=_CHECKS_PER_PROCESS, chunk=5_000)  # fmt: skip
+    checks = map_chunks(
+        partial(_ligand_problems, chosen, limits.max_heavy_atoms), ligands, per_process=_CHECKS_PER_PROCESS, chunk=5_000
+    )
     for index, ((name, smiles), problem) in enumerate(zip(ligands, checks, strict=True)):
         seen[name.strip()].append(index)
         if problem:
@@ -247,10 +261,14 @@ def build_batch_submission(
     for name, indices in seen.items():
         if len(indices) > 1 and name:
             problems.extend(
-                {"index": i, "name": name, "smiles": ligands[i][1],
-                 "reason": f"duplicate ligand name (also at index {indices[0]})"}
+                {
+                    "index": i,
+                    "name": name,
+                    "smiles": ligands[i][1],
+                    "reason": f"duplicate ligand name (also at index {indices[0]})",
+                }
                 for i in indices[1:]
-            )  # fmt: skip
+            )
     problems.sort(key=lambda p: p["index"])
 
     bad = {p["index"] for p in problems}
@@ -269,13 +287,16 @@ def build_batch_submission(
     filtered: list[dict[str, Any]] = []
     if checked_filters is not None:
         properties, excluded = apply_filters([lig.smiles for lig in kept], checked_filters, positions)
-        filtered = [{"index": positions[p], "name": kept[p].name, "smiles": kept[p].smiles, "reason": reason}
-                    for p, reason in sorted(excluded.items())]  # fmt: skip
+        filtered = [
+            {"index": positions[p], "name": kept[p].name, "smiles": kept[p].smiles, "reason": reason}
+            for p, reason in sorted(excluded.items())
+        ]
         kept = [lig for p, lig in enumerate(kept) if p not in excluded]
         properties = [props for p, props in enumerate(properties) if p not in excluded]
         if not kept:
-            raise InvalidInput("no ligand passed the filters; nothing was queued", code="all_filtered",
-                               details={"filtered": filtered})  # fmt: skip
+            raise InvalidInput(
+                "no ligand passed the filters; nothing was queued", code="all_filtered", details={"filtered": filtered}
+            )
     _check_pending(limits, pending_jobs, len(kept))
     return BatchSubmission(
         owner=owner,

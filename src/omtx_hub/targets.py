@@ -100,8 +100,9 @@ def read_receptor(data: bytes, filename: str) -> gemmi.Structure:
             f"receptor file {filename!r} is a PDBQT file (AutoDock charges and atom types after column 70); "
             "prepared PDBQT receptors are not supported as uploads yet: upload the PDB or mmCIF file it was "
             "prepared from (the hub prepares it for Vina itself)",
-            "invalid_receptor", format="pdbqt",
-        )  # fmt: skip
+            "invalid_receptor",
+            format="pdbqt",
+        )
     try:
         if suffix in ("cif", "mmcif"):
             structure = gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
@@ -128,12 +129,16 @@ def read_receptor(data: bytes, filename: str) -> gemmi.Structure:
         raise _invalid(
             f"receptor file {filename!r}: cleaning kept {kept} of its {named_heavy} protein heavy atoms (the rest "
             "are marked as hydrogens in the element columns 77-78); check those columns, or export the file again",
-            "invalid_receptor", kept=kept, heavy_atoms=named_heavy,
-        )  # fmt: skip
+            "invalid_receptor",
+            kept=kept,
+            heavy_atoms=named_heavy,
+        )
     amino = sum(
-        1 for chain in structure[0] for res in chain if gemmi.find_tabulated_residue(res.name) is not None
-        and gemmi.find_tabulated_residue(res.name).is_amino_acid()
-    )  # fmt: skip
+        1
+        for chain in structure[0]
+        for res in chain
+        if gemmi.find_tabulated_residue(res.name) is not None and gemmi.find_tabulated_residue(res.name).is_amino_acid()
+    )
     if amino < 10:
         raise _invalid(
             f"receptor file {filename!r} has {amino} amino-acid residues; a docking receptor needs a protein chain",
@@ -166,7 +171,9 @@ def _box_around(points: np.ndarray, padding: float) -> tuple[list[float], list[f
 
 def read_reference_ligand(data: bytes, filename: str) -> Chem.Mol:
     if not filename.lower().endswith((".sdf", ".mol", ".sd")):
-        raise _invalid(f"reference ligand {filename!r}: use an SDF/MOL file with 3D coordinates", "invalid_reference_ligand")
+        raise _invalid(
+            f"reference ligand {filename!r}: use an SDF/MOL file with 3D coordinates", "invalid_reference_ligand"
+        )
     supplier = Chem.SDMolSupplier()
     supplier.SetData(data.decode("utf-8", errors="replace"), removeHs=False)
     mol = next(iter(supplier), None) if len(supplier) else None
@@ -211,8 +218,11 @@ def prepare_target_files(
         spec = BindingSite.model_validate(site)
     except ValidationError as exc:
         problems = [{"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in exc.errors()]
-        raise _invalid("invalid binding site: " + "; ".join(f"{p['field']}: {p['reason']}" for p in problems),
-                       "invalid_binding_site", problems=problems) from exc  # fmt: skip
+        raise _invalid(
+            "invalid binding site: " + "; ".join(f"{p['field']}: {p['reason']}" for p in problems),
+            "invalid_binding_site",
+            problems=problems,
+        ) from exc
     structure = read_receptor(receptor, receptor_filename)
     atoms = _coords(structure)
     reference = read_reference_ligand(reference_ligand, reference_filename) if reference_ligand else None
@@ -268,8 +278,14 @@ def prepare_target_files(
         receptor_pdb=structure.make_pdb_string().encode(),
         protein_sequence=longest["sequence"],
         chains=chains,
-        site={"mode": spec.mode, "center": center, "size": size, "padding": spec.padding,
-              "residues": spec.residues, "receptor_atoms_in_box": inside},  # fmt: skip
+        site={
+            "mode": spec.mode,
+            "center": center,
+            "size": size,
+            "padding": spec.padding,
+            "residues": spec.residues,
+            "receptor_atoms_in_box": inside,
+        },
         reference_ligand_sdf=sdf,
         warnings=warnings,
     )

@@ -33,9 +33,9 @@ from urllib.parse import urlparse
 import httpx
 import sqlalchemy as sa
 
+from omtx_hub.backoff import Backoff
 from omtx_hub.db.engine import read_connection, transaction
 from omtx_hub.db.schema import webhook_deliveries, webhooks
-from omtx_hub.backoff import Backoff
 from omtx_hub.errors import InvalidInput, NotFound, QueueUnavailable
 
 __all__ = ["EVENTS", "WebhookDispatcher", "WebhookStore", "sign"]
@@ -69,12 +69,21 @@ class WebhookStore:
         chosen = list(dict.fromkeys(events or EVENTS))
         unknown = [e for e in chosen if e not in EVENTS]
         if unknown or not chosen:
-            raise InvalidInput(f"unknown events {unknown}; known: {', '.join(EVENTS)}", code="invalid_webhook",
-                               details={"known": list(EVENTS)})  # fmt: skip
+            raise InvalidInput(
+                f"unknown events {unknown}; known: {', '.join(EVENTS)}",
+                code="invalid_webhook",
+                details={"known": list(EVENTS)},
+            )
         if secret is not None and len(secret) < 16:
             raise InvalidInput("a webhook secret needs at least 16 characters", code="invalid_webhook")
-        record = {"webhook_id": f"whk_{secrets.token_urlsafe(12)}", "owner": owner, "url": url,
-                  "secret": secret or secrets.token_urlsafe(32), "events": chosen, "created_at": time.time()}  # fmt: skip
+        record = {
+            "webhook_id": f"whk_{secrets.token_urlsafe(12)}",
+            "owner": owner,
+            "url": url,
+            "secret": secret or secrets.token_urlsafe(32),
+            "events": chosen,
+            "created_at": time.time(),
+        }
         with transaction(self.engine) as conn:
             conn.execute(webhooks.insert(), record)
         self._cache.pop(owner, None)
@@ -103,8 +112,12 @@ class WebhookStore:
     def deliveries(self, webhook_id: str, owner: str | None, limit: int = 100) -> list[dict[str, Any]]:
         self.get(webhook_id, owner)
         with read_connection(self.engine) as conn:
-            rows = conn.execute(sa.select(webhook_deliveries).where(webhook_deliveries.c.webhook_id == webhook_id)
-                                .order_by(webhook_deliveries.c.id.desc()).limit(limit))  # fmt: skip
+            rows = conn.execute(
+                sa.select(webhook_deliveries)
+                .where(webhook_deliveries.c.webhook_id == webhook_id)
+                .order_by(webhook_deliveries.c.id.desc())
+                .limit(limit)
+            )
             return [dict(r._mapping) for r in rows]
 
     # ------------------------------------------------------------------ events
@@ -125,9 +138,20 @@ class WebhookStore:
         if not targets:
             return 0
         now = time.time()
-        rows = [{"delivery_id": f"dlv_{secrets.token_urlsafe(12)}", "webhook_id": w["webhook_id"], "event": event,
-                 "job_id": job_id, "status": "pending", "attempts": 0, "next_attempt_at": now, "created_at": now,
-                 "payload": {"event": event, "created_at": now, "data": data}} for w in targets]  # fmt: skip
+        rows = [
+            {
+                "delivery_id": f"dlv_{secrets.token_urlsafe(12)}",
+                "webhook_id": w["webhook_id"],
+                "event": event,
+                "job_id": job_id,
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "payload": {"event": event, "created_at": now, "data": data},
+            }
+            for w in targets
+        ]
         with transaction(self.engine) as conn:
             conn.execute(webhook_deliveries.insert(), rows)
         return len(rows)
@@ -137,8 +161,9 @@ class WebhookStore:
     def lease_due(self, limit: int = 20) -> list[dict[str, Any]]:
         """Take due deliveries for this dispatcher (pushes their next attempt past a lease)."""
         now = time.time()
-        due = sa.select(webhook_deliveries.c.id).where(webhook_deliveries.c.status == "pending",
-                                                       webhook_deliveries.c.next_attempt_at <= now)  # fmt: skip
+        due = sa.select(webhook_deliveries.c.id).where(
+            webhook_deliveries.c.status == "pending", webhook_deliveries.c.next_attempt_at <= now
+        )
         with read_connection(self.engine) as conn:  # idle: no write lock taken
             if conn.execute(due.limit(1)).first() is None:
                 return []
@@ -149,13 +174,16 @@ class WebhookStore:
             ids = list(conn.execute(due).scalars())
             if not ids:
                 return []
-            conn.execute(sa.update(webhook_deliveries).where(webhook_deliveries.c.id.in_(ids))
-                         .values(next_attempt_at=now + _LEASE_SECONDS))  # fmt: skip
+            conn.execute(
+                sa.update(webhook_deliveries)
+                .where(webhook_deliveries.c.id.in_(ids))
+                .values(next_attempt_at=now + _LEASE_SECONDS)
+            )
             rows = conn.execute(
                 sa.select(webhook_deliveries, webhooks.c.url, webhooks.c.secret, webhooks.c.deleted_at)
                 .join(webhooks, webhooks.c.webhook_id == webhook_deliveries.c.webhook_id)
                 .where(webhook_deliveries.c.id.in_(ids))
-            )  # fmt: skip
+            )
             return [dict(r._mapping) for r in rows]
 
     def record(self, delivery: dict[str, Any], status_code: int | None, error: str | None) -> str:
@@ -169,7 +197,9 @@ class WebhookStore:
         else:
             values.update(next_attempt_at=now + _RETRY.delay(attempts))
         with transaction(self.engine) as conn:
-            conn.execute(sa.update(webhook_deliveries).where(webhook_deliveries.c.id == delivery["id"]).values(**values))
+            conn.execute(
+                sa.update(webhook_deliveries).where(webhook_deliveries.c.id == delivery["id"]).values(**values)
+            )
         return str(values.get("status", "pending"))
 
 
@@ -212,9 +242,13 @@ class WebhookDispatcher:
 
     def send(self, delivery: dict[str, Any]) -> str:
         body = json.dumps({**delivery["payload"], "delivery_id": delivery["delivery_id"]}, sort_keys=True).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "omtx-hub-webhooks",
-                   "X-OMTX-Event": delivery["event"], "X-OMTX-Delivery": delivery["delivery_id"],
-                   "X-OMTX-Signature": sign(delivery["secret"], body, int(time.time()))}  # fmt: skip
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "omtx-hub-webhooks",
+            "X-OMTX-Event": delivery["event"],
+            "X-OMTX-Delivery": delivery["delivery_id"],
+            "X-OMTX-Signature": sign(delivery["secret"], body, int(time.time())),
+        }
         code: int | None = None
         error: str | None = None
         if delivery["deleted_at"] is not None:
@@ -228,6 +262,14 @@ class WebhookDispatcher:
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500]
         outcome = self.store.record(delivery, code, error)
-        logger.info("webhook", extra={"action": "webhook", "job": delivery["job_id"], "event": delivery["event"],
-                                      "outcome": outcome, "status_code": code})  # fmt: skip
+        logger.info(
+            "webhook",
+            extra={
+                "action": "webhook",
+                "job": delivery["job_id"],
+                "event": delivery["event"],
+                "outcome": outcome,
+                "status_code": code,
+            },
+        )
         return outcome

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from omtx_hub.aggregate import aggregate_batch
-from omtx_hub.webhooks import WebhookDispatcher, WebhookStore
-from omtx_hub.domain import ClaimedJob, Target
 from omtx_hub.backoff import Backoff
+from omtx_hub.domain import ClaimedJob, Target
 from omtx_hub.errors import PredictionError, QueueUnavailable, StorageError
 from omtx_hub.predictors.base import Outcome, PredictionTask, Predictor, TargetArtifacts
 from omtx_hub.queue import QueueManager
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore, is_safe_file_name, refusal_reason
+from omtx_hub.webhooks import WebhookDispatcher, WebhookStore
 
 __all__ = ["Worker", "new_worker_id"]
 
@@ -218,15 +218,29 @@ class Worker:
         predictor = self.predictors[self.manager.get(batch_id)["predictor"]]
         try:
             summary = aggregate_batch(
-                self.manager, self.store, batch_id,
-                rank_by=predictor.primary_score, direction=predictor.score_direction, settings=self.settings,
-            )  # fmt: skip
+                self.manager,
+                self.store,
+                batch_id,
+                rank_by=predictor.primary_score,
+                direction=predictor.score_direction,
+                settings=self.settings,
+            )
             self._log("aggregate", job=batch_id)
             parent = self.manager.get(batch_id)
-            self._notify(parent["owner"], "batch.completed", batch_id, {
-                "batch_id": batch_id, "name": parent["name"], "predictor": parent["predictor"],
-                "status": parent["status"], "counts": summary["counts"], "top": summary["top"],
-                "files": summary["files"]})  # fmt: skip
+            self._notify(
+                parent["owner"],
+                "batch.completed",
+                batch_id,
+                {
+                    "batch_id": batch_id,
+                    "name": parent["name"],
+                    "predictor": parent["predictor"],
+                    "status": parent["status"],
+                    "counts": summary["counts"],
+                    "top": summary["top"],
+                    "files": summary["files"],
+                },
+            )
         except StorageError:
             logger.exception("aggregation failed", extra={"action": "aggregate", "job": batch_id})
 
@@ -262,10 +276,15 @@ class Worker:
         return True
 
     def _release_for_store(self, claim: ClaimedJob) -> None:
-        message = (f"the result store refused a write; the job waits until it accepts writes again (this attempt "
-                   f"is not counted): {self._store_down}")  # fmt: skip
-        self._db_retry(lambda: self.manager.release(claim, self.worker_id,
-                                                    error={"code": "storage_unavailable", "message": message}))  # fmt: skip
+        message = (
+            f"the result store refused a write; the job waits until it accepts writes again (this attempt "
+            f"is not counted): {self._store_down}"
+        )
+        self._db_retry(
+            lambda: self.manager.release(
+                claim, self.worker_id, error={"code": "storage_unavailable", "message": message}
+            )
+        )
         self._log("release", job=claim.job_id, reason="storage_unavailable")
 
     # ------------------------------------------------------------------ one micro-batch
@@ -295,7 +314,9 @@ class Worker:
             for outcome in predictor.predict(target, artifacts, tasks, run_dir, self.should_stop):
                 claim = pending.pop(outcome.job_id, None)
                 if claim is None:
-                    raise RuntimeError(f"predictor {predictor.name} returned an outcome for unknown job {outcome.job_id}")
+                    raise RuntimeError(
+                        f"predictor {predictor.name} returned an outcome for unknown job {outcome.job_id}"
+                    )
                 now = time.monotonic()
                 self._finish(claim, outcome, wall_seconds=now - mark)
                 mark = now
@@ -326,8 +347,7 @@ class Worker:
                         self.manager.stopped(claim, self.worker_id)
                         self._log("cancelled", job=claim.job_id)
                     else:
-                        self._fail(claim, "no_outcome", "the predictor returned no result for this job",
-                                   transient=True)
+                        self._fail(claim, "no_outcome", "the predictor returned no result for this job", transient=True)
             finally:
                 # Whatever happened above (the database may be down past a lease), stop renewing these
                 # leases: a job this worker could not finish must expire and go back to the queue.
@@ -360,15 +380,18 @@ class Worker:
         cached = self.store.list_files(cache)
         for name in cached:
             (directory / name).write_bytes(self.store.read_bytes(f"{cache}/{name}"))
-        local_target = Target(key=target.key, protein_sequence=target.protein_sequence, extra=target.extra,
-                              files=files)  # fmt: skip
+        local_target = Target(key=target.key, protein_sequence=target.protein_sequence, extra=target.extra, files=files)
         started = time.monotonic()
         artifacts = predictor.prepare_target(local_target, directory)
         for path in sorted(directory.iterdir()):
             if path.is_file() and path.name not in cached and is_safe_file_name(path.name):
                 self.store.write_bytes(f"{cache}/{path.name}", path.read_bytes())
-        self._log("prepare_target", target=target.key, seconds=f"{time.monotonic() - started:.3f}",
-                  reused_from_cache=",".join(cached) or "-")  # fmt: skip
+        self._log(
+            "prepare_target",
+            target=target.key,
+            seconds=f"{time.monotonic() - started:.3f}",
+            reused_from_cache=",".join(cached) or "-",
+        )
         self._targets[key] = (local_target, artifacts)
         while len(self._targets) > _TARGET_CACHE_SIZE:
             _, (_, old) = self._targets.popitem(last=False)
@@ -386,18 +409,30 @@ class Worker:
         files = sorted(outcome.files)
         unsafe = [name for name in files if not is_safe_file_name(name)]
         if unsafe:
-            self._fail(claim, "storage_error", f"predictor produced files with unsafe names: {unsafe!r}", transient=True)
+            self._fail(
+                claim, "storage_error", f"predictor produced files with unsafe names: {unsafe!r}", transient=True
+            )
             return
         try:
-            document = {"job_id": claim.job_id, "predictor": claim.predictor, "status": "completed",
-                        "attempt": claim.attempt, "worker_id": self.worker_id, "wall_seconds": wall_seconds,
-                        "accelerator_seconds": outcome.accelerator_seconds, "results": outcome.results,
-                        "files": ["input.json", "results.json", *files]}  # fmt: skip
-            self.store.write_many({
-                **{f"{directory}/{name}": outcome.files[name] for name in files},
-                f"{directory}/input.json": self.store.json_bytes(_input_document(claim)),
-                f"{directory}/results.json": self.store.json_bytes(document),
-            }, durable=False)  # made durable together in _flush, before the completions are recorded
+            document = {
+                "job_id": claim.job_id,
+                "predictor": claim.predictor,
+                "status": "completed",
+                "attempt": claim.attempt,
+                "worker_id": self.worker_id,
+                "wall_seconds": wall_seconds,
+                "accelerator_seconds": outcome.accelerator_seconds,
+                "results": outcome.results,
+                "files": ["input.json", "results.json", *files],
+            }
+            self.store.write_many(
+                {
+                    **{f"{directory}/{name}": outcome.files[name] for name in files},
+                    f"{directory}/input.json": self.store.json_bytes(_input_document(claim)),
+                    f"{directory}/results.json": self.store.json_bytes(document),
+                },
+                durable=False,
+            )  # made durable together in _flush, before the completions are recorded
         except StorageError as exc:
             if self._store_refuses(exc):
                 self._release_for_store(claim)
@@ -437,9 +472,18 @@ class Worker:
                 continue
             self._log("complete", job=claim.job_id, attempt=claim.attempt, seconds=f"{wall_seconds:.3f}")
             if claim.batch_parent_id is None:
-                self._notify(claim.owner, "job.completed", claim.job_id, {
-                    "job_id": claim.job_id, "predictor": claim.predictor, "status": "completed",
-                    "ligand_name": claim.input.get("ligand_name"), "results": results_of.get(claim.job_id)})  # fmt: skip
+                self._notify(
+                    claim.owner,
+                    "job.completed",
+                    claim.job_id,
+                    {
+                        "job_id": claim.job_id,
+                        "predictor": claim.predictor,
+                        "status": "completed",
+                        "ligand_name": claim.input.get("ligand_name"),
+                        "results": results_of.get(claim.job_id),
+                    },
+                )
             if finished.parent_finished and claim.batch_parent_id:
                 aggregate.add(claim.batch_parent_id)
         for batch_id in sorted(aggregate):
@@ -451,9 +495,18 @@ class Worker:
         )
         self._log("fail", job=claim.job_id, attempt=claim.attempt, code=code, outcome=finished.status or "lease_lost")
         if finished.status == "failed" and claim.batch_parent_id is None:
-            self._notify(claim.owner, "job.failed", claim.job_id, {
-                "job_id": claim.job_id, "predictor": claim.predictor, "status": "failed",
-                "ligand_name": claim.input.get("ligand_name"), "error": {"code": code, "message": message}})  # fmt: skip
+            self._notify(
+                claim.owner,
+                "job.failed",
+                claim.job_id,
+                {
+                    "job_id": claim.job_id,
+                    "predictor": claim.predictor,
+                    "status": "failed",
+                    "ligand_name": claim.input.get("ligand_name"),
+                    "error": {"code": code, "message": message},
+                },
+            )
         if finished.parent_finished and claim.batch_parent_id:
             self._aggregate(claim.batch_parent_id)
 
@@ -488,9 +541,13 @@ class Worker:
     def _log(self, action: str, job: str | None = None, **fields: Any) -> None:
         extra = " ".join(f"{k}={v}" for k, v in fields.items())
         logger.info(
-            "action=%s worker=%s job=%s %s", action, self.worker_id, job or "-", extra,
+            "action=%s worker=%s job=%s %s",
+            action,
+            self.worker_id,
+            job or "-",
+            extra,
             extra={"action": action, "worker": self.worker_id, "job": job, **fields},
-        )  # fmt: skip
+        )
 
 
 def _input_document(claim: ClaimedJob) -> dict[str, Any]:
@@ -526,8 +583,13 @@ class WorkerProcess:
         self.grace_seconds = grace_seconds
         self._process = multiprocessing.get_context("spawn").Process(
             target=_worker_main,
-            args=(settings.model_dump_json(), list(predictor_names) if predictor_names else None, grace_seconds,
-                  log_level, os.getpid()),
+            args=(
+                settings.model_dump_json(),
+                list(predictor_names) if predictor_names else None,
+                grace_seconds,
+                log_level,
+                os.getpid(),
+            ),
             name="omtx-worker",
             daemon=False,
         )
@@ -549,8 +611,9 @@ class WorkerProcess:
             self._process.join(5)
 
 
-def _worker_main(settings_json: str, predictor_names: list[str] | None, grace_seconds: float, log_level: str,
-                 parent: int) -> None:  # fmt: skip
+def _worker_main(
+    settings_json: str, predictor_names: list[str] | None, grace_seconds: float, log_level: str, parent: int
+) -> None:
     import signal
     import sys
 

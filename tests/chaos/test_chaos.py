@@ -38,13 +38,21 @@ SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 
 def environment(tmp: Path, database_url: str) -> dict[str, str]:
     return {
-        **os.environ, "PYTHONPATH": str(SUPPORT), "OMTX_HOME": str(tmp / "home"), "OMTX_DATABASE_URL": database_url,
+        **os.environ,
+        "PYTHONPATH": str(SUPPORT),
+        "OMTX_HOME": str(tmp / "home"),
+        "OMTX_DATABASE_URL": database_url,
         "OMTX_STORAGE_URL": str(tmp / "results"),
         "OMTX_PREDICTOR_PLUGINS": json.dumps({"test": "omtx_test_predictor:make_test_predictor"}),
-        "OMTX_DEFAULT_PREDICTOR": "test", "OMTX_LEASE_SECONDS": "3", "OMTX_HEARTBEAT_SECONDS": "0.5",
-        "OMTX_POLL_SECONDS": "0.05", "OMTX_RETRY_BASE_SECONDS": "0.2", "OMTX_MAX_ATTEMPTS": "25",
-        "OMTX_CLAIM_BATCH_SIZE": "4", "OMTX_LOG_FORMAT": "json",
-    }  # fmt: skip
+        "OMTX_DEFAULT_PREDICTOR": "test",
+        "OMTX_LEASE_SECONDS": "3",
+        "OMTX_HEARTBEAT_SECONDS": "0.5",
+        "OMTX_POLL_SECONDS": "0.05",
+        "OMTX_RETRY_BASE_SECONDS": "0.2",
+        "OMTX_MAX_ATTEMPTS": "25",
+        "OMTX_CLAIM_BATCH_SIZE": "4",
+        "OMTX_LOG_FORMAT": "json",
+    }
 
 
 Chaos = tuple[dict[str, str], Path, sa.Engine, QueueManager]
@@ -65,14 +73,25 @@ def chaos(postgres_url: str, tmp_path: Path) -> Iterator[Chaos]:
 
 def start_worker(env: dict[str, str], logs: Path, n: int) -> subprocess.Popen[bytes]:
     with open(logs / f"worker-{n}.log", "wb") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen([str(BIN / "omtx-hub"), "worker", "--predictor", "test", "--grace-seconds", "2"],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        return subprocess.Popen(
+            [str(BIN / "omtx-hub"), "worker", "--predictor", "test", "--grace-seconds", "2"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def submit(manager: QueueManager, n: int, **params: Any) -> str:
     ligands = [Ligand(f"cpd{i}", ["CCO", "c1ccccc1", "CC(=O)O", "CCN", "C1CCCCC1"][i % 5]) for i in range(n)]
-    sub = BatchSubmission(owner="local", predictor="test", protein_sequence=SEQ, batch_name="chaos",
-                          ligands=ligands, max_attempts=25, params=params)  # fmt: skip
+    sub = BatchSubmission(
+        owner="local",
+        predictor="test",
+        protein_sequence=SEQ,
+        batch_name="chaos",
+        ligands=ligands,
+        max_attempts=25,
+        params=params,
+    )
     return str(manager.submit_batch(sub).record["job_id"])
 
 
@@ -97,7 +116,12 @@ def check_invariants(engine: sa.Engine, manager: QueueManager, results: Path, ba
     assert double == 0 and lost == 0
     assert running == 0
     assert (parent["status"], parent["n_completed"], parent["n_pending"], parent["n_running"], parent["n_failed"]) == (
-        "completed", n, 0, 0, 0)  # fmt: skip
+        "completed",
+        n,
+        0,
+        0,
+        0,
+    )
     for c in children:
         folder = results / "batches" / batch_id / "jobs" / c.job_id
         stored = json.loads((folder / "results.json").read_text())
@@ -162,9 +186,12 @@ def test_workers_killed_at_random_lose_nothing(chaos: Chaos, tmp_path: Path) -> 
             ).scalar_one()
             if killed_at is not None and next_claim is not None:
                 waits.append(next_claim - killed_at)
-    figures.update(kills=len(kills), jobs_requeued_after_a_kill=len(lost_events),
-                   max_wait_after_worker_death_s=round(max(waits), 2) if waits else None,
-                   lease_seconds=3.0)  # fmt: skip
+    figures.update(
+        kills=len(kills),
+        jobs_requeued_after_a_kill=len(lost_events),
+        max_wait_after_worker_death_s=round(max(waits), 2) if waits else None,
+        lease_seconds=3.0,
+    )
     assert len(kills) >= 2 and lost_events  # the monkey did kill busy workers, and their jobs came back
     _report("chaos_kills", figures)
 
@@ -186,8 +213,12 @@ def test_database_restart_mid_screen(chaos: Chaos, tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with open(logs / "api.log", "wb") as out:
-        api = subprocess.Popen([str(BIN / "omtx-hub"), "serve", "--no-worker", "--port", str(port)], env=env,
-                               stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        api = subprocess.Popen(
+            [str(BIN / "omtx-hub"), "serve", "--no-worker", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     readyz = f"http://127.0.0.1:{port}/readyz"
     workers = [start_worker(env, logs, i) for i in range(2)]
     figures: dict[str, Any] = {}

@@ -11,23 +11,29 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from moto.server import ThreadedMotoServer
+
 from conftest import make_settings
 from hub_testing import ApiClient, fill_disk
-from moto.server import ThreadedMotoServer
-from omtx_test_predictor import TestPredictor
-
 from omtx_hub.app import create_app
 from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.queue import BatchSubmission
 from omtx_hub.worker import Worker
+from omtx_test_predictor import TestPredictor
 
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 
 
 def screen(n: int) -> BatchSubmission:
-    return BatchSubmission(owner="local", predictor="test", protein_sequence=SEQ, batch_name="outage",
-                           ligands=[Ligand(f"l{i}", "C" * (1 + i)) for i in range(n)], max_attempts=3)  # fmt: skip
+    return BatchSubmission(
+        owner="local",
+        predictor="test",
+        protein_sequence=SEQ,
+        batch_name="outage",
+        ligands=[Ligand(f"l{i}", "C" * (1 + i)) for i in range(n)],
+        max_attempts=3,
+    )
 
 
 def test_store_outage_retries_and_never_completes_without_files(
@@ -58,8 +64,13 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs: a real filesystem that fills up and answers ENOSPC."""
     root = tmp_path / "small"
     root.mkdir()
-    mounted = os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(root)],
-                                                   capture_output=True).returncode == 0  # fmt: skip
+    mounted = (
+        os.geteuid() == 0
+        and subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(root)], capture_output=True
+        ).returncode
+        == 0
+    )
     if not mounted:
         pytest.skip("mounting a small tmpfs needs root; tests/integration/test_worker.py covers refused writes")
     yield root
@@ -77,15 +88,21 @@ def test_a_full_disk_pauses_the_screen_without_burning_it(small_disk: Path, tmp_
     thread.start()
     try:
         deadline = time.monotonic() + 30
-        while not any((c["error"] or {}).get("code") == "storage_unavailable" for c in hub.manager.iter_children(batch_id)):
+        while not any(
+            (c["error"] or {}).get("code") == "storage_unavailable" for c in hub.manager.iter_children(batch_id)
+        ):
             assert time.monotonic() < deadline, "the worker never met the full disk"
             time.sleep(0.1)
         time.sleep(2.0)  # backing off through at least one more probe
         children = list(hub.manager.iter_children(batch_id))
         assert {c["status"] for c in children} == {"pending"} and {c["attempts"] for c in children} == {0}
         assert [p for p in small_disk.rglob("*") if ".tmp-" in p.name] == []  # failed writes left nothing behind
-        assert api.get("/readyz").json() == {"status": "degraded", "store": "unwritable",
-                                             "reason": "No space left on device", "paused_workers": 1}  # fmt: skip
+        assert api.get("/readyz").json() == {
+            "status": "degraded",
+            "store": "unwritable",
+            "reason": "No space left on device",
+            "paused_workers": 1,
+        }
         warnings = api.get(f"/api/v1/jobs/{batch_id}/status").json()["warnings"]
         assert len(warnings) == 1 and "No space left on device" in warnings[0] and "no attempt is spent" in warnings[0]
         (small_disk / "ballast").unlink()  # space is freed: the screen resumes by itself

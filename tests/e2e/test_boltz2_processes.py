@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import BOLTZ_CACHE, TINY_BOLTZ
 
+from conftest import BOLTZ_CACHE, TINY_BOLTZ
 from omtx_hub.client import HubClient
 
 from .test_processes import BIN, SUPPORT, server  # noqa: F401  (server: the `omtx-hub serve` fixture)
@@ -36,17 +36,26 @@ def env(tmp_path: Path, boltz_cache: Path) -> dict[str, str]:
 
 
 def test_batch_through_serve_and_a_boltz2_worker_loads_the_model_once(
-    server: str, env: dict[str, str], tmp_path: Path  # noqa: F811
+    server: str, env: dict[str, str], tmp_path: Path
 ) -> None:
     key = (tmp_path / "home" / "local_api_key").read_text().strip()
-    ligands = [("aspirin", "CC(=O)Oc1ccccc1C(=O)O"), ("strained", "C1=CC2=CC=C1C=C2"), ("ethanol", "CCO"),
-               ("benzamidine", "ccd:BEN")]  # fmt: skip
+    ligands = [
+        ("aspirin", "CC(=O)Oc1ccccc1C(=O)O"),
+        ("strained", "C1=CC2=CC=C1C=C2"),
+        ("ethanol", "CCO"),
+        ("benzamidine", "ccd:BEN"),
+    ]
     with HubClient(server, api_key=key) as client:
         batch = client.submit_batch("peptide screen", PEPTIDE, ligands, predictor="boltz2", params=TINY_BOLTZ)
         log_path = tmp_path / "worker.log"
         with log_path.open("w") as log:
-            worker = subprocess.run([str(BIN / "omtx-hub"), "worker", "--predictor", "boltz2", "--exit-when-idle"],
-                                    env=env, stdout=log, stderr=subprocess.STDOUT, timeout=240)  # fmt: skip
+            worker = subprocess.run(
+                [str(BIN / "omtx-hub"), "worker", "--predictor", "boltz2", "--exit-when-idle"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                timeout=240,
+            )
         text = log_path.read_text()
         assert worker.returncode == 0, text
         assert text.count("boltz2 models loaded") == 1 and "RANDOM-WEIGHT" in text
@@ -71,8 +80,15 @@ def test_a_boltz2_worker_without_weights_says_what_to_do(env: dict[str, str], tm
         assert done.returncode == 2, done.stdout + done.stderr
         assert "omtx-hub models fetch boltz2" in " ".join(done.stderr.split())
     assert time.monotonic() - started < 60  # fails fast, before any model work
-    check = subprocess.run([str(BIN / "omtx-hub"), "models", "check"], env=env, capture_output=True, text=True, timeout=60)
+    check = subprocess.run(
+        [str(BIN / "omtx-hub"), "models", "check"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert check.returncode == 1 and "boltz2_conf.ckpt" in check.stdout
-    ok = subprocess.run([str(BIN / "omtx-hub"), "models", "check"], env={**env, "OMTX_BOLTZ_CACHE": str(BOLTZ_CACHE)},
-                        capture_output=True, text=True, timeout=60)  # fmt: skip
+    ok = subprocess.run(
+        [str(BIN / "omtx-hub"), "models", "check"],
+        env={**env, "OMTX_BOLTZ_CACHE": str(BOLTZ_CACHE)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr

@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import make_settings
 from PIL import Image
 
+from conftest import make_settings
 from omtx_hub.db.schema import jobs
 from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub, open_hub
@@ -30,10 +30,21 @@ pytestmark = pytest.mark.e2e
 playwright_api = pytest.importorskip("playwright.sync_api")
 DATA = Path(str(files("omtx_hub.demo"))) / "1iep"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         "--disable-component-update", "--disable-sync"]  # fmt: skip
-GOOD = ["CC(=O)Oc1ccccc1C(=O)O aspirin", "CC(C)Cc1ccc(cc1)C(C)C(=O)O ibuprofen", "CC(=O)Nc1ccc(O)cc1 paracetamol",
-        "Cn1cnc2c1c(=O)n(C)c(=O)n2C caffeine"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+]
+GOOD = [
+    "CC(=O)Oc1ccccc1C(=O)O aspirin",
+    "CC(C)Cc1ccc(cc1)C(C)C(=O)O ibuprofen",
+    "CC(=O)Nc1ccc(O)cc1 paracetamol",
+    "Cn1cnc2c1c(=O)n(C)c(=O)n2C caffeine",
+]
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +67,12 @@ def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Hub
     settings = make_settings(tmp, f"sqlite:///{tmp / 'hub.db'}", default_predictor="vina", heartbeat_seconds=2.0)
     hub = open_hub(settings)
     target = hub.create_target(
-        owner="local", name="Abl kinase 1IEP", receptor=(DATA / "1iep_receptorH.pdb").read_bytes(), receptor_filename="1iep.pdb",
+        owner="local",
+        name="Abl kinase 1IEP",
+        receptor=(DATA / "1iep_receptorH.pdb").read_bytes(),
+        receptor_filename="1iep.pdb",
         site={"mode": "box", "center": [15.19, 53.903, 16.917], "size": [20, 20, 20]},
-    )  # fmt: skip
+    )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -169,25 +183,64 @@ def _seed_large_batch(hub: Hub, n: int, best_at: int, worst_at: int) -> str:
     """A finished Boltz-2 batch of n ligands written straight into the table (no worker here runs boltz2)."""
     import sqlalchemy as sa
 
-    batch_id = hub.manager.submit_batch(BatchSubmission(
-        owner="local", predictor="boltz2", protein_sequence="MKTAYIAKQRQISFVKSHFSRQ", batch_name="large screen",
-        ligands=[Ligand("seed", "CCO")], max_attempts=1)).record["job_id"]  # fmt: skip
+    batch_id = hub.manager.submit_batch(
+        BatchSubmission(
+            owner="local",
+            predictor="boltz2",
+            protein_sequence="MKTAYIAKQRQISFVKSHFSRQ",
+            batch_name="large screen",
+            ligands=[Ligand("seed", "CCO")],
+            max_attempts=1,
+        )
+    ).record["job_id"]
     parent = hub.manager.get(batch_id)
     now = __import__("time").time()
     rows = []
     for i in range(1, n):
-        name, probability = ("needle", 0.999) if i == best_at else ("worst", 0.0001) if i == worst_at else (f"l{i}", 0.1 + (i % 800) / 1000)
-        rows.append({"job_id": f"job_large{i:06d}", "job_type": "BATCH_CHILD", "owner": "local", "predictor": "boltz2",
-                     "params": {}, "target_key": parent["target_key"], "batch_parent_id": batch_id, "batch_index": i,
-                     "name": name, "input": {"ligand_name": name, "ligand_smiles": "CCO"}, "status": "completed",
-                     "results": {"affinity_probability_binary": probability, "affinity_pred_value": 1 - probability},
-                     "priority": 0, "max_attempts": 1, "run_after": now, "created_at": now, "completed_at": now})  # fmt: skip
+        name, probability = (
+            ("needle", 0.999)
+            if i == best_at
+            else ("worst", 0.0001)
+            if i == worst_at
+            else (f"l{i}", 0.1 + (i % 800) / 1000)
+        )
+        rows.append(
+            {
+                "job_id": f"job_large{i:06d}",
+                "job_type": "BATCH_CHILD",
+                "owner": "local",
+                "predictor": "boltz2",
+                "params": {},
+                "target_key": parent["target_key"],
+                "batch_parent_id": batch_id,
+                "batch_index": i,
+                "name": name,
+                "input": {"ligand_name": name, "ligand_smiles": "CCO"},
+                "status": "completed",
+                "results": {"affinity_probability_binary": probability, "affinity_pred_value": 1 - probability},
+                "priority": 0,
+                "max_attempts": 1,
+                "run_after": now,
+                "created_at": now,
+                "completed_at": now,
+            }
+        )
     with hub.engine.begin() as conn:
         conn.execute(jobs.insert(), rows)
-        conn.execute(sa.update(jobs).where(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index == 0).values(
-            status="completed", completed_at=now, results={"affinity_probability_binary": 0.5, "affinity_pred_value": 0.5}))
-        conn.execute(sa.update(jobs).where(jobs.c.job_id == batch_id).values(
-            n_total=n, n_pending=0, n_completed=n, status="completed", completed_at=now, aggregated_at=now))  # fmt: skip
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index == 0)
+            .values(
+                status="completed",
+                completed_at=now,
+                results={"affinity_probability_binary": 0.5, "affinity_pred_value": 0.5},
+            )
+        )
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.job_id == batch_id)
+            .values(n_total=n, n_pending=0, n_completed=n, status="completed", completed_at=now, aggregated_at=now)
+        )
     return batch_id
 
 
@@ -220,9 +273,16 @@ def test_a_batch_too_large_to_load_whole_is_ranked_by_the_server(page: Any, hub_
 def test_the_batch_page_says_why_a_batch_waits(page: Any, hub_url: tuple[str, Hub, str, str]) -> None:
     """A pending batch of a predictor no worker runs here (boltz2): the status's warning is on the page."""
     url, hub, _, key = hub_url
-    batch_id = hub.manager.submit_batch(BatchSubmission(
-        owner="local", predictor="boltz2", protein_sequence="MKTAYIAKQRQISFVKSHFSRQ", batch_name="waiting",
-        ligands=[Ligand("ethanol", "CCO")], max_attempts=1)).record["job_id"]  # fmt: skip
+    batch_id = hub.manager.submit_batch(
+        BatchSubmission(
+            owner="local",
+            predictor="boltz2",
+            protein_sequence="MKTAYIAKQRQISFVKSHFSRQ",
+            batch_name="waiting",
+            ligands=[Ligand("ethanol", "CCO")],
+            max_attempts=1,
+        )
+    ).record["job_id"]
     page.goto(f"/jobs/{batch_id}")
     if "/login" in page.url:  # when this test runs alone
         page.locator("#api-key").fill(key)

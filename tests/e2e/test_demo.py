@@ -27,8 +27,12 @@ def test_demo_docks_ten_drugs_and_ranks_them(tmp_path: Path) -> None:
     env["COLUMNS"] = "160"
     proc = subprocess.run(
         [str(BIN / "omtx-hub"), "demo", "--port", str(port), "--exhaustiveness", "1", "--no-keep-serving"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = proc.stdout
     assert "Top 10 by vina_score_kcal_mol" in out and "imatinib" in out and "omtx-hub results" in out

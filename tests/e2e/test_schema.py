@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 import schemathesis
-from conftest import make_settings
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from conftest import make_settings
 from omtx_hub.hub import open_hub
 from omtx_hub.server import BackgroundServer
 
@@ -46,5 +46,8 @@ schema = schemathesis.pytest.from_fixture("live_schema")
 @settings(max_examples=12, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_against_its_own_schema(case: Any, live: tuple[str, str]) -> None:
     url, key = live
-    case.call_and_validate(base_url=url, headers={"Authorization": f"Bearer {key}"},
-                           checks=[not_a_server_error, response_schema_conformance])  # fmt: skip
+    case.call_and_validate(
+        base_url=url,
+        headers={"Authorization": f"Bearer {key}"},
+        checks=[not_a_server_error, response_schema_conformance],
+    )

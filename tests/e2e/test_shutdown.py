@@ -68,8 +68,13 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
 def test_worker_stop_takes_no_lock(tmp_path: Path) -> None:
     """stop() runs inside signal handlers, on the thread whose wait the signal interrupted: it must not
     take a lock (that thread may hold it: a deadlock that left idle workers deaf to SIGTERM)."""
-    hub = open_hub(Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'hub.db'}",
-                            storage_url=str(tmp_path / "results")))  # fmt: skip
+    hub = open_hub(
+        Settings(
+            home=tmp_path / "home",
+            database_url=f"sqlite:///{tmp_path / 'hub.db'}",
+            storage_url=str(tmp_path / "results"),
+        )
+    )
     from omtx_test_predictor import TestPredictor
 
     worker = Worker(hub.settings, hub.manager, hub.store, {"test": TestPredictor()})
@@ -204,8 +209,9 @@ def test_a_process_pool_outlives_no_parent_killed_outright(tmp_path: Path) -> No
         pytest.skip("map_chunks uses a pool only with two cores or more")
     script = tmp_path / "parent.py"
     script.write_text(POOL_PARENT)
-    parent = subprocess.Popen([sys.executable, str(script)], env={**os.environ, "PYTHONPATH": str(SUPPORT)},
-                              stdout=subprocess.PIPE, text=True)  # fmt: skip
+    parent = subprocess.Popen(
+        [sys.executable, str(script)], env={**os.environ, "PYTHONPATH": str(SUPPORT)}, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert parent.stdout is not None and parent.stdout.readline().strip() == "mapping"
         deadline = time.monotonic() + 60

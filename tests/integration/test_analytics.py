@@ -11,8 +11,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from hub_testing import ApiClient, run_all
 
+from hub_testing import ApiClient, run_all
 from omtx_hub.hub import Hub
 from omtx_hub.worker import Worker
 
@@ -28,11 +28,13 @@ LIGANDS = [
 ]
 
 
-
-
 def test_filters_exclude_before_compute_with_reasons(api: ApiClient, hub: Hub) -> None:
-    body = {"batch_name": "filtered", "protein_sequence": SEQ, "ligands": LIGANDS,
-            "filters": {"pains": "exclude", "max_mw": 600, "dedupe": True, "lipinski": True}}  # fmt: skip
+    body = {
+        "batch_name": "filtered",
+        "protein_sequence": SEQ,
+        "ligands": LIGANDS,
+        "filters": {"pains": "exclude", "max_mw": 600, "dedupe": True, "lipinski": True},
+    }
     r = api.post(BATCH, json=body)
     assert r.status_code == 202, r.text
     answer = r.json()
@@ -56,7 +58,9 @@ def test_filters_exclude_before_compute_with_reasons(api: ApiClient, hub: Hub) -
 def test_ranking_stats_exports_and_cost(api: ApiClient, hub: Hub, worker: Worker) -> None:
     hub.settings.price_per_accelerator_hour = 3.6  # 0.001 per accelerator-second
     ligands = [*LIGANDS, *({"name": f"alkane{i}", "smiles": "C" * (2 + i)} for i in range(14))]
-    batch_id = api.post(BATCH, json={"batch_name": "screen", "protein_sequence": SEQ, "ligands": ligands}).json()["batch_id"]
+    batch_id = api.post(BATCH, json={"batch_name": "screen", "protein_sequence": SEQ, "ligands": ligands}).json()[
+        "batch_id"
+    ]
     run_all(worker)
     # properties were computed once, at aggregation (no filters at submission); duplicates are flagged
     children = list(hub.manager.iter_children(batch_id))
@@ -70,14 +74,21 @@ def test_ranking_stats_exports_and_cost(api: ApiClient, hub: Hub, worker: Worker
     assert by_name["ethanol again"]["duplicate_of"] == "ethanol" and by_name["ethanol"]["duplicate_of"] == ""
     assert by_name["quinone"]["pains_alerts"] == "quinone_A(370)" and by_name["aspirin"]["cost"] == "0.0"
 
-    by_qed = list(csv.DictReader(io.StringIO(api.get(f"/api/v1/jobs/{batch_id}/export",
-                                                     params={"sort": "qed", "order": "desc", "top": 3}).text)))  # fmt: skip
+    by_qed = list(
+        csv.DictReader(
+            io.StringIO(
+                api.get(f"/api/v1/jobs/{batch_id}/export", params={"sort": "qed", "order": "desc", "top": 3}).text
+            )
+        )
+    )
     assert len(by_qed) == 3 and float(by_qed[0]["qed"]) >= float(by_qed[1]["qed"]) >= float(by_qed[2]["qed"])
 
     document = json.loads(api.get(f"/api/v1/jobs/{batch_id}/export", params={"format": "json"}).text)
     assert document["rank_by"] == "test_score" and len(document["results"]) == 20
     assert document["results"][0]["rank"] == 1 and "accelerator_seconds" in document["columns"]
-    assert "test_score" in document["result_columns"] and not {"qed", "cost", "status"} & set(document["result_columns"])
+    assert "test_score" in document["result_columns"] and not {"qed", "cost", "status"} & set(
+        document["result_columns"]
+    )
 
     table = pq.read_table(io.BytesIO(api.get(f"/api/v1/jobs/{batch_id}/export", params={"format": "parquet"}).content))
     assert table.num_rows == 20 and table.column("test_score").to_pylist() == scores
@@ -118,14 +129,21 @@ def test_dry_run_estimates_without_queueing(api: ApiClient, hub: Hub, worker: Wo
 
 def test_rescore_the_top_k_as_a_linked_batch(api: ApiClient, hub: Hub, worker: Worker) -> None:
     ligands = [{"name": f"alkane{i}", "smiles": "C" * (2 + i)} for i in range(8)]
-    source = api.post(BATCH, json={"batch_name": "dock", "protein_sequence": SEQ, "ligands": ligands}).json()["batch_id"]
+    source = api.post(BATCH, json={"batch_name": "dock", "protein_sequence": SEQ, "ligands": ligands}).json()[
+        "batch_id"
+    ]
     run_all(worker)
     best = list(csv.DictReader(io.StringIO(api.get(f"/api/v1/jobs/{source}/export", params={"top": 3}).text)))
     r = api.post(f"/api/v1/jobs/batch/{source}/rescore", json={"top_k": 3, "predictor": "test"})
     assert r.status_code == 202, r.text
     linked = hub.manager.get(r.json()["batch_id"])
-    assert linked["input"]["source"] == {"batch_id": source, "rank_by": "test_score", "direction": "asc",
-                                         "top_k": 3, "sent": 3}  # fmt: skip
+    assert linked["input"]["source"] == {
+        "batch_id": source,
+        "rank_by": "test_score",
+        "direction": "asc",
+        "top_k": 3,
+        "sent": 3,
+    }
     names = [c["input"]["ligand_name"] for c in hub.manager.iter_children(linked["job_id"])]
     assert names == [row["ligand_name"] for row in best] and linked["name"] == "dock top 3 → test"
     missing = api.post(f"/api/v1/jobs/batch/{source}/rescore", json={"top_k": 3, "predictor": "nope"})
@@ -140,8 +158,14 @@ def test_properties_of_a_large_batch_are_computed_in_parallel_once(hub: Hub) -> 
 
     smiles = [lig["smiles"] for lig in LIGANDS]
     n = 2_400  # enough for a process pool on a machine with two or more cores
-    sub = BatchSubmission(owner="local", predictor="test", protein_sequence=SEQ, batch_name="big", max_attempts=1,
-                          ligands=[Ligand(f"c{i}", smiles[i % len(smiles)]) for i in range(n)])  # fmt: skip
+    sub = BatchSubmission(
+        owner="local",
+        predictor="test",
+        protein_sequence=SEQ,
+        batch_name="big",
+        max_attempts=1,
+        ligands=[Ligand(f"c{i}", smiles[i % len(smiles)]) for i in range(n)],
+    )
     batch_id = hub.manager.submit_batch(sub).record["job_id"]
     assert fill_properties(hub.manager, batch_id) == n
     expected = [ligand_properties(s) for s in smiles]

@@ -6,16 +6,14 @@ import json
 from typing import Any
 
 import pytest
-from hub_testing import ApiClient, run_all
 
+from hub_testing import ApiClient, run_all
 from omtx_hub.hub import Hub
 from omtx_hub.worker import Worker
 
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 PREDICT = "/api/v1/jobs/predict"
 BATCH = "/api/v1/jobs/predict/batch"
-
-
 
 
 def ligands(n: int) -> list[dict[str, str]]:
@@ -41,7 +39,11 @@ def test_predict_status_record_events_and_files(api: ApiClient, hub: Hub, worker
     record = api.get(f"/api/v1/jobs/{job_id}").json()
     assert record["input"]["ligand_smiles"] == "CCO" and record["attempts"] == 1 and record["predictor"] == "test"
     events = api.get(f"/api/v1/jobs/{job_id}/events").json()["events"]
-    assert [(e["from"], e["to"]) for e in events] == [(None, "pending"), ("pending", "running"), ("running", "completed")]
+    assert [(e["from"], e["to"]) for e in events] == [
+        (None, "pending"),
+        ("pending", "running"),
+        ("running", "completed"),
+    ]
     files = {f["name"] for f in api.get(f"/api/v1/jobs/{job_id}/files").json()["files"]}
     assert files == {"input.json", "results.json", "structure.cif"}
     download = api.get(f"/api/v1/jobs/{job_id}/files/results.json")
@@ -51,8 +53,9 @@ def test_predict_status_record_events_and_files(api: ApiClient, hub: Hub, worker
 
 
 def test_batch_progress_children_pagination_and_results(api: ApiClient, worker: Worker) -> None:
-    r = api.post(BATCH, json={"batch_name": "screen", "protein_sequence": SEQ, "ligands": ligands(7),
-                              "max_concurrent": 4})
+    r = api.post(
+        BATCH, json={"batch_name": "screen", "protein_sequence": SEQ, "ligands": ligands(7), "max_concurrent": 4}
+    )
     assert r.status_code == 202
     body = r.json()
     batch_id = body["batch_id"]
@@ -93,8 +96,9 @@ def test_list_jobs_filters_and_cursor(api: ApiClient) -> None:
 
 
 def test_cancel_retry_and_conflicts(api: ApiClient, worker: Worker) -> None:
-    batch_id = api.post(BATCH, json={"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(3),
-                                     "params": {"fail": "permanent"}}).json()["batch_id"]
+    batch_id = api.post(
+        BATCH, json={"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(3), "params": {"fail": "permanent"}}
+    ).json()["batch_id"]
     run_all(worker)
     assert api.get(f"/api/v1/jobs/{batch_id}/status").json()["status"] == "failed"
     r = api.post(f"/api/v1/jobs/{batch_id}/cancel")
@@ -119,8 +123,9 @@ def test_idempotent_submission(api: ApiClient) -> None:
     other = api.post(PREDICT, json={**body, "ligand_smiles": "CCCO"})
     assert other.status_code == 409 and error(other)["code"] == "idempotency_key_reused"
     assert error(other)["details"]["differs"] == ["ligand_smiles"] and "ligand_smiles" in error(other)["message"]
-    as_batch = api.post(BATCH, json={"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(2),
-                                     "idempotency_key": "abc"})  # fmt: skip
+    as_batch = api.post(
+        BATCH, json={"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(2), "idempotency_key": "abc"}
+    )
     assert as_batch.status_code == 409 and error(as_batch)["details"]["differs"] == ["endpoint"]
     batch = {"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(2), "idempotency_key": "xyz"}
     created, repeated = api.post(BATCH, json=batch), api.post(BATCH, json=batch)
@@ -129,13 +134,16 @@ def test_idempotent_submission(api: ApiClient) -> None:
     changed = api.post(BATCH, json={**batch, "ligands": ligands(3), "priority": 5})
     assert changed.status_code == 409 and error(changed)["details"]["differs"] == ["ligands", "priority"]
     csv_text = "".join(f"{lig['name']},{lig['smiles']}\n" for lig in ligands(2))
-    uploaded = api.post(f"{BATCH}/upload", data={"batch_name": "b", "protein_sequence": SEQ, "idempotency_key": "xyz"},
-                        files={"file": ("l.csv", ("name,smiles\n" + csv_text).encode())})  # fmt: skip
+    uploaded = api.post(
+        f"{BATCH}/upload",
+        data={"batch_name": "b", "protein_sequence": SEQ, "idempotency_key": "xyz"},
+        files={"file": ("l.csv", ("name,smiles\n" + csv_text).encode())},
+    )
     assert uploaded.status_code == 409 and error(uploaded)["details"]["differs"] == ["endpoint"]
 
 
 def test_skip_invalid_reports_skipped_rows(api: ApiClient) -> None:
-    rows = ligands(3) + [{"name": "broken", "smiles": "C1CC"}]
+    rows = [*ligands(3), {"name": "broken", "smiles": "C1CC"}]
     r = api.post(BATCH, json={"batch_name": "b", "protein_sequence": SEQ, "ligands": rows, "skip_invalid": True})
     assert r.status_code == 202
     assert r.json()["total"] == 3
@@ -161,10 +169,18 @@ def test_status_warns_when_no_worker_runs_the_predictor(api: ApiClient) -> None:
         (PREDICT, {"protein_sequence": SEQ, "ligand_smiles": "CCO", "colour": 1}, 422, "invalid_request"),
         (BATCH, {"batch_name": "b", "protein_sequence": SEQ, "ligands": []}, 422, "no_ligands"),
         (BATCH, {"batch_name": "", "protein_sequence": SEQ, "ligands": ligands(1)}, 422, "invalid_batch_name"),
-        (BATCH, {"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(2), "max_concurrent": 0}, 422,
-         "invalid_request"),
-        (BATCH, {"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(2), "predictor": "nope"}, 422,
-         "unknown_predictor"),
+        (
+            BATCH,
+            {"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(2), "max_concurrent": 0},
+            422,
+            "invalid_request",
+        ),
+        (
+            BATCH,
+            {"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(2), "predictor": "nope"},
+            422,
+            "unknown_predictor",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_4xx_and_nothing_is_stored(
@@ -177,8 +193,13 @@ def test_bad_input_is_a_clear_4xx_and_nothing_is_stored(
 
 
 def test_every_bad_ligand_is_reported_by_index_and_name(api: ApiClient) -> None:
-    rows = [{"name": "ok", "smiles": "CCO"}, {"name": "bad1", "smiles": "C1CC"}, {"name": "ok", "smiles": "CC"},
-            {"name": "bad2", "smiles": "not a smiles"}, {"name": "bad3", "smiles": "C(C)(C)(C)(C)C"}]
+    rows = [
+        {"name": "ok", "smiles": "CCO"},
+        {"name": "bad1", "smiles": "C1CC"},
+        {"name": "ok", "smiles": "CC"},
+        {"name": "bad2", "smiles": "not a smiles"},
+        {"name": "bad3", "smiles": "C(C)(C)(C)(C)C"},
+    ]
     r = api.post(BATCH, json={"batch_name": "b", "protein_sequence": SEQ, "ligands": rows})
     assert r.status_code == 422
     problems = error(r)["details"]["ligands"]
@@ -199,10 +220,16 @@ def test_malformed_json_oversized_body_and_batch_limit(hub: Hub, api: ApiClient)
 
 
 def test_unknown_ids_are_404(api: ApiClient) -> None:
-    for method, path in [("GET", "/api/v1/jobs/job_nope/status"), ("GET", "/api/v1/jobs/job_nope"),
-                         ("GET", "/api/v1/jobs/batch/batch_nope/children"), ("POST", "/api/v1/jobs/job_nope/cancel"),
-                         ("POST", "/api/v1/jobs/job_nope/retry"), ("GET", "/api/v1/jobs/job_nope/files"),
-                         ("GET", "/api/v1/jobs/job_nope/events"), ("GET", "/api/v1/nothing-here")]:  # fmt: skip
+    for method, path in [
+        ("GET", "/api/v1/jobs/job_nope/status"),
+        ("GET", "/api/v1/jobs/job_nope"),
+        ("GET", "/api/v1/jobs/batch/batch_nope/children"),
+        ("POST", "/api/v1/jobs/job_nope/cancel"),
+        ("POST", "/api/v1/jobs/job_nope/retry"),
+        ("GET", "/api/v1/jobs/job_nope/files"),
+        ("GET", "/api/v1/jobs/job_nope/events"),
+        ("GET", "/api/v1/nothing-here"),
+    ]:
         r = api.request(method, path)
         assert r.status_code == 404, path
         assert error(r)["code"] in {"job_not_found", "not_found"}
@@ -220,7 +247,7 @@ def test_health_ready_metrics_docs(api: ApiClient, admin_api: ApiClient, worker:
     text = admin_api.get("/metrics").text
     assert 'omtx_queue_jobs{status="completed"} 4.0' in text
     assert 'omtx_jobs_finished_total{outcome="failed"} 1.0' in text
-    assert 'omtx_job_duration_seconds_count 4.0' in text
+    assert "omtx_job_duration_seconds_count 4.0" in text
     assert "omtx_workers_alive 1.0" in text
     schema = api.get("/openapi.json").json()
     assert "/api/v1/jobs/predict/batch" in schema["paths"]
@@ -233,8 +260,12 @@ def test_metrics_reuse_the_sums_over_finished_jobs_but_not_the_queue_depth(
     from omtx_hub.api.ops import QueueCollector
 
     def sample(collector: QueueCollector, name: str, **labels: str) -> float:
-        return next(s.value for metric in collector.collect() for s in metric.samples
-                    if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))  # fmt: skip
+        return next(
+            s.value
+            for metric in collector.collect()
+            for s in metric.samples
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+        )
 
     reused, fresh = QueueCollector(hub.manager, 60, history_seconds=3600), QueueCollector(hub.manager, 60)
     api.post(BATCH, json={"batch_name": "b", "protein_sequence": SEQ, "ligands": ligands(3)})
@@ -254,13 +285,19 @@ def test_batch_from_an_uploaded_ligand_file(api: ApiClient) -> None:
     r = api.post("/api/v1/jobs/predict/batch/upload", data=form, files={"file": ("l.csv", csv_text.encode())})
     assert r.status_code == 202, r.text
     assert r.json()["total"] == 2 and [s["name"] for s in r.json()["skipped"]] == ["broken"]
-    strict = api.post("/api/v1/jobs/predict/batch/upload", data={**form, "skip_invalid": "false"},
-                      files={"file": ("l.csv", csv_text.encode())})  # fmt: skip
+    strict = api.post(
+        "/api/v1/jobs/predict/batch/upload",
+        data={**form, "skip_invalid": "false"},
+        files={"file": ("l.csv", csv_text.encode())},
+    )
     assert strict.status_code == 422 and error(strict)["code"] == "invalid_ligands"
     bad_file = api.post("/api/v1/jobs/predict/batch/upload", data=form, files={"file": ("l.csv", b"a,b\n1,2\n")})
     assert error(bad_file)["code"] == "invalid_ligand_file"
-    bad_params = api.post("/api/v1/jobs/predict/batch/upload", data={**form, "params": "{nope"},
-                          files={"file": ("l.csv", csv_text.encode())})  # fmt: skip
+    bad_params = api.post(
+        "/api/v1/jobs/predict/batch/upload",
+        data={**form, "params": "{nope"},
+        files={"file": ("l.csv", csv_text.encode())},
+    )
     assert error(bad_params)["code"] == "invalid_params"
 
 
@@ -269,8 +306,10 @@ def test_ligand_file_parsing_for_the_ui(api: ApiClient) -> None:
 
     sdf = (Path(__file__).parents[1] / "support" / "two.sdf").read_bytes()
     r = api.post("/api/v1/ligands/parse", files={"file": ("two.sdf", sdf)})
-    assert r.status_code == 200 and r.json() == {"ligands": [{"name": "ethanol", "smiles": "CCO"},
-                                                             {"name": "ligand_2", "smiles": "C"}], "count": 2}  # fmt: skip
+    assert r.status_code == 200 and r.json() == {
+        "ligands": [{"name": "ethanol", "smiles": "CCO"}, {"name": "ligand_2", "smiles": "C"}],
+        "count": 2,
+    }
     empty = api.post("/api/v1/ligands/parse", files={"file": ("empty.sdf", b"")})
     assert empty.status_code == 422 and error(empty)["code"] == "invalid_ligand_file"
     assert "empty.sdf" in error(empty)["message"] and "/tmp" not in error(empty)["message"]
@@ -282,8 +321,9 @@ def test_a_large_batch_is_checked_on_every_core_with_every_problem_by_index(hub:
     n = 20_000  # two processes' worth of SMILES checks
     bad = {7: "C1CC", 12_345: "c1cccc1", 19_999: "C C"}
     rows = [(f"l{i}", bad.get(i, "CC(=O)Oc1ccccc1C(=O)O" if i % 2 else "CCN")) for i in range(n)]
-    sub = build_batch_submission(hub.settings, owner="local", batch_name="big", protein_sequence=SEQ, ligands=rows,
-                                 skip_invalid=True)  # fmt: skip
+    sub = build_batch_submission(
+        hub.settings, owner="local", batch_name="big", protein_sequence=SEQ, ligands=rows, skip_invalid=True
+    )
     assert [(p["index"], p["smiles"]) for p in sub.skipped] == sorted(bad.items())
     assert sub.skipped[2]["reason"] == "SMILES contains whitespace"
     assert len(sub.ligands) == n - 3 and sub.ligands[7].name == "l8"

@@ -16,12 +16,12 @@ from typing import Any
 import gemmi
 import numpy as np
 import pytest
-from conftest import TINY_BOLTZ, make_settings
-from hub_testing import ApiClient, loopback_server
 from rdkit import Chem
 
-from omtx_hub.app import create_app
+from conftest import TINY_BOLTZ, make_settings
+from hub_testing import ApiClient, loopback_server
 from omtx_hub.access import SESSION_COOKIE
+from omtx_hub.app import create_app
 from omtx_hub.domain import Ligand, Target
 from omtx_hub.errors import InvalidInput, PredictorUnavailable
 from omtx_hub.hub import open_hub
@@ -45,11 +45,20 @@ def _target(msa: str = "empty", files: dict[str, Path] | None = None) -> Target:
     return Target(key=f"t-{msa}", protein_sequence=PEPTIDE, extra={"msa": msa}, files=files or {})
 
 
-def _run(predictor: Boltz2Predictor, target: Target, ligands: list[tuple[str, str]], tmp: Path,
-         stop: set[str] = frozenset(), **params: Any) -> dict[str, Outcome]:  # fmt: skip
+def _run(
+    predictor: Boltz2Predictor,
+    target: Target,
+    ligands: list[tuple[str, str]],
+    tmp: Path,
+    stop: set[str] = frozenset(),
+    **params: Any,
+) -> dict[str, Outcome]:
     (tmp / "target").mkdir(parents=True, exist_ok=True)
     artifacts = predictor.prepare_target(target, tmp / "target")
-    tasks = [PredictionTask(f"job{i}", Ligand(name, smiles), {**TINY_BOLTZ, **params}) for i, (name, smiles) in enumerate(ligands)]
+    tasks = [
+        PredictionTask(f"job{i}", Ligand(name, smiles), {**TINY_BOLTZ, **params})
+        for i, (name, smiles) in enumerate(ligands)
+    ]
     outcomes = predictor.predict(target, artifacts, tasks, tmp / "run", lambda job: job in stop)
     return {tasks[int(o.job_id[3:])].ligand.name: o for o in outcomes}
 
@@ -58,8 +67,12 @@ def test_real_boltz_for_smiles_and_ccd_ligands_with_a_bad_ligand_failing_alone(
     predictor: Boltz2Predictor, tmp_path: Path
 ) -> None:
     loads = predictor.models_loaded
-    out = _run(predictor, _target(), [("aspirin", ASPIRIN), ("benzamidine", "ccd:BEN"), ("strained", UNEMBEDDABLE),
-                                      ("unknown ccd", "ccd:ZZZ")], tmp_path)  # fmt: skip
+    out = _run(
+        predictor,
+        _target(),
+        [("aspirin", ASPIRIN), ("benzamidine", "ccd:BEN"), ("strained", UNEMBEDDABLE), ("unknown ccd", "ccd:ZZZ")],
+        tmp_path,
+    )
     assert predictor.models_loaded == max(loads, 1)
     for bad, words in (("strained", "3D conformer"), ("unknown ccd", "ZZZ not found")):
         assert out[bad].error is not None and out[bad].error.code == "featurisation_failed"
@@ -68,14 +81,38 @@ def test_real_boltz_for_smiles_and_ccd_ligands_with_a_bad_ligand_failing_alone(
         outcome = out[name]
         assert outcome.error is None, outcome.error
         r = outcome.results
-        assert set(outcome.files) == {"structure.cif", "confidence.json", "affinity.json", "plddt.npz", "pae.npz", "pde.npz"}
+        assert set(outcome.files) == {
+            "structure.cif",
+            "confidence.json",
+            "affinity.json",
+            "plddt.npz",
+            "pae.npz",
+            "pde.npz",
+        }
         confidence = json.loads(outcome.files["confidence.json"])
         affinity = json.loads(outcome.files["affinity.json"])
-        for key in ("confidence_score", "ptm", "iptm", "ligand_iptm", "protein_iptm", "complex_plddt",
-                    "complex_iplddt", "complex_pde", "complex_ipde", "chains_ptm", "pair_chains_iptm"):
+        for key in (
+            "confidence_score",
+            "ptm",
+            "iptm",
+            "ligand_iptm",
+            "protein_iptm",
+            "complex_plddt",
+            "complex_iplddt",
+            "complex_pde",
+            "complex_ipde",
+            "chains_ptm",
+            "pair_chains_iptm",
+        ):
             assert key in confidence and r[key] == confidence[key]  # stored under boltz's own names
-        for key in ("affinity_pred_value", "affinity_probability_binary", "affinity_pred_value1",
-                    "affinity_probability_binary1", "affinity_pred_value2", "affinity_probability_binary2"):
+        for key in (
+            "affinity_pred_value",
+            "affinity_probability_binary",
+            "affinity_pred_value1",
+            "affinity_probability_binary1",
+            "affinity_pred_value2",
+            "affinity_probability_binary2",
+        ):
             assert r[key] == affinity[key]
         extra = (set(confidence) | set(affinity)) - set(r)
         assert not extra  # every key boltz wrote, known or not, is kept
@@ -104,7 +141,9 @@ def test_cancel_and_timeout_stop_one_ligand_and_the_pass_goes_on(
     impatient = Boltz2Predictor(Settings(boltz_cache=boltz_cache, boltz_cpu_threads=1, boltz_timeout_seconds=0.01))
     out = _run(impatient, _target(), [("a", "CCO"), ("b", "CCN")], tmp_path / "timeout")
     assert {name: (o.error.code, o.error.transient) for name, o in out.items() if o.error} == {
-        "a": ("timeout", True), "b": ("timeout", True)}
+        "a": ("timeout", True),
+        "b": ("timeout", True),
+    }
 
 
 def test_out_of_memory_in_either_pass_fails_only_its_ligand_as_transient(
@@ -122,10 +161,13 @@ def test_out_of_memory_in_either_pass_fails_only_its_ligand_as_transient(
             calls[stage] += 1
             if calls[stage] == 1:
                 raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (test double)")
+
         return hook
 
-    hooks = [predictor._structure.register_forward_pre_hook(fail_first_call("structure")),
-             predictor._affinity.register_forward_pre_hook(fail_first_call("affinity"))]  # fmt: skip
+    hooks = [
+        predictor._structure.register_forward_pre_hook(fail_first_call("structure")),
+        predictor._affinity.register_forward_pre_hook(fail_first_call("affinity")),
+    ]
     try:
         out = _run(predictor, _target(), [("a", "CCO"), ("b", "CCN"), ("c", "CCC")], tmp_path)
     finally:
@@ -133,7 +175,9 @@ def test_out_of_memory_in_either_pass_fails_only_its_ligand_as_transient(
             hook.remove()
     assert calls == {"structure": 3, "affinity": 2}  # a never reaches the affinity pass
     assert {name: (o.error.code, o.error.transient) for name, o in out.items() if o.error} == {
-        "a": ("out_of_memory", True), "b": ("out_of_memory", True)}
+        "a": ("out_of_memory", True),
+        "b": ("out_of_memory", True),
+    }
     assert "structure pass" in out["a"].error.message and "affinity pass" in out["b"].error.message
     assert out["c"].error is None and "affinity_pred_value" in out["c"].results
 
@@ -153,12 +197,12 @@ class _Stub(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         self.server.calls.append(("POST", self.path, self.rfile.read(length).decode()))
         self._send(200, json.dumps({"id": "job-1", "status": "COMPLETE"}).encode())
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.server.calls.append(("GET", self.path, ""))
         if self.path == "/ticket/job-1":
             self._send(200, json.dumps({"id": "job-1", "status": "COMPLETE"}).encode())
@@ -215,15 +259,27 @@ def test_msa_from_a_colabfold_compatible_server_once_per_target(
 
 
 def test_worker_runs_an_uploaded_msa_target_once_per_target(boltz_cache: Path, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}", boltz_cache=boltz_cache,
-                             boltz_cpu_threads=1, default_predictor="boltz2")  # fmt: skip
+    settings = make_settings(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'hub.db'}",
+        boltz_cache=boltz_cache,
+        boltz_cpu_threads=1,
+        default_predictor="boltz2",
+    )
     hub = open_hub(settings)
     try:
         a3m = f">query\n{PEPTIDE}\n>hit1\nMKTAYIAKQRQLSFVKSHFSRQ\n>hit2\nMK-AYIAKQRQISFVKSHFSaRQ\n".encode()
         target = hub.create_target(owner="local", name="peptide", protein_sequence=PEPTIDE.lower(), msa=a3m)
         assert target["kind"] == "sequence" and "msa.a3m" in target["files"]
-        sub = build_batch_submission(settings, owner="local", batch_name="b", protein_sequence=None, target=target,
-                                     ligands=[("aspirin", ASPIRIN), ("ethanol", "CCO")], params=dict(TINY_BOLTZ))  # fmt: skip
+        sub = build_batch_submission(
+            settings,
+            owner="local",
+            batch_name="b",
+            protein_sequence=None,
+            target=target,
+            ligands=[("aspirin", ASPIRIN), ("ethanol", "CCO")],
+            params=dict(TINY_BOLTZ),
+        )
         assert sub.target["msa"] == "upload"
         batch_id = hub.manager.submit_batch(sub).record["job_id"]
         predictor = Boltz2Predictor(settings)
@@ -242,8 +298,9 @@ def test_worker_runs_an_uploaded_msa_target_once_per_target(boltz_cache: Path, t
         sdf = hub.store.read_bytes(f"{hub.store.batch_dir(batch_id)}/best_poses.sdf").decode()
         poses = [m for m in Chem.ForwardSDMolSupplier(io.BytesIO(sdf.encode())) if m is not None]
         assert [m.GetProp("_Name") for m in poses] == [row["ligand_name"] for row in ranked["results"]]
-        assert [m.GetNumAtoms() for m in poses] == [13 if row["ligand_name"] == "aspirin" else 3
-                                                    for row in ranked["results"]]  # fmt: skip
+        assert [m.GetNumAtoms() for m in poses] == [
+            13 if row["ligand_name"] == "aspirin" else 3 for row in ranked["results"]
+        ]
         assert poses[0].GetProp("affinity_probability_binary") and poses[0].GetProp("model_weights")
         # the job page says, above the numbers, that they come from random weights
         key, _ = hub.keys.create("local")
@@ -258,13 +315,24 @@ def test_worker_runs_an_uploaded_msa_target_once_per_target(boltz_cache: Path, t
 
 def test_submission_checks_for_boltz2(boltz_cache: Path, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'hub.db'}", boltz_cache=boltz_cache)
-    ok = build_job_submission(settings, owner="o", protein_sequence=PEPTIDE, ligand_smiles="ccd:ATP",
-                              ligand_name="atp", predictor="boltz2")  # fmt: skip
+    ok = build_job_submission(
+        settings, owner="o", protein_sequence=PEPTIDE, ligand_smiles="ccd:ATP", ligand_name="atp", predictor="boltz2"
+    )
     assert ok.params["sampling_steps"] == 200 and ok.target == {"msa": "empty"}
-    cases = [({"params": {"samples": 3}}, "invalid_params"), ({"params": {"msa": "server"}}, "msa_server_not_configured"),
-             ({"params": {"sampling_steps": 0}}, "invalid_params"), ({"ligand_smiles": "ccd:not a code"}, "invalid_ligand")]  # fmt: skip
+    cases = [
+        ({"params": {"samples": 3}}, "invalid_params"),
+        ({"params": {"msa": "server"}}, "msa_server_not_configured"),
+        ({"params": {"sampling_steps": 0}}, "invalid_params"),
+        ({"ligand_smiles": "ccd:not a code"}, "invalid_ligand"),
+    ]
     for change, code in cases:
-        args = {"protein_sequence": PEPTIDE, "ligand_smiles": ASPIRIN, "ligand_name": "x", "predictor": "boltz2", **change}
+        args = {
+            "protein_sequence": PEPTIDE,
+            "ligand_smiles": ASPIRIN,
+            "ligand_name": "x",
+            "predictor": "boltz2",
+            **change,
+        }
         with pytest.raises(InvalidInput) as info:
             build_job_submission(settings, owner="o", **args)
         assert info.value.code == code
@@ -278,8 +346,15 @@ def test_submission_checks_for_boltz2(boltz_cache: Path, tmp_path: Path) -> None
         assert info.value.code == "invalid_msa"
         seq_target = hub.create_target(owner="o", name="x", protein_sequence=PEPTIDE)
         with pytest.raises(InvalidInput) as info:
-            build_job_submission(settings, owner="o", protein_sequence=None, ligand_smiles=ASPIRIN, ligand_name="x",
-                                 predictor="vina", target=seq_target)  # fmt: skip
+            build_job_submission(
+                settings,
+                owner="o",
+                protein_sequence=None,
+                ligand_smiles=ASPIRIN,
+                ligand_name="x",
+                predictor="vina",
+                target=seq_target,
+            )
         assert info.value.code == "target_required"
     finally:
         hub.close()
@@ -298,8 +373,9 @@ def test_no_weights_is_a_clear_error_and_fetch_fills_the_cache_from_a_mirror(
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         tar.add(boltz_cache / "mols", arcname="mols")
-    stub_server.files.update({"boltz2_conf.ckpt": b"conf" * 1000, "boltz2_aff.ckpt": b"aff" * 1000,
-                              "mols.tar": buffer.getvalue()})  # fmt: skip
+    stub_server.files.update(
+        {"boltz2_conf.ckpt": b"conf" * 1000, "boltz2_aff.ckpt": b"aff" * 1000, "mols.tar": buffer.getvalue()}
+    )
     lines: list[str] = []
     settings = Settings(boltz_cache=empty, model_mirror_url=stub_server.url)
     status = fetch_boltz2(settings, progress=lines.append)
@@ -311,7 +387,7 @@ def test_no_weights_is_a_clear_error_and_fetch_fills_the_cache_from_a_mirror(
 
     stub_server.files.clear()
     (empty / "boltz2_aff.ckpt").unlink()
-    with pytest.raises(OSError, match="could not download boltz2_aff.ckpt"):
+    with pytest.raises(OSError, match=r"could not download boltz2_aff\.ckpt"):
         fetch_boltz2(settings, progress=lines.append)
     assert [i.name for i in boltz2_status(empty) if not i.present] == ["boltz2_aff.ckpt"]
 

@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from conftest import PROTEIN, TEST_PLUGIN, free_port, make_settings
 from omtx_hub.cli import app
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.server import BackgroundServer
-
-from conftest import PROTEIN, TEST_PLUGIN, free_port, make_settings
 
 runner = CliRunner()
 
@@ -26,10 +25,16 @@ def served(tmp_path: Path) -> Iterator[tuple[Hub, dict[str, str]]]:
     hub = open_hub(make_settings(tmp_path, database))
     key, _ = hub.keys.create("local", admin=True)
     server = BackgroundServer(hub, "127.0.0.1", free_port()).start()
-    env = {"OMTX_URL": server.url, "OMTX_API_KEY": key, "OMTX_DATABASE_URL": database,
-           "OMTX_HOME": str(tmp_path / "home"), "OMTX_STORAGE_URL": str(tmp_path / "results"),
-           "OMTX_PREDICTOR_PLUGINS": json.dumps(TEST_PLUGIN), "OMTX_DEFAULT_PREDICTOR": "test",
-           "COLUMNS": "250"}  # fmt: skip  (rich tables wide enough to hold whole ids)
+    env = {
+        "OMTX_URL": server.url,
+        "OMTX_API_KEY": key,
+        "OMTX_DATABASE_URL": database,
+        "OMTX_HOME": str(tmp_path / "home"),
+        "OMTX_STORAGE_URL": str(tmp_path / "results"),
+        "OMTX_PREDICTOR_PLUGINS": json.dumps(TEST_PLUGIN),
+        "OMTX_DEFAULT_PREDICTOR": "test",
+        "COLUMNS": "250",
+    }  # (rich tables wide enough to hold whole ids)
     yield hub, env
     server.stop()
     hub.close()
@@ -65,7 +70,7 @@ def test_a_refusal_is_exit_1_with_the_hubs_code(served: tuple[Hub, dict[str, str
 
 
 def test_server_side_commands_keys_limits_and_prune(served: tuple[Hub, dict[str, str]]) -> None:
-    hub, env = served
+    _, env = served
     created = runner.invoke(app, ["keys", "create", "--owner", "alice", "--label", "cli test"], env=env)
     assert created.exit_code == 0 and created.output.startswith("omtx_")
     listed = runner.invoke(app, ["keys", "list", "--owner", "alice"], env=env)

@@ -10,9 +10,9 @@ import zipfile
 
 import pyarrow.parquet as pq
 import pytest
-from hub_testing import ApiClient, run_all
 from rdkit import Chem
 
+from hub_testing import ApiClient, run_all
 from omtx_hub.worker import Worker
 
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
@@ -20,11 +20,28 @@ BATCH, UPLOAD = "/api/v1/jobs/predict/batch", "/api/v1/jobs/predict/batch/upload
 
 # printable, and each one breaks a naive writer: an SDF record end, a mol block line, an SD property
 # header, spreadsheet formulas, CSV quoting, HTML, non-ASCII
-KEPT = ["a$$$$b", "M  END", ">  <rank>", '=HYPERLINK("http://example.com","x")', "+SUM(1)", "-2+3", "@cmd",
-        'quote", comma', "ünïcødé ✓ 配体", "<b>bold</b>"]  # fmt: skip
-REFUSED = {"new\nline": "U+000A", "carriage\rreturn": "U+000D", "nul\x00byte": "U+0000", "tab\there": "U+0009",
-           "c1\x85next-line": "U+0085", "del\x7f": "U+007F", "line\u2028separator": "U+2028",
-           "$$$$": "ends a record in SDF files"}  # fmt: skip
+KEPT = [
+    "a$$$$b",
+    "M  END",
+    ">  <rank>",
+    '=HYPERLINK("http://example.com","x")',
+    "+SUM(1)",
+    "-2+3",
+    "@cmd",
+    'quote", comma',
+    "ünïcødé ✓ 配体",
+    "<b>bold</b>",
+]
+REFUSED = {
+    "new\nline": "U+000A",
+    "carriage\rreturn": "U+000D",
+    "nul\x00byte": "U+0000",
+    "tab\there": "U+0009",
+    "c1\x85next-line": "U+0085",
+    "del\x7f": "U+007F",
+    "line\u2028separator": "U+2028",
+    "$$$$": "ends a record in SDF files",
+}
 
 
 def error(r: object) -> dict:
@@ -36,8 +53,14 @@ def test_a_control_character_in_a_name_is_refused_naming_the_ligand(api: ApiClie
     one = api.post("/api/v1/jobs/predict", json={"protein_sequence": SEQ, "ligand_smiles": "CCO", "ligand_name": name})
     assert one.status_code == 422 and error(one)["code"] == "invalid_ligand"
     assert REFUSED[name] in error(one)["message"]
-    batch = api.post(BATCH, json={"batch_name": "b", "protein_sequence": SEQ,
-                                  "ligands": [{"name": "fine", "smiles": "CCO"}, {"name": name, "smiles": "CCC"}]})  # fmt: skip
+    batch = api.post(
+        BATCH,
+        json={
+            "batch_name": "b",
+            "protein_sequence": SEQ,
+            "ligands": [{"name": "fine", "smiles": "CCO"}, {"name": name, "smiles": "CCC"}],
+        },
+    )
     assert batch.status_code == 422 and error(batch)["code"] == "invalid_ligands"
     [problem] = error(batch)["details"]["ligands"]
     assert problem["index"] == 1 and problem["name"] == name and REFUSED[name] in problem["reason"]
@@ -57,8 +80,9 @@ def test_control_characters_in_csv_and_sdf_uploads_and_batch_names_are_refused(a
             writer.write(mol)
     r = api.post(UPLOAD, data=form, files={"file": ("l.sdf", sdf.getvalue().encode())})
     assert r.status_code == 422 and "U+0000" in error(r)["details"]["ligands"][0]["reason"]
-    r = api.post(BATCH, json={"batch_name": "screen\r\n2", "protein_sequence": SEQ,
-                              "ligands": [{"name": "a", "smiles": "CCO"}]})  # fmt: skip
+    r = api.post(
+        BATCH, json={"batch_name": "screen\r\n2", "protein_sequence": SEQ, "ligands": [{"name": "a", "smiles": "CCO"}]}
+    )
     assert r.status_code == 422 and error(r)["code"] == "invalid_batch_name"
 
 
@@ -67,13 +91,22 @@ def test_printable_names_survive_every_export_exactly(api: ApiClient, worker: Wo
     smiles = ["CCO", "CCCO", "c1ccccc1", "CC(=O)O", "CCN", "OCC(O)CO", "CC(C)O", "CCCCO", "c1ccncc1", "CCOC"]
     pairs = list(zip(KEPT, smiles, strict=True))
     if entry == "json":
-        r = api.post(BATCH, json={"batch_name": "hostile", "protein_sequence": SEQ,
-                                  "ligands": [{"name": n, "smiles": s} for n, s in pairs]})  # fmt: skip
+        r = api.post(
+            BATCH,
+            json={
+                "batch_name": "hostile",
+                "protein_sequence": SEQ,
+                "ligands": [{"name": n, "smiles": s} for n, s in pairs],
+            },
+        )
     elif entry == "csv":
         buffer = io.StringIO()
         csv.writer(buffer).writerows([["name", "smiles"], *pairs])
-        r = api.post(UPLOAD, data={"batch_name": "hostile", "protein_sequence": SEQ},
-                     files={"file": ("l.csv", buffer.getvalue().encode())})  # fmt: skip
+        r = api.post(
+            UPLOAD,
+            data={"batch_name": "hostile", "protein_sequence": SEQ},
+            files={"file": ("l.csv", buffer.getvalue().encode())},
+        )
     else:
         sdf = io.StringIO()
         with Chem.SDWriter(sdf) as writer:
@@ -81,8 +114,11 @@ def test_printable_names_survive_every_export_exactly(api: ApiClient, worker: Wo
                 mol = Chem.MolFromSmiles(smi)
                 mol.SetProp("_Name", name)
                 writer.write(mol)
-        r = api.post(UPLOAD, data={"batch_name": "hostile", "protein_sequence": SEQ},
-                     files={"file": ("l.sdf", sdf.getvalue().encode())})  # fmt: skip
+        r = api.post(
+            UPLOAD,
+            data={"batch_name": "hostile", "protein_sequence": SEQ},
+            files={"file": ("l.sdf", sdf.getvalue().encode())},
+        )
     assert r.status_code == 202, r.text
     batch_id = r.json()["batch_id"]
     run_all(worker)
@@ -133,8 +169,15 @@ def test_control_characters_in_target_names_and_idempotency_keys_are_refused(api
     body = {"protein_sequence": SEQ, "ligand_smiles": "CCO", "idempotency_key": "run\x0017"}
     r = api.post("/api/v1/jobs/predict", json=body)
     assert r.status_code == 422 and error(r)["code"] == "invalid_idempotency_key" and "U+0000" in error(r)["message"]
-    r = api.post(BATCH, json={"batch_name": "b", "protein_sequence": SEQ, "idempotency_key": "k\n",
-                              "ligands": [{"name": "a", "smiles": "CCO"}]})  # fmt: skip
+    r = api.post(
+        BATCH,
+        json={
+            "batch_name": "b",
+            "protein_sequence": SEQ,
+            "idempotency_key": "k\n",
+            "ligands": [{"name": "a", "smiles": "CCO"}],
+        },
+    )
     assert r.status_code == 422 and error(r)["code"] == "invalid_idempotency_key"
     r = api.post("/api/v1/targets", data={"name": "kinase\x00", "protein_sequence": SEQ})
     assert r.status_code == 422 and error(r)["code"] == "invalid_target_name" and "U+0000" in error(r)["message"]

@@ -20,13 +20,26 @@ SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 
 def batch(n: int, name: str = "screen", **kw: object) -> BatchSubmission:
     ligands = [Ligand(f"lig{i}", "C" * (1 + i % 5)) for i in range(n)]
-    return BatchSubmission(owner="me", predictor="test", protein_sequence=SEQ, batch_name=name, ligands=ligands,
-                           max_attempts=kw.pop("max_attempts", 3), **kw)  # type: ignore[arg-type]
+    return BatchSubmission(
+        owner="me",
+        predictor="test",
+        protein_sequence=SEQ,
+        batch_name=name,
+        ligands=ligands,
+        max_attempts=kw.pop("max_attempts", 3),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def single(name: str = "aspirin", **kw: object) -> JobSubmission:
-    return JobSubmission(owner="me", predictor="test", protein_sequence=SEQ,
-                         ligand=Ligand(name, "CC(=O)Oc1ccccc1C(=O)O"), max_attempts=3, **kw)  # type: ignore[arg-type]
+    return JobSubmission(
+        owner="me",
+        predictor="test",
+        protein_sequence=SEQ,
+        ligand=Ligand(name, "CC(=O)Oc1ccccc1C(=O)O"),
+        max_attempts=3,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def completion_events(m: QueueManager, job_id: str) -> int:
@@ -174,8 +187,8 @@ def test_two_workers_racing_never_share_a_job(hub: Hub) -> None:
     with hub.engine.connect() as conn:
         completed = conn.execute(
             sa.select(sa.func.count())
-                .select_from(jobs)
-                .where(jobs.c.status == "completed", jobs.c.job_type == "BATCH_CHILD")
+            .select_from(jobs)
+            .where(jobs.c.status == "completed", jobs.c.job_type == "BATCH_CHILD")
         ).scalar()
     assert completed == 160
 
@@ -289,7 +302,9 @@ def test_micro_batch_groups_individual_jobs_of_one_target(hub: Hub) -> None:
     m = hub.manager
     for i in range(3):
         m.submit_job(single(name=f"l{i}"))
-    other = JobSubmission(owner="me", predictor="test", protein_sequence="MKV", ligand=Ligand("x", "CCO"), max_attempts=3)
+    other = JobSubmission(
+        owner="me", predictor="test", protein_sequence="MKV", ligand=Ligand("x", "CCO"), max_attempts=3
+    )
     m.submit_job(other)
     claims = m.claim("w", ["test"], limit=8)
     assert len(claims) == 3 and len({c.target_key for c in claims}) == 1
@@ -314,9 +329,14 @@ def test_status_counts_from_batch_counters_equal_a_count_of_every_row(hub: Hub) 
     m.fail(claims[1], "w", code="bad", message="bad input", transient=False)
     m.cancel(m.submit_batch(batch(2, name="dropped")).record["job_id"], None)
     with hub.engine.connect() as conn:
-        every_row = {(r[0], r[1], r[2]): r[3] for r in conn.execute(
-            sa.select(jobs.c.job_type, jobs.c.status, jobs.c.predictor, sa.func.count())
-            .group_by(jobs.c.job_type, jobs.c.status, jobs.c.predictor))}  # fmt: skip
+        every_row = {
+            (r[0], r[1], r[2]): r[3]
+            for r in conn.execute(
+                sa.select(jobs.c.job_type, jobs.c.status, jobs.c.predictor, sa.func.count()).group_by(
+                    jobs.c.job_type, jobs.c.status, jobs.c.predictor
+                )
+            )
+        }
     counts = m.status_counts()
     assert counts == every_row
     assert counts[("BATCH_CHILD", "running", "test")] == 2 and counts[("BATCH_CHILD", "cancelled", "test")] == 2

@@ -7,21 +7,26 @@ import time
 from typing import Any
 
 from hub_testing import ApiClient
-from omtx_test_predictor import TestPredictor
-
 from omtx_hub.app import create_app
 from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub
 from omtx_hub.queue import BatchSubmission
 from omtx_hub.worker import Worker
+from omtx_test_predictor import TestPredictor
 
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 
 
 def screen(n: int, **params: Any) -> BatchSubmission:
-    return BatchSubmission(owner="local", predictor="test", protein_sequence=SEQ, batch_name="s3",
-                           ligands=[Ligand(f"l{i}", "C" * (1 + i)) for i in range(n)], max_attempts=3,
-                           params=params)  # fmt: skip
+    return BatchSubmission(
+        owner="local",
+        predictor="test",
+        protein_sequence=SEQ,
+        batch_name="s3",
+        ligands=[Ligand(f"l{i}", "C" * (1 + i)) for i in range(n)],
+        max_attempts=3,
+        params=params,
+    )
 
 
 def test_layout_and_downloads_on_s3(s3_hub: Hub) -> None:
@@ -31,12 +36,19 @@ def test_layout_and_downloads_on_s3(s3_hub: Hub) -> None:
         pass
     worker._maintenance()
     store = s3_hub.store
-    assert store.list_files(f"batches/{batch_id}") == ["batch_results.csv", "batch_results.json",
-                                                        "batch_results.parquet", "best_poses.sdf"]
+    assert store.list_files(f"batches/{batch_id}") == [
+        "batch_results.csv",
+        "batch_results.json",
+        "batch_results.parquet",
+        "best_poses.sdf",
+    ]
     children = list(s3_hub.manager.iter_children(batch_id))
     for child in children:
         assert store.list_files(f"batches/{batch_id}/jobs/{child['job_id']}") == [
-            "input.json", "results.json", "structure.cif"]
+            "input.json",
+            "results.json",
+            "structure.cif",
+        ]
     assert store.list_files(f"cache/targets/{children[0]['target_key']}") == ["target.json"]
 
     key, _ = s3_hub.keys.create("local")

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hub_testing import ApiClient
-from omtx_test_predictor import TestPredictor
 
+from hub_testing import ApiClient
 from omtx_hub.hub import Hub
 from omtx_hub.worker import Worker
+from omtx_test_predictor import TestPredictor
 
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 DATA = Path(str(files("omtx_hub.demo"))) / "1iep"
@@ -32,14 +32,27 @@ def world(hub: Hub, app: Any) -> Iterator[dict[str, Any]]:
     alice, bob, admin = client(hub, app, "alice"), client(hub, app, "bob"), client(hub, app, "ops", admin=True)
     objects: dict[str, dict[str, str]] = {}
     for name, c in (("alice", alice), ("bob", bob)):
-        target = c.post("/api/v1/targets", data={"name": f"{name}-t", "binding_site": json.dumps(BOX)},
-                        files={"receptor": ("r.pdb", (DATA / "1iep_receptorH.pdb").read_bytes())}).json()  # fmt: skip
+        target = c.post(
+            "/api/v1/targets",
+            data={"name": f"{name}-t", "binding_site": json.dumps(BOX)},
+            files={"receptor": ("r.pdb", (DATA / "1iep_receptorH.pdb").read_bytes())},
+        ).json()
         job = c.post("/api/v1/jobs/predict", json={"protein_sequence": SEQ, "ligand_smiles": "CCO"}).json()
-        batch = c.post("/api/v1/jobs/predict/batch", json={"batch_name": name, "protein_sequence": SEQ,
-                       "ligands": [{"name": "a", "smiles": "CCO"}, {"name": "b", "smiles": "CCN"}]}).json()  # fmt: skip
+        batch = c.post(
+            "/api/v1/jobs/predict/batch",
+            json={
+                "batch_name": name,
+                "protein_sequence": SEQ,
+                "ligands": [{"name": "a", "smiles": "CCO"}, {"name": "b", "smiles": "CCN"}],
+            },
+        ).json()
         hook = c.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}).json()
-        objects[name] = {"target": target["target_id"], "job": job["job_id"], "batch": batch["batch_id"],
-                         "webhook": hook["webhook_id"]}  # fmt: skip
+        objects[name] = {
+            "target": target["target_id"],
+            "job": job["job_id"],
+            "batch": batch["batch_id"],
+            "webhook": hook["webhook_id"],
+        }
     worker = Worker(hub.settings, hub.manager, hub.store, {"test": TestPredictor()})
     while worker.run_once():
         pass
@@ -54,15 +67,25 @@ def world(hub: Hub, app: Any) -> Iterator[dict[str, Any]]:
 def reads_for(ids: dict[str, str]) -> list[str]:
     job, batch, child, target = ids["job"], ids["batch"], ids["child"], ids["target"]
     return [
-        f"/api/v1/jobs/{job}/status", f"/api/v1/jobs/{job}", f"/api/v1/jobs/{job}/events", f"/api/v1/jobs/{job}/files",
-        f"/api/v1/jobs/{job}/files/results.json", f"/api/v1/jobs/{batch}/status", f"/api/v1/jobs/{batch}",
-        f"/api/v1/jobs/batch/{batch}/children", f"/api/v1/jobs/{batch}/files/batch_results.csv",
-        f"/api/v1/jobs/{batch}/export/poses.sdf", f"/api/v1/jobs/{batch}/export/structures.zip",
-        f"/api/v1/jobs/{child}/status", f"/api/v1/jobs/{child}/files/structure.cif",
-        f"/api/v1/targets/{target}", f"/api/v1/targets/{target}/files/receptor.pdb",
-        f"/api/v1/jobs/{batch}/export?format=csv", f"/api/v1/jobs/{batch}/stats",
+        f"/api/v1/jobs/{job}/status",
+        f"/api/v1/jobs/{job}",
+        f"/api/v1/jobs/{job}/events",
+        f"/api/v1/jobs/{job}/files",
+        f"/api/v1/jobs/{job}/files/results.json",
+        f"/api/v1/jobs/{batch}/status",
+        f"/api/v1/jobs/{batch}",
+        f"/api/v1/jobs/batch/{batch}/children",
+        f"/api/v1/jobs/{batch}/files/batch_results.csv",
+        f"/api/v1/jobs/{batch}/export/poses.sdf",
+        f"/api/v1/jobs/{batch}/export/structures.zip",
+        f"/api/v1/jobs/{child}/status",
+        f"/api/v1/jobs/{child}/files/structure.cif",
+        f"/api/v1/targets/{target}",
+        f"/api/v1/targets/{target}/files/receptor.pdb",
+        f"/api/v1/jobs/{batch}/export?format=csv",
+        f"/api/v1/jobs/{batch}/stats",
         f"/api/v1/webhooks/{ids['webhook']}/deliveries",
-    ]  # fmt: skip
+    ]
 
 
 def requests_for(ids: dict[str, str]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -107,13 +130,22 @@ def test_own_state_changes_still_work(world: dict[str, Any]) -> None:
 
 def test_requests_without_a_valid_key_are_401(hub: Hub, app: Any) -> None:
     anonymous = ApiClient(app)
-    for method, path in [("GET", "/api/v1/jobs"), ("POST", "/api/v1/jobs/predict"), ("GET", "/api/v1/targets"),
-                         ("GET", "/metrics"), ("GET", "/api/v1/jobs/job_x/status")]:  # fmt: skip
+    for method, path in [
+        ("GET", "/api/v1/jobs"),
+        ("POST", "/api/v1/jobs/predict"),
+        ("GET", "/api/v1/targets"),
+        ("GET", "/metrics"),
+        ("GET", "/api/v1/jobs/job_x/status"),
+    ]:
         r = anonymous.request(method, path)
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer", path
     assert anonymous.get("/healthz").status_code == 200 and anonymous.get("/readyz").status_code == 200
     assert anonymous.get("/openapi.json").status_code == 200
-    for header in ({"Authorization": "Bearer omtx_forged"}, {"X-API-Key": "omtx_" + "x" * 43}, {"Authorization": "Basic x"}):
+    for header in (
+        {"Authorization": "Bearer omtx_forged"},
+        {"X-API-Key": "omtx_" + "x" * 43},
+        {"Authorization": "Basic x"},
+    ):
         assert anonymous.get("/api/v1/jobs", headers=header).status_code == 401
     assert anonymous.get("/", follow_redirects=False).headers["location"].startswith("/login")
     anonymous.close()
@@ -161,7 +193,11 @@ def test_rate_limit_and_quotas_with_owner_overrides(hub: Hub, app: Any) -> None:
     limited = c.post("/api/v1/jobs/predict", json=body)
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
     hub.keys.set_owner_limits("frank", {"submissions_per_minute": 100, "max_pending_jobs": 4})
-    batch = {"batch_name": "b", "protein_sequence": SEQ, "ligands": [{"name": f"l{i}", "smiles": "C"} for i in range(3)]}
+    batch = {
+        "batch_name": "b",
+        "protein_sequence": SEQ,
+        "ligands": [{"name": f"l{i}", "smiles": "C"} for i in range(3)],
+    }
     assert c.post("/api/v1/jobs/predict/batch", json=batch).json()["error"]["code"] == "batch_too_large"
     assert c.post("/api/v1/jobs/predict", json=body).status_code == 202  # 4 unfinished: at the limit
     over = c.post("/api/v1/jobs/predict", json=body)
@@ -170,13 +206,19 @@ def test_rate_limit_and_quotas_with_owner_overrides(hub: Hub, app: Any) -> None:
     hub.keys.set_owner_limits("frank", {"max_pending_jobs": None, "max_batch_size": None})
     assert c.post("/api/v1/jobs/predict/batch", json=batch).status_code == 202
     hub.keys.set_owner_limits("frank", {"max_body_bytes": 2048})
-    big = {"batch_name": "big", "protein_sequence": SEQ, "ligands": [{"name": f"l{i}", "smiles": "C"} for i in range(90)]}
+    big = {
+        "batch_name": "big",
+        "protein_sequence": SEQ,
+        "ligands": [{"name": f"l{i}", "smiles": "C"} for i in range(90)],
+    }
     too_big = c.post("/api/v1/jobs/predict/batch", json=big)
     assert too_big.status_code == 413 and "owner's limit of 2048" in too_big.json()["error"]["message"]
     c.close()
 
 
-def test_secrets_are_not_logged_and_errors_carry_no_traces(hub: Hub, app: Any, caplog: pytest.LogCaptureFixture) -> None:
+def test_secrets_are_not_logged_and_errors_carry_no_traces(
+    hub: Hub, app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     key, _ = hub.keys.create("grace")
     c = ApiClient(app, api_key=key)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hub_testing import ApiClient
 
 DATA = Path(str(files("omtx_hub.demo"))) / "1iep"
@@ -16,8 +17,13 @@ REFERENCE = (DATA / "1iep_ligand.sdf").read_bytes()
 BOX = {"mode": "box", "center": [15.19, 53.903, 16.917], "size": [20, 20, 20]}
 
 
-def create(api: ApiClient, site: dict[str, Any], receptor: bytes = RECEPTOR, filename: str = "1iep.pdb",
-           reference: bytes | None = None) -> Any:  # fmt: skip
+def create(
+    api: ApiClient,
+    site: dict[str, Any],
+    receptor: bytes = RECEPTOR,
+    filename: str = "1iep.pdb",
+    reference: bytes | None = None,
+) -> Any:
     upload = {"receptor": (filename, receptor)}
     if reference is not None:
         upload["reference_ligand"] = ("ref.sdf", reference)
@@ -26,9 +32,13 @@ def create(api: ApiClient, site: dict[str, Any], receptor: bytes = RECEPTOR, fil
 
 @pytest.mark.parametrize(
     ("site", "reference", "mode"),
-    [(BOX, None, "box"), ({"mode": "ligand", "padding": 4}, REFERENCE, "ligand"),
-     ({"mode": "residues", "residues": ["A:315", "A:381"]}, None, "residues"), ({"mode": "blind"}, None, "blind")],
-)  # fmt: skip
+    [
+        (BOX, None, "box"),
+        ({"mode": "ligand", "padding": 4}, REFERENCE, "ligand"),
+        ({"mode": "residues", "residues": ["A:315", "A:381"]}, None, "residues"),
+        ({"mode": "blind"}, None, "blind"),
+    ],
+)
 def test_every_binding_site_mode(api: ApiClient, site: dict[str, Any], reference: bytes | None, mode: str) -> None:
     r = create(api, site, reference=reference)
     assert r.status_code == 201, r.text
@@ -76,11 +86,15 @@ def test_docking_submissions_are_checked(api: ApiClient) -> None:
     cases = [
         ({"ligand_smiles": "CCO", "predictor": "vina", "protein_sequence": "MKTAYIAKQR"}, "target_required"),
         ({"ligand_smiles": huge, "predictor": "vina", "target_id": target_id}, "invalid_ligand"),
-        ({"ligand_smiles": "CCO", "predictor": "vina", "target_id": target_id, "params": {"exhaustiveness": 0}},
-         "invalid_params"),
-        ({"ligand_smiles": "CCO", "predictor": "vina", "target_id": target_id, "params": {"colour": "red"}},
-         "invalid_params"),
-    ]  # fmt: skip
+        (
+            {"ligand_smiles": "CCO", "predictor": "vina", "target_id": target_id, "params": {"exhaustiveness": 0}},
+            "invalid_params",
+        ),
+        (
+            {"ligand_smiles": "CCO", "predictor": "vina", "target_id": target_id, "params": {"colour": "red"}},
+            "invalid_params",
+        ),
+    ]
     for body, code in cases:
         r = api.post("/api/v1/jobs/predict", json=body)
         assert r.status_code == 422 and r.json()["error"]["code"] == code, (body, r.text)

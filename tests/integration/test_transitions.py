@@ -18,17 +18,24 @@ from omtx_hub.queue import transitions as t
 
 def _batch(hub: Hub, n: int) -> str:
     ligands = [Ligand(f"lig{i}", "C" * (1 + i)) for i in range(n)]
-    sub = BatchSubmission(owner="me", predictor="test", protein_sequence="MKTAYIAKQR", batch_name="b",
-                          ligands=ligands, max_attempts=1)  # fmt: skip
+    sub = BatchSubmission(
+        owner="me", predictor="test", protein_sequence="MKTAYIAKQR", batch_name="b", ligands=ligands, max_attempts=1
+    )
     return str(hub.manager.submit_batch(sub).record["job_id"])
 
 
 def _parent(hub: Hub, batch_id: str) -> tuple[str, int, int, int, int, int]:
     with hub.engine.connect() as conn:
         p = conn.execute(
-            sa.select(jobs.c.status, jobs.c.n_pending, jobs.c.n_running, jobs.c.n_completed, jobs.c.n_failed,
-                      jobs.c.n_cancelled).where(jobs.c.job_id == batch_id)
-        ).one()  # fmt: skip
+            sa.select(
+                jobs.c.status,
+                jobs.c.n_pending,
+                jobs.c.n_running,
+                jobs.c.n_completed,
+                jobs.c.n_failed,
+                jobs.c.n_cancelled,
+            ).where(jobs.c.job_id == batch_id)
+        ).one()
     return tuple(p)  # type: ignore[return-value]
 
 

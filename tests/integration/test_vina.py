@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -12,9 +11,9 @@ from typing import Any
 
 import gemmi
 import pytest
-from conftest import make_settings
 from rdkit import Chem
 
+from conftest import make_settings
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.predictors.vina import VinaPredictor
 from omtx_hub.queue import Submitted
@@ -39,9 +38,14 @@ def vina_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
 @pytest.fixture(scope="module")
 def target(vina_hub: Hub) -> dict[str, Any]:
     return vina_hub.create_target(
-        owner="local", name="abl", receptor=(DATA / "1iep_receptorH.pdb").read_bytes(), receptor_filename="1iep_receptorH.pdb",
-        site=CRYSTAL_BOX, reference_ligand=(DATA / "1iep_ligand.sdf").read_bytes(), reference_filename="ref.sdf",
-    )  # fmt: skip
+        owner="local",
+        name="abl",
+        receptor=(DATA / "1iep_receptorH.pdb").read_bytes(),
+        receptor_filename="1iep_receptorH.pdb",
+        site=CRYSTAL_BOX,
+        reference_ligand=(DATA / "1iep_ligand.sdf").read_bytes(),
+        reference_filename="ref.sdf",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +61,19 @@ def run(hub: Hub, predictor: VinaPredictor) -> Worker:
     return worker
 
 
-def test_redocking_imatinib_finds_the_crystal_pose(vina_hub: Hub, target: dict[str, Any], predictor: VinaPredictor) -> None:
+def test_redocking_imatinib_finds_the_crystal_pose(
+    vina_hub: Hub, target: dict[str, Any], predictor: VinaPredictor
+) -> None:
     """Exhaustiveness 8, seed 42 (checked in): the best-scored pose is within 2 Å of the crystal pose."""
-    sub = build_job_submission(vina_hub.settings, owner="local", target=target, protein_sequence=None, ligand_smiles=IMATINIB,
-                               ligand_name="imatinib", params={"exhaustiveness": 8, "seed": 42})  # fmt: skip
+    sub = build_job_submission(
+        vina_hub.settings,
+        owner="local",
+        target=target,
+        protein_sequence=None,
+        ligand_smiles=IMATINIB,
+        ligand_name="imatinib",
+        params={"exhaustiveness": 8, "seed": 42},
+    )
     job_id = vina_hub.manager.submit_job(sub).record["job_id"]
     run(vina_hub, predictor)
     record = vina_hub.manager.get(job_id)
@@ -71,15 +84,28 @@ def test_redocking_imatinib_finds_the_crystal_pose(vina_hub: Hub, target: dict[s
     assert results["pose_scores_kcal_mol"][0] == results["vina_score_kcal_mol"]
     assert results["pose_scores_kcal_mol"] == sorted(results["pose_scores_kcal_mol"])
     assert results["heavy_atoms"] == 37
-    assert results["ligand_efficiency_kcal_mol_per_heavy_atom"] == pytest.approx(results["vina_score_kcal_mol"] / 37, abs=1e-3)
+    assert results["ligand_efficiency_kcal_mol_per_heavy_atom"] == pytest.approx(
+        results["vina_score_kcal_mol"] / 37, abs=1e-3
+    )
 
 
 def test_batch_files_and_a_bad_ligand_failing_alone(
     vina_hub: Hub, target: dict[str, Any], predictor: VinaPredictor
 ) -> None:
-    ligands = [("aspirin", "CC(=O)Oc1ccccc1C(=O)O"), ("strained", UNEMBEDDABLE), ("ibuprofen sodium", "CC(C)Cc1ccc(cc1)C(C)C(=O)[O-].[Na+]")]
-    sub = build_batch_submission(vina_hub.settings, owner="local", target=target, batch_name="b", protein_sequence=None,
-                                 ligands=ligands, params={"exhaustiveness": 1, "n_poses": 3})  # fmt: skip
+    ligands = [
+        ("aspirin", "CC(=O)Oc1ccccc1C(=O)O"),
+        ("strained", UNEMBEDDABLE),
+        ("ibuprofen sodium", "CC(C)Cc1ccc(cc1)C(C)C(=O)[O-].[Na+]"),
+    ]
+    sub = build_batch_submission(
+        vina_hub.settings,
+        owner="local",
+        target=target,
+        batch_name="b",
+        protein_sequence=None,
+        ligands=ligands,
+        params={"exhaustiveness": 1, "n_poses": 3},
+    )
     batch_id = vina_hub.manager.submit_batch(sub).record["job_id"]
     maps_before = predictor.maps_computed
     run(vina_hub, predictor)
@@ -94,8 +120,13 @@ def test_batch_files_and_a_bad_ligand_failing_alone(
     assert salt["rmsd_to_reference_angstrom"] is None  # not the reference molecule
 
     folder = Path(vina_hub.settings.storage_url or "") / "batches" / batch_id / "jobs" / children["aspirin"]["job_id"]
-    assert sorted(p.name for p in folder.iterdir()) == ["input.json", "poses.pdbqt", "poses.sdf", "results.json",
-                                                        "structure.cif"]  # fmt: skip
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "input.json",
+        "poses.pdbqt",
+        "poses.sdf",
+        "results.json",
+        "structure.cif",
+    ]
     poses = [m for m in Chem.SDMolSupplier(str(folder / "poses.sdf")) if m is not None]
     assert 1 <= len(poses) <= 3
     scores = [m.GetDoubleProp("vina_score_kcal_mol") for m in poses]
@@ -106,10 +137,23 @@ def test_batch_files_and_a_bad_ligand_failing_alone(
     assert residues.count("LIG") == 1 and len(residues) > 250
     csv_text = (Path(vina_hub.settings.storage_url or "") / "batches" / batch_id / "batch_results.csv").read_text()
     header = csv_text.splitlines()[0].split(",")
-    assert header[:7] == ["rank", "job_id", "batch_index", "ligand_name", "ligand_smiles", "status", "vina_score_kcal_mol"]
+    assert header[:7] == [
+        "rank",
+        "job_id",
+        "batch_index",
+        "ligand_name",
+        "ligand_smiles",
+        "status",
+        "vina_score_kcal_mol",
+    ]
     # the batch's best poses: one record per docked ligand, best first, every CSV column as an SD property
-    best = [m for m in Chem.SDMolSupplier(str(Path(vina_hub.settings.storage_url or "") / "batches" / batch_id /
-                                              "best_poses.sdf")) if m is not None]  # fmt: skip
+    best = [
+        m
+        for m in Chem.SDMolSupplier(
+            str(Path(vina_hub.settings.storage_url or "") / "batches" / batch_id / "best_poses.sdf")
+        )
+        if m is not None
+    ]
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     assert [m.GetProp("_Name") for m in best] == [r["ligand_name"] for r in rows if r["status"] == "completed"]
     for mol, row in zip(best, rows, strict=False):
@@ -120,13 +164,20 @@ def test_batch_files_and_a_bad_ligand_failing_alone(
 
 def test_a_second_worker_reuses_the_cached_receptor(vina_hub: Hub, target: dict[str, Any]) -> None:
     for name, smiles in [("methanol", "CO"), ("ethanol", "CCO")]:  # the first worker fills the cache (if empty)
-        sub = build_job_submission(vina_hub.settings, owner="local", target=target, protein_sequence=None,
-                                   ligand_smiles=smiles, ligand_name=name, params={"exhaustiveness": 1})  # fmt: skip
+        sub = build_job_submission(
+            vina_hub.settings,
+            owner="local",
+            target=target,
+            protein_sequence=None,
+            ligand_smiles=smiles,
+            ligand_name=name,
+            params={"exhaustiveness": 1},
+        )
         submitted: Submitted = vina_hub.manager.submit_job(sub)
         worker = run(vina_hub, VinaPredictor(cpu=2))
     record = vina_hub.manager.get(submitted.record["job_id"])
     assert record["status"] == "completed"
-    (_, artifacts), = worker._targets.values()
+    ((_, artifacts),) = worker._targets.values()
     assert artifacts.data["info"] == {"receptor_prepared": "cache"}
     assert vina_hub.store.list_files(f"cache/targets/{record['target_key']}") == ["receptor.pdbqt"]
 
@@ -155,8 +206,9 @@ def test_broken_receptors_are_refused_before_anything_is_queued(vina_hub: Hub) -
 
     def create(text: str, filename: str = "receptor.pdb") -> InvalidInput:
         with pytest.raises(InvalidInput) as caught:
-            vina_hub.create_target(owner="local", name="broken", receptor=text.encode(), receptor_filename=filename,
-                                   site=CRYSTAL_BOX)  # fmt: skip
+            vina_hub.create_target(
+                owner="local", name="broken", receptor=text.encode(), receptor_filename=filename, site=CRYSTAL_BOX
+            )
         return caught.value
 
     renamed = create(pdbqt)  # a prepared PDBQT receptor, renamed to .pdb: recognised by its columns
@@ -166,8 +218,11 @@ def test_broken_receptors_are_refused_before_anything_is_queued(vina_hub: Hub) -
     hydrogens = create(_with_elements(pdb, "H", frozenset({"N"})))
     assert hydrogens.code == "invalid_receptor" and hydrogens.details["kept"] < hydrogens.details["heavy_atoms"] / 2
     # a receptor stripped to its backbone: the site has nothing to dock against
-    backbone = "\n".join(line for line in pdb.splitlines()
-                         if not line.startswith("ATOM  ") or line[12:16].strip() in ("N", "CA", "C", "O"))  # fmt: skip
+    backbone = "\n".join(
+        line
+        for line in pdb.splitlines()
+        if not line.startswith("ATOM  ") or line[12:16].strip() in ("N", "CA", "C", "O")
+    )
     assert create(backbone).code == "binding_site_without_side_chains"
 
 
@@ -178,7 +233,10 @@ def test_an_unusable_prepared_receptor_fails_the_target_preparation(tmp_path: Pa
     receptor = tmp_path / "receptor.pdb"
     receptor.write_text((DATA / "1iep_receptorH.pdb").read_text())
     box = {"center": CRYSTAL_BOX["center"], "size": CRYSTAL_BOX["size"]}
-    for name, cached in [("empty", ""), ("far", "ATOM      1  C   SER A 438     111.317 166.182 133.926  1.00  0.00     0.244 C \n")]:
+    for name, cached in [
+        ("empty", ""),
+        ("far", "ATOM      1  C   SER A 438     111.317 166.182 133.926  1.00  0.00     0.244 C \n"),
+    ]:
         folder = tmp_path / name
         folder.mkdir()
         (folder / "receptor.pdbqt").write_text(cached)  # what the target cache holds
@@ -197,9 +255,17 @@ def test_a_docking_whose_poses_all_score_zero_fails(tmp_path: Path) -> None:
     from omtx_hub.predictors.base import PredictionTask, TargetArtifacts
 
     (tmp_path / "receptor.pdbqt").write_text("")
-    artifacts = TargetArtifacts(directory=tmp_path, data={
-        "pdbqt": str(tmp_path / "receptor.pdbqt"), "box": {"center": [0, 0, 0], "size": [16, 16, 16]},
-        "reference": None, "receptor_pdb": "", "engines": OrderedDict(), "info": {}})  # fmt: skip
+    artifacts = TargetArtifacts(
+        directory=tmp_path,
+        data={
+            "pdbqt": str(tmp_path / "receptor.pdbqt"),
+            "box": {"center": [0, 0, 0], "size": [16, 16, 16]},
+            "reference": None,
+            "receptor_pdb": "",
+            "engines": OrderedDict(),
+            "info": {},
+        },
+    )
     task = PredictionTask(job_id="j", ligand=Ligand("ethanol", "CCO"), params={"exhaustiveness": 1})
     with pytest.raises(PermanentPredictionError) as caught:
         VinaPredictor(cpu=1)._dock(task, artifacts, lambda _job: False)

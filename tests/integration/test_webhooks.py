@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hub_testing import ApiClient, loopback_server, run_all
 
+from hub_testing import ApiClient, loopback_server, run_all
 from omtx_hub.db.schema import webhook_deliveries
 from omtx_hub.hub import Hub
 from omtx_hub.webhooks import WebhookDispatcher
@@ -29,7 +29,7 @@ class _Receiver(BaseHTTPRequestHandler):
     def log_message(self, *args: Any) -> None:
         pass
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self.server.received.append((dict(self.headers), body))
         code = self.server.answers.pop(0) if self.server.answers else 200
@@ -60,10 +60,14 @@ def test_events_are_signed_retried_and_logged(api: ApiClient, hub: Hub, worker: 
 
     dispatcher = WebhookDispatcher(hub.webhooks)
     ok = api.post("/api/v1/jobs/predict", json={"protein_sequence": SEQ, "ligand_smiles": "CCO", "ligand_name": "e"})
-    bad = api.post("/api/v1/jobs/predict", json={"protein_sequence": SEQ, "ligand_smiles": "CCN", "ligand_name": "f",
-                                                 "params": {"fail": "permanent"}})  # fmt: skip
-    batch = api.post("/api/v1/jobs/predict/batch", json={"batch_name": "b", "protein_sequence": SEQ,
-                                                         "ligands": [{"name": "a", "smiles": "CCC"}]})  # fmt: skip
+    bad = api.post(
+        "/api/v1/jobs/predict",
+        json={"protein_sequence": SEQ, "ligand_smiles": "CCN", "ligand_name": "f", "params": {"fail": "permanent"}},
+    )
+    batch = api.post(
+        "/api/v1/jobs/predict/batch",
+        json={"batch_name": "b", "protein_sequence": SEQ, "ligands": [{"name": "a", "smiles": "CCC"}]},
+    )
     run_all(worker)  # then aggregation → batch.completed
 
     receiver.answers = [500]  # the first POST fails: that delivery is retried later
@@ -86,8 +90,11 @@ def test_events_are_signed_retried_and_logged(api: ApiClient, hub: Hub, worker: 
     assert retried["attempts"] == 1 and retried["response_status"] == 500 and retried["last_error"] == "answered 500"
     assert dispatcher.run_once() == 0  # backoff: not due yet
     with hub.engine.begin() as conn:  # let the backoff pass
-        conn.execute(sa.update(webhook_deliveries).values(next_attempt_at=time.time() - 1)
-                     .where(webhook_deliveries.c.status == "pending"))  # fmt: skip
+        conn.execute(
+            sa.update(webhook_deliveries)
+            .values(next_attempt_at=time.time() - 1)
+            .where(webhook_deliveries.c.status == "pending")
+        )
     assert dispatcher.run_once() == 1
     first, second = [b for h, b in receiver.received if h["X-OMTX-Delivery"] == retried["delivery_id"]]
     assert json.loads(first) == json.loads(second)  # the same delivery, the same payload
@@ -97,20 +104,28 @@ def test_events_are_signed_retried_and_logged(api: ApiClient, hub: Hub, worker: 
 
 def test_failing_receivers_give_up_and_bad_registrations_are_refused(api: ApiClient, hub: Hub, receiver: Any) -> None:
     hub.webhooks.max_attempts = 2
-    webhook_id = api.post("/api/v1/webhooks", json={"url": receiver.url, "events": ["batch.completed"]}).json()["webhook_id"]
+    webhook_id = api.post("/api/v1/webhooks", json={"url": receiver.url, "events": ["batch.completed"]}).json()[
+        "webhook_id"
+    ]
     assert hub.webhooks.enqueue("local", "job.completed", "job_x", {}) == 0  # not subscribed
     assert hub.webhooks.enqueue("local", "batch.completed", "batch_x", {"batch_id": "batch_x"}) == 1
     receiver.answers = [503, 503]
     dispatcher = WebhookDispatcher(hub.webhooks)
     for _ in range(2):
         with hub.engine.begin() as conn:
-            conn.execute(sa.update(webhook_deliveries).values(next_attempt_at=time.time() - 1)
-                         .where(webhook_deliveries.c.status == "pending"))  # fmt: skip
+            conn.execute(
+                sa.update(webhook_deliveries)
+                .values(next_attempt_at=time.time() - 1)
+                .where(webhook_deliveries.c.status == "pending")
+            )
         dispatcher.run_once()
     [entry] = api.get(f"/api/v1/webhooks/{webhook_id}/deliveries").json()["items"]
     assert (entry["status"], entry["attempts"]) == ("failed", 2)
-    for body in ({"url": "ftp://x/y"}, {"url": receiver.url, "events": ["job.exploded"]},
-                 {"url": receiver.url, "secret": "short"}):  # fmt: skip
+    for body in (
+        {"url": "ftp://x/y"},
+        {"url": receiver.url, "events": ["job.exploded"]},
+        {"url": receiver.url, "secret": "short"},
+    ):
         assert api.post("/api/v1/webhooks", json=body).status_code == 422
     assert api.delete(f"/api/v1/webhooks/{webhook_id}").status_code == 204
     assert api.get(f"/api/v1/webhooks/{webhook_id}/deliveries").status_code == 404

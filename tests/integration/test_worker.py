@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from omtx_test_predictor import TestPredictor
 
 from omtx_hub.domain import Ligand
 from omtx_hub.errors import StorageError
@@ -19,6 +18,7 @@ from omtx_hub.hub import Hub
 from omtx_hub.queue import BatchSubmission, JobSubmission
 from omtx_hub.storage import ResultStore
 from omtx_hub.worker import Worker
+from omtx_test_predictor import TestPredictor
 
 SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 SMILES = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "C1CCCCC1N", "OCC(O)CO"]
@@ -26,8 +26,16 @@ SMILES = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O)
 
 def screen(n: int, params: dict | None = None, **kw: object) -> BatchSubmission:
     ligands = [Ligand(f"lig{i}", SMILES[i % len(SMILES)]) for i in range(n)]
-    return BatchSubmission(owner="local", predictor="test", protein_sequence=SEQ, batch_name="s", ligands=ligands,
-                           max_attempts=3, params=params or {}, **kw)  # type: ignore[arg-type]
+    return BatchSubmission(
+        owner="local",
+        predictor="test",
+        protein_sequence=SEQ,
+        batch_name="s",
+        ligands=ligands,
+        max_attempts=3,
+        params=params or {},
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -77,8 +85,9 @@ def test_batch_runs_to_the_end_with_files_and_ranking(hub: Hub, worker: Worker, 
 
 
 def test_individual_job_files(hub: Hub, worker: Worker) -> None:
-    sub = JobSubmission(owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("eth", "CCO"),
-                        max_attempts=3)
+    sub = JobSubmission(
+        owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("eth", "CCO"), max_attempts=3
+    )
     jid = hub.manager.submit_job(sub).record["job_id"]
     wait_until(lambda: hub.manager.get(jid)["status"] == "completed")
     assert hub.store.list_files(f"jobs/{jid}") == ["input.json", "results.json", "structure.cif"]
@@ -88,8 +97,11 @@ def test_individual_job_files(hub: Hub, worker: Worker) -> None:
 def test_permanent_failure_fails_only_that_job_and_transient_retries(hub: Hub, worker: Worker, tmp_path: Path) -> None:
     bad = hub.manager.submit_batch(screen(2, {"fail": "permanent"})).record["job_id"]
     flaky = hub.manager.submit_batch(screen(3, {"fail_once_dir": str(tmp_path / "markers")})).record["job_id"]
-    wait_until(lambda: hub.manager.get(bad)["aggregated_at"] is not None
-               and hub.manager.get(flaky)["aggregated_at"] is not None)
+    wait_until(
+        lambda: (
+            hub.manager.get(bad)["aggregated_at"] is not None and hub.manager.get(flaky)["aggregated_at"] is not None
+        )
+    )
     b = hub.manager.get(bad)
     assert (b["status"], b["n_failed"]) == ("failed", 2)
     child = next(hub.manager.iter_children(bad))
@@ -119,8 +131,14 @@ def test_stop_releases_unfinished_jobs(hub: Hub, predictor: TestPredictor) -> No
     thread = threading.Thread(target=w.run, daemon=True)
     thread.start()
     jid = hub.manager.submit_job(
-        JobSubmission(owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("eth", "CCO"),
-                      max_attempts=3, params={"delay_seconds": 30})
+        JobSubmission(
+            owner="local",
+            predictor="test",
+            protein_sequence=SEQ,
+            ligand=Ligand("eth", "CCO"),
+            max_attempts=3,
+            params={"delay_seconds": 30},
+        )
     ).record["job_id"]
     wait_until(lambda: hub.manager.get(jid)["status"] == "running")
     w.stop(grace_seconds=0.2)
@@ -134,8 +152,9 @@ def test_storage_failure_retries_and_never_completes_without_files(hub: Hub, pre
     root.mkdir(parents=True, exist_ok=True)
     (root / "jobs").write_text("a file where the jobs folder should be: every write below it fails")
     jid = hub.manager.submit_job(
-        JobSubmission(owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("eth", "CCO"),
-                      max_attempts=2)
+        JobSubmission(
+            owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("eth", "CCO"), max_attempts=2
+        )
     ).record["job_id"]
     w = Worker(hub.settings, hub.manager, hub.store, {"test": predictor})
     assert w.run_once() == 1
@@ -146,11 +165,14 @@ def test_storage_failure_retries_and_never_completes_without_files(hub: Hub, pre
     assert record["results"] is None
 
 
-def test_a_store_that_refuses_writes_holds_jobs_back_without_spending_attempts(hub: Hub, predictor: TestPredictor) -> None:
+def test_a_store_that_refuses_writes_holds_jobs_back_without_spending_attempts(
+    hub: Hub, predictor: TestPredictor
+) -> None:
     root = Path(hub.settings.storage_url or "")
     jid = hub.manager.submit_job(
-        JobSubmission(owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("eth", "CCO"),
-                      max_attempts=2)
+        JobSubmission(
+            owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("eth", "CCO"), max_attempts=2
+        )
     ).record["job_id"]
     root.rmdir()
     root.write_text("a file where the store's folder should be: every write fails, probes included")
@@ -208,8 +230,9 @@ def test_a_late_heartbeat_answer_does_not_stop_the_next_claim_of_a_job(hub: Hub)
     attempts ("not running"), answered after the worker had claimed it again, and the new attempt was
     stopped as if cancelled."""
     worker = Worker(hub.settings, hub.manager, hub.store, {"test": TestPredictor()})  # not running: driven by hand
-    job_id = hub.manager.submit_job(JobSubmission(owner="local", predictor="test", protein_sequence=SEQ,
-                                                  ligand=Ligand("e", "CCO"), max_attempts=3)).record["job_id"]  # fmt: skip
+    job_id = hub.manager.submit_job(
+        JobSubmission(owner="local", predictor="test", protein_sequence=SEQ, ligand=Ligand("e", "CCO"), max_attempts=3)
+    ).record["job_id"]
     [first] = hub.manager.claim(worker.worker_id, ["test"], 1)
     worker._active = {job_id: 1}
     real = hub.manager.heartbeat

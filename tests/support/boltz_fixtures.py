@@ -31,11 +31,29 @@ from omtx_hub.predictors.boltz2 import RANDOM_WEIGHTS_MARKER
 _BOND_ORDERS = {"SING": 1, "DOUB": 2, "TRIP": 3, "QUAD": 4, "AROM": 12}
 _SIZES: dict[str, dict[str, int]] = {
     # atom_s, atom_z, token_s, token_z, diffusion transformer depth, confidence and affinity blocks
-    "tiny": {"atom_s": 16, "atom_z": 8, "token_s": 32, "token_z": 16, "diffusion_depth": 1,
-             "diffusion_heads": 2, "confidence_blocks": 1, "affinity_blocks": 1, "affinity_s": 32},
-    "full": {"atom_s": 128, "atom_z": 16, "token_s": 384, "token_z": 128, "diffusion_depth": 24,
-             "diffusion_heads": 16, "confidence_blocks": 8, "affinity_blocks": 4, "affinity_s": 384},
-}  # fmt: skip
+    "tiny": {
+        "atom_s": 16,
+        "atom_z": 8,
+        "token_s": 32,
+        "token_z": 16,
+        "diffusion_depth": 1,
+        "diffusion_heads": 2,
+        "confidence_blocks": 1,
+        "affinity_blocks": 1,
+        "affinity_s": 32,
+    },
+    "full": {
+        "atom_s": 128,
+        "atom_z": 16,
+        "token_s": 384,
+        "token_z": 128,
+        "diffusion_depth": 24,
+        "diffusion_heads": 16,
+        "confidence_blocks": 8,
+        "affinity_blocks": 4,
+        "affinity_s": 384,
+    },
+}
 
 
 # ---------------------------------------------------------------------------------------- CCD
@@ -102,8 +120,13 @@ def hyper_parameters(size: str, affinity: bool) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     s = _SIZES[size]
-    pairformer = {"num_blocks": s["confidence_blocks"], "num_heads": 16 if size == "full" else 2,
-                  "dropout": 0.0, "activation_checkpointing": False, "v2": True}  # fmt: skip
+    pairformer = {
+        "num_blocks": s["confidence_blocks"],
+        "num_heads": 16 if size == "full" else 2,
+        "dropout": 0.0,
+        "activation_checkpointing": False,
+        "v2": True,
+    }
     params: dict[str, Any] = {
         "atom_s": s["atom_s"],
         "atom_z": s["atom_z"],
@@ -111,23 +134,48 @@ def hyper_parameters(size: str, affinity: bool) -> dict[str, Any]:
         "token_z": s["token_z"],
         "num_bins": 64,
         "atom_feature_dim": 388,  # 3 position + 1 charge + 128 element + 4×64 atom-name characters
-        "training_args": OmegaConf.create({"max_lr": 1e-3, "weight_decay": 0.0, "diffusion_multiplicity": 1,
-                                            "recycling_steps": 0, "diffusion_loss_weight": 1.0}),  # fmt: skip
+        "training_args": OmegaConf.create(
+            {
+                "max_lr": 1e-3,
+                "weight_decay": 0.0,
+                "diffusion_multiplicity": 1,
+                "recycling_steps": 0,
+                "diffusion_loss_weight": 1.0,
+            }
+        ),
         "validation_args": {},
-        "embedder_args": {"atom_encoder_depth": 1, "atom_encoder_heads": 2, "add_method_conditioning": True,
-                          "add_modified_flag": True, "add_cyclic_flag": True, "add_mol_type_feat": True},  # fmt: skip
+        "embedder_args": {
+            "atom_encoder_depth": 1,
+            "atom_encoder_heads": 2,
+            "add_method_conditioning": True,
+            "add_modified_flag": True,
+            "add_cyclic_flag": True,
+            "add_mol_type_feat": True,
+        },
         "msa_args": {},  # replaced by boltz at load time
         "pairformer_args": {},  # replaced by boltz at load time
-        "score_model_args": {"sigma_data": 16, "dim_fourier": 256, "atom_encoder_depth": 1,
-                             "atom_encoder_heads": 2, "token_transformer_depth": s["diffusion_depth"],
-                             "token_transformer_heads": s["diffusion_heads"], "atom_decoder_depth": 1,
-                             "atom_decoder_heads": 2, "conditioning_transition_layers": 2},  # fmt: skip
+        "score_model_args": {
+            "sigma_data": 16,
+            "dim_fourier": 256,
+            "atom_encoder_depth": 1,
+            "atom_encoder_heads": 2,
+            "token_transformer_depth": s["diffusion_depth"],
+            "token_transformer_heads": s["diffusion_heads"],
+            "atom_decoder_depth": 1,
+            "atom_decoder_heads": 2,
+            "conditioning_transition_layers": 2,
+        },
         "diffusion_process_args": {},  # replaced by boltz at load time
         "diffusion_loss_args": {},
-        "confidence_model_args": {"num_dist_bins": 64, "max_dist": 22, "add_s_to_z_prod": True,
-                                  "add_s_input_to_s": True, "add_z_input_to_z": True,
-                                  "confidence_args": {"num_plddt_bins": 50, "num_pde_bins": 64, "num_pae_bins": 64},
-                                  "pairformer_args": pairformer},  # fmt: skip
+        "confidence_model_args": {
+            "num_dist_bins": 64,
+            "max_dist": 22,
+            "add_s_to_z_prod": True,
+            "add_s_input_to_s": True,
+            "add_z_input_to_z": True,
+            "confidence_args": {"num_plddt_bins": 50, "num_pde_bins": 64, "num_pae_bins": 64},
+            "pairformer_args": pairformer,
+        },
         "confidence_prediction": True,
         "alpha_pae": 1.0,  # 0 would drop pTM/ipTM from the confidence output
         "validate_structure": False,
@@ -137,26 +185,43 @@ def hyper_parameters(size: str, affinity: bool) -> dict[str, Any]:
         "ema": False,
     }
     if affinity:
-        head = {"pairformer_args": {**pairformer, "num_blocks": s["affinity_blocks"]},
-                "transformer_args": {"token_s": s["affinity_s"], "num_blocks": s["affinity_blocks"],
-                                     "num_heads": 2, "activation_checkpointing": False}}  # fmt: skip
-        params.update({"affinity_prediction": True, "affinity_ensemble": True,
-                       "affinity_model_args1": head, "affinity_model_args2": head})  # fmt: skip
+        head = {
+            "pairformer_args": {**pairformer, "num_blocks": s["affinity_blocks"]},
+            "transformer_args": {
+                "token_s": s["affinity_s"],
+                "num_blocks": s["affinity_blocks"],
+                "num_heads": 2,
+                "activation_checkpointing": False,
+            },
+        }
+        params.update(
+            {
+                "affinity_prediction": True,
+                "affinity_ensemble": True,
+                "affinity_model_args1": head,
+                "affinity_model_args2": head,
+            }
+        )
     return params
 
 
 def build_checkpoint(path: Path, size: str = "tiny", affinity: bool = False, seed: int = 0) -> Path:
     """Write a random-weight Boltz2 Lightning checkpoint to ``path`` (marked as random)."""
+    from dataclasses import asdict
+
     import pytorch_lightning
     import torch
-    from boltz.main import Boltz2DiffusionParams, MSAModuleArgs, PairformerArgsV2, BoltzSteeringParams
+    from boltz.main import Boltz2DiffusionParams, BoltzSteeringParams, MSAModuleArgs, PairformerArgsV2
     from boltz.model.models.boltz2 import Boltz2
-    from dataclasses import asdict
 
     torch.manual_seed(seed)
     params = hyper_parameters(size, affinity)
-    runtime = {"msa_args": asdict(MSAModuleArgs(use_paired_feature=True)), "pairformer_args": asdict(PairformerArgsV2()),
-               "diffusion_process_args": asdict(Boltz2DiffusionParams()), "steering_args": asdict(BoltzSteeringParams())}  # fmt: skip
+    runtime = {
+        "msa_args": asdict(MSAModuleArgs(use_paired_feature=True)),
+        "pairformer_args": asdict(PairformerArgsV2()),
+        "diffusion_process_args": asdict(Boltz2DiffusionParams()),
+        "steering_args": asdict(BoltzSteeringParams()),
+    }
     model = Boltz2(**{**params, **runtime})
     state = model.state_dict()
     for name, tensor in state.items():
@@ -165,9 +230,15 @@ def build_checkpoint(path: Path, size: str = "tiny", affinity: bool = False, see
             state[name] = torch.randn_like(tensor) * 0.02
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    torch.save({"state_dict": state, "hyper_parameters": {**params, **runtime},
-                "pytorch-lightning_version": pytorch_lightning.__version__,
-                RANDOM_WEIGHTS_MARKER: True}, tmp)  # fmt: skip
+    torch.save(
+        {
+            "state_dict": state,
+            "hyper_parameters": {**params, **runtime},
+            "pytorch-lightning_version": pytorch_lightning.__version__,
+            RANDOM_WEIGHTS_MARKER: True,
+        },
+        tmp,
+    )
     tmp.replace(path)
     return path
 

@@ -20,8 +20,7 @@ class ApiClient:
     def __init__(self, app: Any, api_key: str | None = None) -> None:
         self._loop = asyncio.new_event_loop()
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub",
-                                         headers=headers)  # fmt: skip
+        self._client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://hub", headers=headers)
 
     def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         return self._loop.run_until_complete(self._client.request(method, url, **kwargs))

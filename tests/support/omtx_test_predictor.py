@@ -53,8 +53,12 @@ class TestPredictor:
         for task in tasks:
             unknown = set(task.params) - KNOWN_PARAMS
             if unknown:
-                yield Outcome(task.job_id, error=PermanentPredictionError(
-                    f"unknown parameters: {', '.join(sorted(unknown))}", code="invalid_params"))  # fmt: skip
+                yield Outcome(
+                    task.job_id,
+                    error=PermanentPredictionError(
+                        f"unknown parameters: {', '.join(sorted(unknown))}", code="invalid_params"
+                    ),
+                )
                 continue
             delay = float(task.params.get("delay_seconds", 0))
             if task.params.get("delay_max_seconds"):

@@ -23,8 +23,11 @@ def documents() -> list[dict[str, Any]]:
     return docs
 
 
-@pytest.mark.parametrize("doc", [d for d in documents() if not d["apiVersion"].startswith("keda.sh/")],
-                         ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")  # fmt: skip
+@pytest.mark.parametrize(
+    "doc",
+    [d for d in documents() if not d["apiVersion"].startswith("keda.sh/")],
+    ids=lambda d: f"{d['kind']}/{d['metadata']['name']}",
+)
 def test_core_objects_match_the_kubernetes_schema(doc: dict[str, Any]) -> None:
     kubernetes_validate.validate(doc, VERSION, strict=True)
 

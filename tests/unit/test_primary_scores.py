@@ -21,5 +21,7 @@ def test_every_declared_field_says_what_it_means() -> None:
         for f in spec.fields:
             assert field_help(f.name) == f.meaning and len(f.meaning) > 20, f.name
     assert primary_score("a-plugin-that-declares-nothing") is None and field_help("no_such_field") == ""
-    assert table_fields() == {"ligand_efficiency_kcal_mol_per_heavy_atom": "LE kcal/mol/HA",
-                              "rmsd_to_reference_angstrom": "RMSD to ref Å"}  # fmt: skip
+    assert table_fields() == {
+        "ligand_efficiency_kcal_mol_per_heavy_atom": "LE kcal/mol/HA",
+        "rmsd_to_reference_angstrom": "RMSD to ref Å",
+    }

@@ -9,10 +9,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from omtx_hub.presenters import decode_cursor, encode_cursor
 from omtx_hub.chem import AMINO_ACIDS, check_smiles, clean_protein_sequence
 from omtx_hub.errors import InvalidInput
 from omtx_hub.ligand_files import read_ligands
+from omtx_hub.presenters import decode_cursor, encode_cursor
 from omtx_hub.storage import is_safe_file_name
 from omtx_hub.targets import prepare_target_files
 
@@ -61,9 +61,14 @@ def test_cursors_round_trip(value: int) -> None:
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(st.binary(max_size=2000), st.sampled_from(["r.pdb", "r.cif", "r.txt", "r"]),
-       st.dictionaries(st.sampled_from(["mode", "center", "size", "residues", "padding"]),
-                       st.one_of(st.text(max_size=10), st.floats(allow_nan=True), st.lists(st.floats(), max_size=4))))
+@given(
+    st.binary(max_size=2000),
+    st.sampled_from(["r.pdb", "r.cif", "r.txt", "r"]),
+    st.dictionaries(
+        st.sampled_from(["mode", "center", "size", "residues", "padding"]),
+        st.one_of(st.text(max_size=10), st.floats(allow_nan=True), st.lists(st.floats(), max_size=4)),
+    ),
+)
 def test_target_files_are_accepted_or_rejected_as_invalid_input(data: bytes, name: str, site: dict) -> None:  # type: ignore[type-arg]
     try:
         prepare_target_files(data, name, site)

@@ -8,10 +8,10 @@ import pytest
 
 import omtx_hub
 from omtx_hub import client, errors, queue
-from omtx_hub.presenters import decode_cursor, encode_cursor
 from omtx_hub.chem import check_smiles, clean_protein_sequence
 from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge, PredictorUnavailable, StorageError
 from omtx_hub.ligand_files import read_ligands
+from omtx_hub.presenters import decode_cursor, encode_cursor
 from omtx_hub.queue.retry import RetryPolicy
 from omtx_hub.registry import available_predictors, load_predictor
 from omtx_hub.settings import Settings
@@ -31,21 +31,41 @@ def test_protein_sequences_accepted(raw: str) -> None:
     assert clean_protein_sequence(raw, 100) == raw.upper().replace(" ", "").replace("\n", "")
 
 
-@pytest.mark.parametrize(("raw", "words"), [("", "empty"), ("MKT*", "position 4"), ("ACGU1", "not amino-acid"),
-                                            ("M" * 11, "limit is 10")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("raw", "words"), [("", "empty"), ("MKT*", "position 4"), ("ACGU1", "not amino-acid"), ("M" * 11, "limit is 10")]
+)
 def test_protein_sequences_rejected(raw: str, words: str) -> None:
     with pytest.raises(ValueError, match=words):
         clean_protein_sequence(raw, 10)
 
 
-@pytest.mark.parametrize(("smiles", "ok"), [("CCO", True), ("c1ccccc1", True), ("[Na+].[Cl-]", True), ("C1CC", False),
-                                            ("c1cccc1", False), ("", False), ("C C", False), ("[H][H]", False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("smiles", "ok"),
+    [
+        ("CCO", True),
+        ("c1ccccc1", True),
+        ("[Na+].[Cl-]", True),
+        ("C1CC", False),
+        ("c1cccc1", False),
+        ("", False),
+        ("C C", False),
+        ("[H][H]", False),
+    ],
+)
 def test_smiles_check(smiles: str, ok: bool) -> None:
     assert check_smiles(smiles).ok is ok
 
 
-@pytest.mark.parametrize(("smiles", "ok"), [("CCCCC", True), ("CCCCCC", False), ("CCCCC.CCCCC.O", True),
-                                            ("CCCCCC.[Na+]", False), ("[2H]C([2H])([2H])CCCC", True)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("smiles", "ok"),
+    [
+        ("CCCCC", True),
+        ("CCCCCC", False),
+        ("CCCCC.CCCCC.O", True),
+        ("CCCCCC.[Na+]", False),
+        ("[2H]C([2H])([2H])CCCC", True),
+    ],
+)
 def test_the_heavy_atom_limit_applies_to_the_largest_fragment(smiles: str, ok: bool) -> None:
     assert check_smiles(smiles, max_heavy_atoms=5).ok is ok
 
@@ -53,13 +73,26 @@ def test_the_heavy_atom_limit_applies_to_the_largest_fragment(smiles: str, ok: b
 def test_batch_validation_reports_everything_and_respects_limits() -> None:
     settings = Settings(predictor_plugins={"test": "x:y"}, default_predictor="test", max_batch_size=3)
     with pytest.raises(PayloadTooLarge):
-        build_batch_submission(settings, owner="local", batch_name="b", protein_sequence="MKT", ligands=[("a", "C")] * 4)
+        build_batch_submission(
+            settings, owner="local", batch_name="b", protein_sequence="MKT", ligands=[("a", "C")] * 4
+        )
     with pytest.raises(InvalidInput) as caught:
-        build_batch_submission(settings, owner="local", batch_name="b", protein_sequence="MKT",
-                               ligands=[("a", "C"), ("", "CC"), ("a", "C1")])  # fmt: skip
+        build_batch_submission(
+            settings,
+            owner="local",
+            batch_name="b",
+            protein_sequence="MKT",
+            ligands=[("a", "C"), ("", "CC"), ("a", "C1")],
+        )
     assert [p["index"] for p in caught.value.details["ligands"]] == [1, 2, 2]
-    sub = build_batch_submission(settings, owner="local", batch_name=" b ", protein_sequence="mkt",
-                                 ligands=[("a", "C"), ("b", "C1")], skip_invalid=True)  # fmt: skip
+    sub = build_batch_submission(
+        settings,
+        owner="local",
+        batch_name=" b ",
+        protein_sequence="mkt",
+        ligands=[("a", "C"), ("b", "C1")],
+        skip_invalid=True,
+    )
     assert [lig.name for lig in sub.ligands] == ["a"] and sub.skipped[0]["index"] == 1
     assert sub.protein_sequence == "MKT" and sub.batch_name == "b"
 
@@ -138,8 +171,15 @@ def test_registry_messages(tmp_path: Path) -> None:
 
 def test_public_surface() -> None:
     assert omtx_hub.__all__ == ["__version__"]
-    assert set(queue.__all__) == {"BatchSubmission", "Finished", "JobSubmission", "QueueManager", "RetryDecision", "RetryPolicy",
-                                  "Submitted"}  # fmt: skip
+    assert set(queue.__all__) == {
+        "BatchSubmission",
+        "Finished",
+        "JobSubmission",
+        "QueueManager",
+        "RetryDecision",
+        "RetryPolicy",
+        "Submitted",
+    }
     assert set(client.__all__) == {"HubClient", "HubError"}
     assert all(issubclass(getattr(errors, n), errors.OmtxError) for n in errors.__all__)
 
@@ -148,7 +188,9 @@ def test_client_imports_nothing_of_the_server() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, omtx_hub.client; "
-            "print(sorted(m for m in sys.modules if m.startswith('omtx_hub') or m in ('sqlalchemy', 'fastapi', 'rdkit')))")  # fmt: skip
+    code = (
+        "import sys, omtx_hub.client; "
+        "print(sorted(m for m in sys.modules if m.startswith('omtx_hub') or m in ('sqlalchemy', 'fastapi', 'rdkit')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['omtx_hub', 'omtx_hub.client']"

@@ -18,8 +18,17 @@ from omtx_hub.domain import JobStatus
 from omtx_hub.ligands import PROPERTY_FIELDS
 from omtx_hub.queue import QueueManager
 
-__all__ = ["BASE_COLUMNS", "COST_COLUMNS", "TAIL_COLUMNS", "Ranking", "number", "plan_rows", "row_of", "scalars",
-           "stream_rows"]
+__all__ = [
+    "BASE_COLUMNS",
+    "COST_COLUMNS",
+    "TAIL_COLUMNS",
+    "Ranking",
+    "number",
+    "plan_rows",
+    "row_of",
+    "scalars",
+    "stream_rows",
+]
 
 
 BASE_COLUMNS = ["rank", "job_id", "batch_index", "ligand_name", "ligand_smiles", "status"]
@@ -130,7 +139,9 @@ def plan_rows(
     return Ranking(order, ranks, columns, duplicates, sort_key, direction, results_only)
 
 
-def stream_rows(manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float) -> Iterator[dict[str, Any]]:
+def stream_rows(
+    manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float
+) -> Iterator[dict[str, Any]]:
     """Pass 2: the rows in ranking order, read a page at a time."""
     for start in range(0, len(ranking.order), _PAGE):
         wanted = ranking.order[start : start + _PAGE]
@@ -143,5 +154,3 @@ def stream_rows(manager: QueueManager, batch_id: str, ranking: Ranking, price_pe
             row["rank"] = ranking.ranks.get(index)
             row["duplicate_of"] = ranking.duplicates.get(index)
             yield row
-
-

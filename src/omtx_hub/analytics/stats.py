@@ -17,7 +17,6 @@ from omtx_hub.settings import Settings
 __all__ = ["batch_stats", "histogram"]
 
 
-
 def histogram(values: list[float], bins: int = 20) -> dict[str, Any]:
     """``bins`` equal bins from the lowest to the highest value (the last one closed); all values
     equal: bins 1 wide from that value."""
@@ -36,8 +35,10 @@ def batch_stats(
     def collect(child: dict[str, Any]) -> None:
         if child["status"] != JobStatus.COMPLETED.value:
             return
-        fields = {**scalars(child["results"]),
-                  **{k: v for k, v in (child["input"].get("properties") or {}).items() if k in PROPERTY_FIELDS}}  # fmt: skip
+        fields = {
+            **scalars(child["results"]),
+            **{k: v for k, v in (child["input"].get("properties") or {}).items() if k in PROPERTY_FIELDS},
+        }
         for name, value in fields.items():
             as_number = number(value)
             if as_number is not None:
@@ -45,24 +46,49 @@ def batch_stats(
 
     ranking = plan_rows(manager, batch_id, sort_key=primary, direction=direction, top=top, observe=collect)
     summary = {
-        name: {"count": len(vals), "min": min(vals), "median": statistics.median(vals),
-               "mean": statistics.fmean(vals), "max": max(vals), "histogram": histogram(vals)}
+        name: {
+            "count": len(vals),
+            "min": min(vals),
+            "median": statistics.median(vals),
+            "mean": statistics.fmean(vals),
+            "max": max(vals),
+            "histogram": histogram(vals),
+        }
         for name, vals in sorted(numbers.items())
-    }  # fmt: skip
+    }
     best = [
-        {k: row.get(k) for k in ("rank", "job_id", "ligand_name", "ligand_smiles", primary, "heavy_atoms",
-                                  "ligand_efficiency_kcal_mol_per_heavy_atom", "qed")}
+        {
+            k: row.get(k)
+            for k in (
+                "rank",
+                "job_id",
+                "ligand_name",
+                "ligand_smiles",
+                primary,
+                "heavy_atoms",
+                "ligand_efficiency_kcal_mol_per_heavy_atom",
+                "qed",
+            )
+        }
         for row in stream_rows(manager, batch_id, ranking, settings.price_per_accelerator_hour)
         if row["rank"] is not None
-    ]  # fmt: skip
+    ]
     costs = manager.batch_costs(batch_id)
     price = settings.price_per_accelerator_hour
     costs["cost"] = round(costs["accelerator_seconds"] / 3600 * price, 6) if price else None
-    costs["cost_per_ligand"] = (costs["cost"] / costs["jobs_measured"]) if costs["cost"] is not None and costs["jobs_measured"] else None
+    costs["cost_per_ligand"] = (
+        (costs["cost"] / costs["jobs_measured"]) if costs["cost"] is not None and costs["jobs_measured"] else None
+    )
     costs["price_per_accelerator_hour"] = price or None
     costs["currency"] = settings.currency
     counts = {s.value: parent[f"n_{s.value}"] for s in JobStatus}
-    return {"batch_id": batch_id, "predictor": parent["predictor"], "rank_by": primary, "direction": direction,
-            "counts": {"total": parent["n_total"], **counts}, "fields": summary, "top": best, "cost": costs}  # fmt: skip
-
-
+    return {
+        "batch_id": batch_id,
+        "predictor": parent["predictor"],
+        "rank_by": primary,
+        "direction": direction,
+        "counts": {"total": parent["n_total"], **counts},
+        "fields": summary,
+        "top": best,
+        "cost": costs,
+    }

@@ -21,10 +21,14 @@ from omtx_hub.storage import ResultStore
 
 __all__ = ["EXPORT_FORMATS", "export_stream"]
 
-EXPORT_FORMATS = {"csv": "text/csv", "json": "application/json", "sdf": "chemical/x-mdl-sdfile",
-                  "zip": "application/zip", "parquet": "application/vnd.apache.parquet"}  # fmt: skip
+EXPORT_FORMATS = {
+    "csv": "text/csv",
+    "json": "application/json",
+    "sdf": "chemical/x-mdl-sdfile",
+    "zip": "application/zip",
+    "parquet": "application/vnd.apache.parquet",
+}
 logger = logging.getLogger("omtx_hub.analytics")
-
 
 
 class _Sink(io.RawIOBase):
@@ -148,7 +152,7 @@ def _sdf_records(store: ResultStore, batch_id: str, rows: Iterator[dict[str, Any
                 mol.ClearProp(name)
         except ValueError as exc:
             error = str(exc)
-        except Exception as exc:  # an unreadable structure is reported in the file, never dropped
+        except Exception as exc:  # noqa: BLE001  (an unreadable structure is reported in the file, never dropped)
             error = f"{type(exc).__name__}: {exc}"
         if error is not None:
             mol = Chem.Mol()
@@ -166,11 +170,17 @@ def _sdf_records(store: ResultStore, batch_id: str, rows: Iterator[dict[str, Any
     writer.close()
     yield out.getvalue().encode()
     if missing:
-        logger.warning("SDF export of batch %s: %d completed ligands have no readable pose (records without "
-                       "atoms, with pose_error)", batch_id, missing)  # fmt: skip
+        logger.warning(
+            "SDF export of batch %s: %d completed ligands have no readable pose (records without "
+            "atoms, with pose_error)",
+            batch_id,
+            missing,
+        )
 
 
-def _zip_stream(store: ResultStore, batch_id: str, columns: list[str], rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def _zip_stream(
+    store: ResultStore, batch_id: str, columns: list[str], rows: Iterator[dict[str, Any]]
+) -> Iterator[bytes]:
     sink = _Sink()
     manifest = io.StringIO()
     writer = csv.DictWriter(manifest, fieldnames=[*columns, "files"], extrasaction="ignore", lineterminator="\n")
@@ -194,10 +204,33 @@ def _zip_stream(store: ResultStore, batch_id: str, columns: list[str], rows: Ite
 # What a Parquet column holds, declared: the row's own columns, the ligand properties, the cost, and
 # each predictor's declared result fields. Only a plugin's undeclared fields are typed from the data
 # (numbers if every value in the first rows is one, else text).
-_TEXT_COLUMNS = {"job_id", "ligand_name", "ligand_smiles", "status", "canonical_smiles", "inchikey", "pains_alerts",
-                 "brenk_alerts", "duplicate_of", "error_code", "error_message"}  # fmt: skip
-_NUMBER_COLUMNS = {"rank", "batch_index", "heavy_atoms", "molecular_weight_da", "clogp", "hbd", "hba",
-                   "tpsa_angstrom2", "rotatable_bonds", "qed", "lipinski_violations", *COST_COLUMNS}  # fmt: skip
+_TEXT_COLUMNS = {
+    "job_id",
+    "ligand_name",
+    "ligand_smiles",
+    "status",
+    "canonical_smiles",
+    "inchikey",
+    "pains_alerts",
+    "brenk_alerts",
+    "duplicate_of",
+    "error_code",
+    "error_message",
+}
+_NUMBER_COLUMNS = {
+    "rank",
+    "batch_index",
+    "heavy_atoms",
+    "molecular_weight_da",
+    "clogp",
+    "hbd",
+    "hba",
+    "tpsa_angstrom2",
+    "rotatable_bonds",
+    "qed",
+    "lipinski_violations",
+    *COST_COLUMNS,
+}
 
 
 def _declared_numeric(column: str, predictor: str) -> bool | None:
@@ -263,10 +296,18 @@ def export_stream(
         return _csv_lines(ranking.columns, rows)
     if fmt == "json":
         parent = manager.get(batch_id)
-        head = {"batch_id": batch_id, "batch_name": parent["name"], "predictor": parent["predictor"],
-                "status": parent["status"], "rank_by": ranking.sort_key, "direction": ranking.direction,
-                "counts": {s.value: parent[f"n_{s.value}"] for s in JobStatus}, "currency": settings.currency,
-                "columns": ranking.columns, "result_columns": ranking.result_columns}  # fmt: skip
+        head = {
+            "batch_id": batch_id,
+            "batch_name": parent["name"],
+            "predictor": parent["predictor"],
+            "status": parent["status"],
+            "rank_by": ranking.sort_key,
+            "direction": ranking.direction,
+            "counts": {s.value: parent[f"n_{s.value}"] for s in JobStatus},
+            "currency": settings.currency,
+            "columns": ranking.columns,
+            "result_columns": ranking.result_columns,
+        }
         return _json_document(head, rows)
     if fmt == "sdf":
         return _sdf_records(store, batch_id, rows)

@@ -43,8 +43,9 @@ _STATUS: list[tuple[type[OmtxError], int]] = [
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "details": details}},
-                        headers=headers)  # fmt: skip
+    return JSONResponse(
+        status_code=status, content={"error": {"code": code, "message": message, "details": details}}, headers=headers
+    )
 
 
 def _jsonable(errors: list[Any]) -> list[dict[str, Any]]:

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from omtx_hub.api.schemas import ERROR_RESPONSES
 from omtx_hub.access import authenticate, get_hub, scope_of
-from omtx_hub.api.uploads import read_ligand_upload
 from omtx_hub.analytics import EXPORT_FORMATS, batch_stats, export_stream
+from omtx_hub.api.schemas import ERROR_RESPONSES
+from omtx_hub.api.uploads import read_ligand_upload
 from omtx_hub.services import batch_record, default_ranking, ranking_for
 
 __all__ = ["router"]
@@ -19,12 +19,15 @@ __all__ = ["router"]
 router = APIRouter(tags=["exports"], dependencies=[Depends(authenticate)], responses=ERROR_RESPONSES)
 
 
-@router.get("/api/v1/jobs/{batch_id}/export", summary="Export a batch: csv, json, sdf, zip or parquet (streamed)",
-            response_class=StreamingResponse)  # fmt: skip
+@router.get(
+    "/api/v1/jobs/{batch_id}/export",
+    summary="Export a batch: csv, json, sdf, zip or parquet (streamed)",
+    response_class=StreamingResponse,
+)
 def export(
     batch_id: str,
     request: Request,
-    format: str = Query("csv", pattern="^(csv|json|sdf|zip|parquet)$", description="csv, json, sdf, zip, parquet"),  # noqa: A002
+    format: str = Query("csv", pattern="^(csv|json|sdf|zip|parquet)$", description="csv, json, sdf, zip, parquet"),
     sort: str | None = Query(None, description="Field to rank by (default: the predictor's primary score)."),
     order: str | None = Query(None, pattern="^(asc|desc)$", description="asc: lower is better."),
     status: str | None = Query(None, pattern="^(pending|running|completed|failed|cancelled)$"),
@@ -34,25 +37,41 @@ def export(
     parent = batch_record(hub, batch_id, scope_of(request))
     ranking = ranking_for(hub, parent, sort, order, status, top)
     stream = export_stream(format, hub.manager, hub.store, batch_id, ranking, hub.settings)
-    name = {"csv": "results.csv", "json": "results.json", "sdf": "best_poses.sdf", "zip": "structures.zip",
-            "parquet": "results.parquet"}[format]  # fmt: skip
-    return StreamingResponse(stream, media_type=EXPORT_FORMATS[format],
-                             headers={"Content-Disposition": f'attachment; filename="{batch_id}_{name}"'})  # fmt: skip
+    name = {
+        "csv": "results.csv",
+        "json": "results.json",
+        "sdf": "best_poses.sdf",
+        "zip": "structures.zip",
+        "parquet": "results.parquet",
+    }[format]
+    return StreamingResponse(
+        stream,
+        media_type=EXPORT_FORMATS[format],
+        headers={"Content-Disposition": f'attachment; filename="{batch_id}_{name}"'},
+    )
 
 
-@router.get("/api/v1/jobs/{batch_id}/export/poses.sdf", summary="Best pose of every completed ligand, ranked, as SDF",
-            response_class=StreamingResponse)  # fmt: skip
+@router.get(
+    "/api/v1/jobs/{batch_id}/export/poses.sdf",
+    summary="Best pose of every completed ligand, ranked, as SDF",
+    response_class=StreamingResponse,
+)
 def export_poses(batch_id: str, request: Request) -> StreamingResponse:
     return export(batch_id, request, format="sdf", sort=None, order=None, status=None, top=None)
 
 
-@router.get("/api/v1/jobs/{batch_id}/export/structures.zip", summary="Structure files of a batch as a ZIP with a manifest",
-            response_class=StreamingResponse)  # fmt: skip
+@router.get(
+    "/api/v1/jobs/{batch_id}/export/structures.zip",
+    summary="Structure files of a batch as a ZIP with a manifest",
+    response_class=StreamingResponse,
+)
 def export_structures(batch_id: str, request: Request) -> StreamingResponse:
     return export(batch_id, request, format="zip", sort=None, order=None, status=None, top=None)
 
 
-@router.get("/api/v1/jobs/{batch_id}/stats", summary="Batch statistics: counts, score summaries and histograms, top N, cost")
+@router.get(
+    "/api/v1/jobs/{batch_id}/stats", summary="Batch statistics: counts, score summaries and histograms, top N, cost"
+)
 def stats(batch_id: str, request: Request, top: int = Query(10, ge=1, le=1000)) -> Any:
     hub = get_hub(request)
     parent = batch_record(hub, batch_id, scope_of(request))

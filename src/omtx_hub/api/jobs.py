@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from omtx_hub.access import authenticate, get_hub, principal_of, scope_of
 from omtx_hub.api.schemas import (
     ERROR_RESPONSES,
     BatchRequest,
@@ -20,8 +21,10 @@ from omtx_hub.api.schemas import (
     PredictRequest,
     RescoreRequest,
 )
-from omtx_hub.access import authenticate, get_hub, principal_of, scope_of
 from omtx_hub.api.uploads import json_object_field, read_ligand_upload
+from omtx_hub.auth import Limits
+from omtx_hub.errors import NotFound, PayloadTooLarge
+from omtx_hub.hub import Hub
 from omtx_hub.presenters import (
     child_view,
     decode_cursor,
@@ -31,21 +34,27 @@ from omtx_hub.presenters import (
     status_view,
     summary_view,
 )
-from omtx_hub.auth import Limits
-from omtx_hub.errors import NotFound, PayloadTooLarge
-from omtx_hub.hub import Hub
 from omtx_hub.services import batch_record, estimate, job_folder, rescore_choice, status_warnings
 from omtx_hub.storage import is_safe_file_name
 from omtx_hub.submission import build_batch_submission, build_job_submission
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(authenticate)], responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1/jobs", tags=["jobs"], dependencies=[Depends(authenticate)], responses=ERROR_RESPONSES
+)
 
-_MEDIA = {"json": "application/json", "csv": "text/csv", "cif": "chemical/x-mmcif", "sdf": "chemical/x-mdl-sdfile",
-          "pdb": "chemical/x-pdb", "pdbqt": "text/plain", "txt": "text/plain", "zip": "application/zip"}  # fmt: skip
+_MEDIA = {
+    "json": "application/json",
+    "csv": "text/csv",
+    "cif": "chemical/x-mmcif",
+    "sdf": "chemical/x-mdl-sdfile",
+    "pdb": "chemical/x-pdb",
+    "pdbqt": "text/plain",
+    "txt": "text/plain",
+    "zip": "application/zip",
+}
 StatusFilter = Query(None, pattern="^(pending|running|completed|failed|cancelled)$")
-
 
 
 def _submitter(request: Request) -> tuple[Hub, str, Limits]:
@@ -55,8 +64,11 @@ def _submitter(request: Request) -> tuple[Hub, str, Limits]:
     limits = hub.limits_for(owner)
     size = request.headers.get("content-length", "")
     if size.isdigit() and int(size) > limits.max_body_bytes:  # the hub-wide ceiling ran before parsing
-        raise PayloadTooLarge(f"request body is larger than this owner's limit of {limits.max_body_bytes} bytes",
-                              code="payload_too_large", details={"limit": limits.max_body_bytes})  # fmt: skip
+        raise PayloadTooLarge(
+            f"request body is larger than this owner's limit of {limits.max_body_bytes} bytes",
+            code="payload_too_large",
+            details={"limit": limits.max_body_bytes},
+        )
     hub.rate.hit(owner, limits.submissions_per_minute)
     return hub, owner, limits
 
@@ -94,8 +106,15 @@ def submit_batch(
     return _submit_batch(request, body, [(lig.name, lig.smiles) for lig in body.ligands], dry_run=dry_run)
 
 
-def _submit_batch(request: Request, body: BatchRequest, ligands: list[tuple[str, str]], *, dry_run: bool = False,
-                  source: dict[str, Any] | None = None, endpoint: str | None = None) -> Any:  # fmt: skip
+def _submit_batch(
+    request: Request,
+    body: BatchRequest,
+    ligands: list[tuple[str, str]],
+    *,
+    dry_run: bool = False,
+    source: dict[str, Any] | None = None,
+    endpoint: str | None = None,
+) -> Any:
     hub, owner, limits = _submitter(request)
     sub = build_batch_submission(
         hub.settings,
@@ -122,14 +141,24 @@ def _submit_batch(request: Request, body: BatchRequest, ligands: list[tuple[str,
         sub = dataclasses.replace(sub, endpoint=endpoint)
     result = hub.manager.submit_batch(sub)
     r = result.record
-    content = {"batch_id": r["job_id"], "job_id": r["job_id"], "status": r["status"], "total": r["n_total"],
-               "skipped": r["input"].get("skipped", []), "filtered": r["input"].get("filtered", []),
-               "created_at": iso(r["created_at"])}  # fmt: skip
+    content = {
+        "batch_id": r["job_id"],
+        "job_id": r["job_id"],
+        "status": r["status"],
+        "total": r["n_total"],
+        "skipped": r["input"].get("skipped", []),
+        "filtered": r["input"].get("filtered", []),
+        "created_at": iso(r["created_at"]),
+    }
     return JSONResponse(status_code=202 if result.created else 200, content=content)
 
 
-@router.post("/predict/batch/upload", status_code=202, response_model=BatchSubmitted,
-             summary="Submit a batch screen from a ligand file (.csv, .smi, .sdf)")  # fmt: skip
+@router.post(
+    "/predict/batch/upload",
+    status_code=202,
+    response_model=BatchSubmitted,
+    summary="Submit a batch screen from a ligand file (.csv, .smi, .sdf)",
+)
 async def submit_batch_file(
     request: Request,
     file: Annotated[UploadFile, File(description="Ligands: CSV with a smiles column, SMILES file, or SDF.")],
@@ -149,16 +178,32 @@ async def submit_batch_file(
     parsed_params = json_object_field(params, "params", "invalid_params")
     parsed_filters = json_object_field(filters, "filters", "invalid_filters") if filters else None
     ligands = await run_in_threadpool(read_ligand_upload, file, hub.settings.max_upload_bytes)
-    body = BatchRequest(batch_name=batch_name, protein_sequence=protein_sequence, target_id=target_id,
-                        ligands=[], predictor=predictor, params=parsed_params, max_concurrent=max_concurrent,
-                        priority=priority, idempotency_key=idempotency_key, skip_invalid=skip_invalid,
-                        filters=parsed_filters)  # fmt: skip
-    return await run_in_threadpool(lambda: _submit_batch(request, body, ligands, dry_run=dry_run,
-                                                         endpoint="POST /api/v1/jobs/predict/batch/upload"))
+    body = BatchRequest(
+        batch_name=batch_name,
+        protein_sequence=protein_sequence,
+        target_id=target_id,
+        ligands=[],
+        predictor=predictor,
+        params=parsed_params,
+        max_concurrent=max_concurrent,
+        priority=priority,
+        idempotency_key=idempotency_key,
+        skip_invalid=skip_invalid,
+        filters=parsed_filters,
+    )
+    return await run_in_threadpool(
+        lambda: _submit_batch(
+            request, body, ligands, dry_run=dry_run, endpoint="POST /api/v1/jobs/predict/batch/upload"
+        )
+    )
 
 
-@router.post("/batch/{batch_id}/rescore", status_code=202, response_model=BatchSubmitted,
-             summary="Funnel: send the top K of a batch to another predictor as a new, linked batch")  # fmt: skip
+@router.post(
+    "/batch/{batch_id}/rescore",
+    status_code=202,
+    response_model=BatchSubmitted,
+    summary="Funnel: send the top K of a batch to another predictor as a new, linked batch",
+)
 def rescore(batch_id: str, body: RescoreRequest, request: Request) -> Any:
     hub = get_hub(request)
     parent = batch_record(hub, batch_id, scope_of(request))
@@ -168,11 +213,14 @@ def rescore(batch_id: str, body: RescoreRequest, request: Request) -> Any:
     request_body = BatchRequest(
         batch_name=body.batch_name or f"{parent['name']} top {len(chosen)} → {body.predictor}",
         protein_sequence=body.protein_sequence or (None if target_id else parent["input"]["protein_sequence"]),
-        target_id=target_id, ligands=[], predictor=body.predictor, params=body.params,
-        max_concurrent=body.max_concurrent, priority=body.priority,
-    )  # fmt: skip
-    source = {"batch_id": batch_id, "rank_by": key, "direction": direction, "top_k": body.top_k,
-              "sent": len(chosen)}  # fmt: skip
+        target_id=target_id,
+        ligands=[],
+        predictor=body.predictor,
+        params=body.params,
+        max_concurrent=body.max_concurrent,
+        priority=body.priority,
+    )
+    source = {"batch_id": batch_id, "rank_by": key, "direction": direction, "top_k": body.top_k, "sent": len(chosen)}
     return _submit_batch(request, request_body, chosen, source=source)
 
 
@@ -204,7 +252,9 @@ def list_children(
     hub = get_hub(request)
     batch_record(hub, batch_id, scope_of(request))
     after = decode_cursor(cursor)
-    rows = hub.manager.list_children(batch_id, status=status, limit=limit + 1, after_index=-1 if after is None else after)
+    rows = hub.manager.list_children(
+        batch_id, status=status, limit=limit + 1, after_index=-1 if after is None else after
+    )
     more = len(rows) > limit
     rows = rows[:limit]
     return {
@@ -232,10 +282,16 @@ def job_events(job_id: str, request: Request) -> Any:
     hub = get_hub(request)
     hub.manager.get(job_id, scope_of(request))
     items = [
-        {"from": e["from_status"], "to": e["to_status"], "at": iso(e["at"]), "worker_id": e["worker_id"],
-         "attempt": e["attempt"], "reason": e["reason"]}
+        {
+            "from": e["from_status"],
+            "to": e["to_status"],
+            "at": iso(e["at"]),
+            "worker_id": e["worker_id"],
+            "attempt": e["attempt"],
+            "reason": e["reason"],
+        }
         for e in hub.manager.events(job_id)
-    ]  # fmt: skip
+    ]
     return {"job_id": job_id, "events": items}
 
 
@@ -255,8 +311,10 @@ def retry(job_id: str, request: Request) -> Any:
 def list_files(job_id: str, request: Request) -> Any:
     hub = get_hub(request)
     folder = job_folder(hub, job_id, scope_of(request))
-    return {"job_id": job_id, "files": [{"name": n, "size": hub.store.size(f"{folder}/{n}")}
-                                        for n in hub.store.list_files(folder)]}  # fmt: skip
+    return {
+        "job_id": job_id,
+        "files": [{"name": n, "size": hub.store.size(f"{folder}/{n}")} for n in hub.store.list_files(folder)],
+    }
 
 
 @router.get("/{job_id}/files/{name}", summary="Download one file", response_class=StreamingResponse)
@@ -271,5 +329,3 @@ def download(job_id: str, name: str, request: Request) -> Any:
         media_type=media,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
-
-

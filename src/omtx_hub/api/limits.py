@@ -46,10 +46,19 @@ class BodyLimitMiddleware:
 
     async def _reject(self, send: Any) -> None:
         body = json.dumps(
-            {"error": {"code": "payload_too_large",
-                       "message": f"request body is larger than {self.max_bytes} bytes (OMTX_MAX_BODY_BYTES)",
-                       "details": {"limit": self.max_bytes}}}
-        ).encode()  # fmt: skip
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})  # fmt: skip
+            {
+                "error": {
+                    "code": "payload_too_large",
+                    "message": f"request body is larger than {self.max_bytes} bytes (OMTX_MAX_BODY_BYTES)",
+                    "details": {"limit": self.max_bytes},
+                }
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -46,9 +46,10 @@ class QueueCollector:
         counts = self.manager.status_counts()
         depth = GaugeMetricFamily("omtx_queue_jobs", "Jobs (not batch parents) by status", labels=["status"])
         by_predictor = GaugeMetricFamily(
-            "omtx_queue_jobs_by_predictor", "Jobs (not batch parents) by status and predictor",
+            "omtx_queue_jobs_by_predictor",
+            "Jobs (not batch parents) by status and predictor",
             labels=["status", "predictor"],
-        )  # fmt: skip
+        )
         finished = CounterMetricFamily("omtx_jobs_finished", "Jobs finished, by outcome", labels=["outcome"])
         batches = GaugeMetricFamily("omtx_batches", "Batches by status", labels=["status"])
         predictors = sorted({p for (_, _, p) in counts})
@@ -57,12 +58,15 @@ class QueueCollector:
             n = sum(jobs_of.values())
             depth.add_metric([status.value], n)
             for predictor in predictors:
-                by_predictor.add_metric([status.value, predictor],
-                                        sum(v for (_, _, p), v in jobs_of.items() if p == predictor))  # fmt: skip
+                by_predictor.add_metric(
+                    [status.value, predictor], sum(v for (_, _, p), v in jobs_of.items() if p == predictor)
+                )
             if status.value in TERMINAL:
                 finished.add_metric([status.value], n)
-            batches.add_metric([status.value], sum(v for (t, s, _), v in counts.items()
-                                                  if t == JobType.BATCH_PARENT.value and s == status.value))  # fmt: skip
+            batches.add_metric(
+                [status.value],
+                sum(v for (t, s, _), v in counts.items() if t == JobType.BATCH_PARENT.value and s == status.value),
+            )
         yield depth
         yield by_predictor
         yield finished
@@ -76,9 +80,11 @@ class QueueCollector:
         yield seconds
         buckets = [(str(b), c) for b, c in zip(DURATION_BUCKETS, cumulative, strict=True)] + [("+Inf", count)]
         yield HistogramMetricFamily(
-            "omtx_job_duration_seconds", "Run time of completed jobs (claim to completion)",
-            buckets=buckets, sum_value=total,
-        )  # fmt: skip
+            "omtx_job_duration_seconds",
+            "Run time of completed jobs (claim to completion)",
+            buckets=buckets,
+            sum_value=total,
+        )
         alive = self.manager.live_workers(self.worker_seen_seconds)
         workers = GaugeMetricFamily("omtx_workers_alive", "Workers heard from recently")
         workers.add_metric([], len(alive))
@@ -101,9 +107,8 @@ def readyz(request: Request) -> Any:
     except QueueUnavailable as exc:
         return JSONResponse(
             status_code=503,
-            content={"error": {"code": "database_unreachable", "message": exc.message[:300],
-                               "details": None}},
-        )  # fmt: skip
+            content={"error": {"code": "database_unreachable", "message": exc.message[:300], "details": None}},
+        )
     reason = hub.store_refusal()
     if reason is not None:
         paused = sum(1 for w in hub.manager.live_workers(hub.settings.worker_seen_seconds) if w["paused_reason"])

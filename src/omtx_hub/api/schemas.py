@@ -32,10 +32,18 @@ class ErrorBody(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
-    for status, text in [(400, "Malformed JSON"), (401, "No valid API key or session"), (403, "Not allowed"),
-                         (404, "Unknown id, or another owner's"), (409, "State conflict"), (413, "Too large"),
-                         (422, "Invalid input"), (429, "Rate limit or quota"), (503, "Database or storage down")]
-}  # fmt: skip
+    for status, text in [
+        (400, "Malformed JSON"),
+        (401, "No valid API key or session"),
+        (403, "Not allowed"),
+        (404, "Unknown id, or another owner's"),
+        (409, "State conflict"),
+        (413, "Too large"),
+        (422, "Invalid input"),
+        (429, "Rate limit or quota"),
+        (503, "Database or storage down"),
+    ]
+}
 
 
 class _Strict(BaseModel):
@@ -53,8 +61,10 @@ class PredictRequest(_Strict):
     params: dict[str, Any] = Field(default_factory=dict, description="Predictor parameters.")
     priority: int = Field(0, ge=-100, le=100, description="Higher runs first.")
     idempotency_key: str | None = Field(
-        None, max_length=200, description="The same key with the same request returns the first job (200); "
-        "with a different request or endpoint it is refused (409 idempotency_key_reused)."
+        None,
+        max_length=200,
+        description="The same key with the same request returns the first job (200); "
+        "with a different request or endpoint it is refused (409 idempotency_key_reused).",
     )
 
 
@@ -73,12 +83,17 @@ class BatchRequest(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
     priority: int = Field(0, ge=-100, le=100)
     idempotency_key: str | None = Field(
-        None, max_length=200, description="The same key with the same request returns the first batch (200); "
-        "with a different request or endpoint it is refused (409 idempotency_key_reused).")
+        None,
+        max_length=200,
+        description="The same key with the same request returns the first batch (200); "
+        "with a different request or endpoint it is refused (409 idempotency_key_reused).",
+    )
     skip_invalid: bool = Field(False, description="Queue the valid ligands and report the invalid ones.")
     filters: dict[str, Any] | None = Field(
-        None, description='Pre-filters, e.g. {"lipinski": true, "pains": "exclude", "max_mw": 600, "dedupe": true}; '
-        "excluded ligands are reported as filtered, with the reason (docs/analytics.md).")
+        None,
+        description='Pre-filters, e.g. {"lipinski": true, "pains": "exclude", "max_mw": 600, "dedupe": true}; '
+        "excluded ligands are reported as filtered, with the reason (docs/analytics.md).",
+    )
 
 
 class RescoreRequest(_Strict):

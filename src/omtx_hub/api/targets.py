@@ -9,16 +9,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from omtx_hub.api.schemas import ERROR_RESPONSES
 from omtx_hub.access import authenticate, get_hub, principal_of, scope_of
+from omtx_hub.api.schemas import ERROR_RESPONSES
 from omtx_hub.api.uploads import json_object_field, read_upload
-from omtx_hub.presenters import decode_cursor, encode_cursor, iso
 from omtx_hub.errors import NotFound
+from omtx_hub.presenters import decode_cursor, encode_cursor, iso
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/targets", tags=["targets"], dependencies=[Depends(authenticate)],
-                   responses=ERROR_RESPONSES)
+router = APIRouter(
+    prefix="/api/v1/targets", tags=["targets"], dependencies=[Depends(authenticate)], responses=ERROR_RESPONSES
+)
 
 
 def _view(r: dict[str, Any]) -> dict[str, Any]:
@@ -39,14 +40,19 @@ def _view(r: dict[str, Any]) -> dict[str, Any]:
 async def create_target(
     request: Request,
     name: Annotated[str, Form(description="A name for the target.")],
-    binding_site: Annotated[str | None, Form(
-        description='With a receptor: JSON, e.g. {"mode": "box", "center": [x,y,z], "size": [20,20,20]}')] = None,
+    binding_site: Annotated[
+        str | None,
+        Form(description='With a receptor: JSON, e.g. {"mode": "box", "center": [x,y,z], "size": [20,20,20]}'),
+    ] = None,
     receptor: Annotated[UploadFile | None, File(description="Receptor structure, .pdb or .cif (docking).")] = None,
     reference_ligand: Annotated[UploadFile | None, File(description="Reference ligand pose, .sdf.")] = None,
-    protein_sequence: Annotated[str | None, Form(
-        description="Instead of a receptor: the protein sequence (a sequence target, for co-folding).")] = None,
-    msa: Annotated[UploadFile | None, File(
-        description="Optional MSA (.a3m) of the protein, first sequence = the target's; used by Boltz-2.")] = None,
+    protein_sequence: Annotated[
+        str | None, Form(description="Instead of a receptor: the protein sequence (a sequence target, for co-folding).")
+    ] = None,
+    msa: Annotated[
+        UploadFile | None,
+        File(description="Optional MSA (.a3m) of the protein, first sequence = the target's; used by Boltz-2."),
+    ] = None,
 ) -> Any:
     hub = get_hub(request)
     site = json_object_field(binding_site, "binding_site", "invalid_binding_site") if binding_site else None
@@ -56,11 +62,15 @@ async def create_target(
     msa_data = await run_in_threadpool(read_upload, msa, limit) if msa else None
     record = hub.create_target(
         owner=principal_of(request).owner,
-        name=name, receptor=receptor_data, receptor_filename=(receptor.filename or "receptor") if receptor else "",
-        site=site, reference_ligand=ref_data,
+        name=name,
+        receptor=receptor_data,
+        receptor_filename=(receptor.filename or "receptor") if receptor else "",
+        site=site,
+        reference_ligand=ref_data,
         reference_filename=(reference_ligand.filename or "reference.sdf") if reference_ligand else "reference.sdf",
-        protein_sequence=protein_sequence, msa=msa_data,
-    )  # fmt: skip
+        protein_sequence=protein_sequence,
+        msa=msa_data,
+    )
     return _view(record)
 
 

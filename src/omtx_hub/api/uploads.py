@@ -20,8 +20,9 @@ def read_upload(file: UploadFile, limit: int) -> bytes:
     """The uploaded bytes; 413 ``upload_too_large`` over ``limit`` (blocking: run it in a thread)."""
     data = file.file.read(limit + 1)
     if len(data) > limit:
-        raise PayloadTooLarge(f"{file.filename}: larger than {limit} bytes (OMTX_MAX_UPLOAD_BYTES)",
-                              code="upload_too_large")  # fmt: skip
+        raise PayloadTooLarge(
+            f"{file.filename}: larger than {limit} bytes (OMTX_MAX_UPLOAD_BYTES)", code="upload_too_large"
+        )
     return data
 
 
@@ -46,5 +47,6 @@ def read_ligand_upload(file: UploadFile, limit: int) -> list[tuple[str, str]]:
         try:
             return read_ligands(Path(tmp.name))
         except (ValueError, UnicodeDecodeError, OSError) as exc:
-            raise InvalidInput(str(exc).replace(tmp.name, file.filename or "the file"),
-                               code="invalid_ligand_file") from exc  # fmt: skip
+            raise InvalidInput(
+                str(exc).replace(tmp.name, file.filename or "the file"), code="invalid_ligand_file"
+            ) from exc

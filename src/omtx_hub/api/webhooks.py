@@ -7,22 +7,27 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 
-from omtx_hub.api.schemas import ERROR_RESPONSES, _Strict
 from omtx_hub.access import authenticate, get_hub, principal_of, scope_of
+from omtx_hub.api.schemas import ERROR_RESPONSES, _Strict
 from omtx_hub.presenters import iso
 from omtx_hub.webhooks import EVENTS
 
 __all__ = ["router"]
 
-router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], dependencies=[Depends(authenticate)],
-                   responses=ERROR_RESPONSES)  # fmt: skip
+router = APIRouter(
+    prefix="/api/v1/webhooks", tags=["webhooks"], dependencies=[Depends(authenticate)], responses=ERROR_RESPONSES
+)
 
 
 class WebhookRequest(_Strict):
     url: str = Field(max_length=2000, description="Where events are POSTed (http:// or https://).")
     events: list[str] | None = Field(None, description=f"Any of {', '.join(EVENTS)}; default: all.")
-    secret: str | None = Field(None, min_length=16, max_length=200,
-                               description="HMAC key of the signatures; default: a random one, returned once.")
+    secret: str | None = Field(
+        None,
+        min_length=16,
+        max_length=200,
+        description="HMAC key of the signatures; default: a random one, returned once.",
+    )
 
 
 def _view(w: dict[str, Any], secret: bool = False) -> dict[str, Any]:
@@ -55,10 +60,18 @@ def delete_webhook(webhook_id: str, request: Request) -> None:
 def deliveries(webhook_id: str, request: Request, limit: int = Query(100, ge=1, le=1000)) -> Any:
     hub = get_hub(request)
     items = [
-        {"delivery_id": d["delivery_id"], "event": d["event"], "job_id": d["job_id"], "status": d["status"],
-         "attempts": d["attempts"], "response_status": d["response_status"], "last_error": d["last_error"],
-         "created_at": iso(d["created_at"]), "delivered_at": iso(d["delivered_at"]) if d["delivered_at"] else None,
-         "next_attempt_at": iso(d["next_attempt_at"]) if d["status"] == "pending" else None}
+        {
+            "delivery_id": d["delivery_id"],
+            "event": d["event"],
+            "job_id": d["job_id"],
+            "status": d["status"],
+            "attempts": d["attempts"],
+            "response_status": d["response_status"],
+            "last_error": d["last_error"],
+            "created_at": iso(d["created_at"]),
+            "delivered_at": iso(d["delivered_at"]) if d["delivered_at"] else None,
+            "next_attempt_at": iso(d["next_attempt_at"]) if d["status"] == "pending" else None,
+        }
         for d in hub.webhooks.deliveries(webhook_id, scope_of(request), limit)
-    ]  # fmt: skip
+    ]
     return {"webhook_id": webhook_id, "items": items}

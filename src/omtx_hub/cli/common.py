@@ -53,7 +53,8 @@ PredictorsOption = Annotated[
     typer.Option("--predictor", "-p", help="Predictor to run (repeatable); default: every one that loads."),
 ]
 ParamOption = Annotated[
-    list[str] | None, typer.Option("--param", help="Predictor parameter KEY=VALUE (repeatable; VALUE as JSON if it parses).")
+    list[str] | None,
+    typer.Option("--param", help="Predictor parameter KEY=VALUE (repeatable; VALUE as JSON if it parses)."),
 ]
 TargetOption = Annotated[str | None, typer.Option("--target", "-t", help="Docking target id (omtx-hub target create).")]
 SequenceOption = Annotated[str | None, typer.Option("--protein-sequence", "-s", help="Target protein sequence.")]

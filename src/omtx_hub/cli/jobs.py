@@ -26,8 +26,19 @@ from omtx_hub.cli.common import (
 )
 from omtx_hub.client import HubClient
 
-__all__ = ["cancel", "export_command", "list_jobs", "rescore_command", "results", "retry", "screen", "stats_command",
-           "status", "submit", "watch"]
+__all__ = [
+    "cancel",
+    "export_command",
+    "list_jobs",
+    "rescore_command",
+    "results",
+    "retry",
+    "screen",
+    "stats_command",
+    "status",
+    "submit",
+    "watch",
+]
 
 
 @app.command()
@@ -43,8 +54,9 @@ def submit(
 ) -> None:
     """Submit one protein–ligand prediction."""
     with hub_client(url) as hub:
-        job = hub.submit(protein_sequence, smiles, name, target_id=target, predictor=predictor,
-                         params=parse_params(param))  # fmt: skip
+        job = hub.submit(
+            protein_sequence, smiles, name, target_id=target, predictor=predictor, params=parse_params(param)
+        )
         console.print(f"{job['job_id']}  {job['status']}")
         if wait:
             final = hub.wait(job["job_id"])
@@ -61,8 +73,13 @@ def screen(
     param: ParamOption = None,
     max_concurrent: Annotated[int | None, typer.Option(help="Cap on this batch's running jobs.")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Queue the valid ligands, report the invalid ones.")] = False,
-    filter_: Annotated[list[str] | None, typer.Option("--filter", help="Pre-filter KEY=VALUE, repeatable, e.g. "
-                                                      "lipinski=true pains=exclude max_mw=600 dedupe=true.")] = None,
+    filter_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filter",
+            help="Pre-filter KEY=VALUE, repeatable, e.g. lipinski=true pains=exclude max_mw=600 dedupe=true.",
+        ),
+    ] = None,
     dry_run: Annotated[bool, typer.Option(help="Estimate time and cost; queue nothing.")] = False,
     wait: Annotated[bool, typer.Option(help="Show progress until done, then the ranked table.")] = False,
     top: Annotated[int, typer.Option(help="Rows of the ranked table.")] = 20,
@@ -78,10 +95,17 @@ def screen(
         raise typer.Exit(1) from exc
     with hub_client(url) as hub:
         batch = hub.submit_batch(
-            batch_name or ligands_file.stem, protein_sequence, ligands, target_id=target, predictor=predictor,
-            params=parse_params(param), max_concurrent=max_concurrent, skip_invalid=skip_invalid,
-            filters=parse_params(filter_) if filter_ else None, dry_run=dry_run,
-        )  # fmt: skip
+            batch_name or ligands_file.stem,
+            protein_sequence,
+            ligands,
+            target_id=target,
+            predictor=predictor,
+            params=parse_params(param),
+            max_concurrent=max_concurrent,
+            skip_invalid=skip_invalid,
+            filters=parse_params(filter_) if filter_ else None,
+            dry_run=dry_run,
+        )
         for item in batch["skipped"]:
             err.print(f"  skipped #{item['index']} {item['name']!r}: {item['reason']}")
         for item in batch.get("filtered", []):
@@ -102,8 +126,7 @@ def watch(hub: HubClient, batch_id: str, total: int, top: int) -> None:
         def update(status: dict[str, Any]) -> None:
             p = status["progress"]
             finished = p["completed"] + p["failed"] + p["cancelled"]
-            bar.update(task, completed=finished,
-                       description=f"{p['running']} running, {p['failed']} failed")  # fmt: skip
+            bar.update(task, completed=finished, description=f"{p['running']} running, {p['failed']} failed")
 
         final = hub.wait(batch_id, on_progress=update)
     _print_ranked(hub, batch_id, final, top)
@@ -178,10 +201,16 @@ def list_jobs(
         table.add_column(col)
     for j in items:
         p = j["progress"]
-        table.add_row(j["job_id"], j["job_type"], j["status"], j["name"] or "", j["predictor"], j["created_at"][:19],
-                      f"{p['completed']}/{p['total']}" if p else "")  # fmt: skip
+        table.add_row(
+            j["job_id"],
+            j["job_type"],
+            j["status"],
+            j["name"] or "",
+            j["predictor"],
+            j["created_at"][:19],
+            f"{p['completed']}/{p['total']}" if p else "",
+        )
     console.print(table)
-
 
 
 @app.command("export")
@@ -189,7 +218,9 @@ def export_command(
     batch_id: str,
     out: Annotated[Path, typer.Option("--out", "-o", help="File to write.")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="csv, json, sdf, zip or parquet.")] = "csv",
-    sort: Annotated[str | None, typer.Option(help="Rank by this field (default: the predictor's primary score).")] = None,
+    sort: Annotated[
+        str | None, typer.Option(help="Rank by this field (default: the predictor's primary score).")
+    ] = None,
     order: Annotated[str | None, typer.Option(help="asc or desc (default: the score's own direction).")] = None,
     status: Annotated[str | None, typer.Option(help="Only rows with this status.")] = None,
     top: Annotated[int | None, typer.Option(help="Only the best N rows.")] = None,
@@ -202,8 +233,9 @@ def export_command(
 
 
 @app.command("stats")
-def stats_command(batch_id: str, top: Annotated[int, typer.Option(help="Best N ligands.")] = 10,
-                  url: UrlOption = DEFAULT_URL) -> None:  # fmt: skip
+def stats_command(
+    batch_id: str, top: Annotated[int, typer.Option(help="Best N ligands.")] = 10, url: UrlOption = DEFAULT_URL
+) -> None:
     """Batch statistics as JSON: counts, every score's summary and histogram, the top N, cost."""
     with hub_client(url) as hub:
         console.print_json(json.dumps(hub.stats(batch_id, top)))
@@ -222,4 +254,3 @@ def rescore_command(
     with hub_client(url) as hub:
         batch = hub.rescore(batch_id, top_k, predictor, params=parse_params(param), target_id=target)
     console.print(f"batch {batch['batch_id']}: the top {batch['total']} of {batch_id} queued for {predictor}")
-

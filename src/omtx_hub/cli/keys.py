@@ -23,8 +23,10 @@ def keys_create(
     """Create an API key; it is printed once and stored only as a keyed hash."""
     with local_hub() as hub:
         key, record = hub.keys.create(owner, admin=admin, label=label)
-    console.print(f"{key}\n(key id {record['key_id']}, owner {record['owner']}{', admin' if admin else ''}: "
-                  "store it now, it cannot be shown again)")  # fmt: skip
+    console.print(
+        f"{key}\n(key id {record['key_id']}, owner {record['owner']}{', admin' if admin else ''}: "
+        "store it now, it cannot be shown again)"
+    )
 
 
 @keys_app.command("list")
@@ -38,8 +40,15 @@ def keys_list(owner: Annotated[str | None, typer.Option("--owner")] = None) -> N
     for col in ("key_id", "prefix", "owner", "admin", "label", "created", "revoked"):
         table.add_column(col)
     for k in items:
-        table.add_row(k["key_id"], k["prefix"] + "…", k["owner"], "yes" if k["admin"] else "", k["label"],
-                      (iso(k["created_at"]) or "")[:19], (iso(k["revoked_at"]) or "")[:19])  # fmt: skip
+        table.add_row(
+            k["key_id"],
+            k["prefix"] + "…",
+            k["owner"],
+            "yes" if k["admin"] else "",
+            k["label"],
+            (iso(k["created_at"]) or "")[:19],
+            (iso(k["revoked_at"]) or "")[:19],
+        )
     console.print(table)
 
 
@@ -64,9 +73,14 @@ def keys_limits(
     clear: Annotated[list[str] | None, typer.Option(help="Drop an override (back to the hub's setting).")] = None,
 ) -> None:
     """Show or set per-owner overrides of the hub's limits."""
-    given = {"max_pending_jobs": max_pending_jobs, "max_batch_size": max_batch_size,
-             "max_sequence_length": max_sequence_length, "max_heavy_atoms": max_heavy_atoms,
-             "submissions_per_minute": submissions_per_minute, "max_body_bytes": max_body_bytes}  # fmt: skip
+    given = {
+        "max_pending_jobs": max_pending_jobs,
+        "max_batch_size": max_batch_size,
+        "max_sequence_length": max_sequence_length,
+        "max_heavy_atoms": max_heavy_atoms,
+        "submissions_per_minute": submissions_per_minute,
+        "max_body_bytes": max_body_bytes,
+    }
     changes: dict[str, int | None] = {name: value for name, value in given.items() if value is not None}
     for name in clear or []:
         changes[name] = None

@@ -7,13 +7,13 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any, Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from omtx_hub.cli.app import app, db_app, models_app
 from omtx_hub.cli import common
+from omtx_hub.cli.app import app, db_app, models_app
 from omtx_hub.cli.common import PredictorsOption, console, err, fail, local_hub, setup_logging
 from omtx_hub.cli.jobs import watch
 from omtx_hub.client import HubClient, HubError
@@ -29,8 +29,10 @@ def _ensure_local_key(hub: Any, host: str) -> str | None:
         path = hub.settings.home / "local_api_key"
         return path.read_text().strip() if path.exists() else None
     if host not in LOOPBACK:
-        err.print(f"[red]error:[/red] no API keys exist, and {host} is not a loopback address: create one first "
-                  "with `omtx-hub keys create --owner NAME --admin` (there is no anonymous mode)")  # fmt: skip
+        err.print(
+            f"[red]error:[/red] no API keys exist, and {host} is not a loopback address: create one first "
+            "with `omtx-hub keys create --owner NAME --admin` (there is no anonymous mode)"
+        )
         raise typer.Exit(2)
     key, _ = hub.keys.create(hub.settings.owner, admin=True, label="local key created on first start")
     path = hub.settings.home / "local_api_key"
@@ -72,8 +74,6 @@ def _check_model_files(settings: Any, names: list[str] | None) -> None:
         raise typer.Exit(2)
     if problem:
         err.print(f"[yellow]boltz2 jobs will wait for a worker that has its weights:[/yellow] {problem}")
-
-
 
 
 @app.command()
@@ -124,8 +124,12 @@ def _ignore_stop_signals() -> None:
 @app.command("worker")
 def worker_command(
     predictor: PredictorsOption = None,
-    exit_when_idle: Annotated[bool, typer.Option(help="Exit (code 0) once nothing is runnable for this worker.")] = False,
-    grace_seconds: Annotated[float, typer.Option(help="On SIGTERM, time to finish running jobs before releasing them.")] = 30.0,
+    exit_when_idle: Annotated[
+        bool, typer.Option(help="Exit (code 0) once nothing is runnable for this worker.")
+    ] = False,
+    grace_seconds: Annotated[
+        float, typer.Option(help="On SIGTERM, time to finish running jobs before releasing them.")
+    ] = 30.0,
 ) -> None:
     """Run a worker process against OMTX_DATABASE_URL (SQLite file or postgresql://…)."""
     from omtx_hub.worker import Worker
@@ -141,7 +145,9 @@ def worker_command(
         def _on_signal(signum: int, _frame: Any) -> None:
             # os.write, not print: the signal may land while this thread is inside a write to stderr,
             # and Python's buffered streams refuse a reentrant write
-            os.write(2, f"signal {signum}: finishing running jobs (up to {grace_seconds:g} s), then stopping\n".encode())
+            os.write(
+                2, f"signal {signum}: finishing running jobs (up to {grace_seconds:g} s), then stopping\n".encode()
+            )
             w.stop(grace_seconds)
 
         signal.signal(signal.SIGTERM, _on_signal)
@@ -177,9 +183,10 @@ def db_prune(
             for job_id, batch_id in pruned:
                 hub.store.delete_dir(hub.store.batch_dir(batch_id) if batch_id else hub.store.job_dir(job_id))
     verb = "would delete" if dry_run else "deleted"
-    console.print(f"{verb} {len(pruned)} finished jobs and batches (batches with all their children)"
-                  + ("" if keep_files or dry_run else ", files included"))  # fmt: skip
-
+    console.print(
+        f"{verb} {len(pruned)} finished jobs and batches (batches with all their children)"
+        + ("" if keep_files or dry_run else ", files included")
+    )
 
 
 @app.command()
@@ -217,25 +224,37 @@ def demo(
     try:
         with HubClient(server.url, api_key=key) as client:
             target = client.create_target(
-                "Abl kinase, PDB 1IEP (imatinib site)", data / "1iep" / "1iep_receptorH.pdb",
+                "Abl kinase, PDB 1IEP (imatinib site)",
+                data / "1iep" / "1iep_receptorH.pdb",
                 {"mode": "box", "center": [15.190, 53.903, 16.917], "size": [20.0, 20.0, 20.0]},
                 reference_ligand=data / "1iep" / "1iep_ligand.sdf",
-            )  # fmt: skip
+            )
             ligands = read_ligands(data / "ligands.csv")
             batch = client.submit_batch(
-                "demo: 10 drugs vs Abl kinase (1IEP)", None, ligands, target_id=target["target_id"],
-                predictor="vina", params={"exhaustiveness": exhaustiveness},
-            )  # fmt: skip
-            console.print(f"target {target['target_id']}; batch {batch['batch_id']}: docking {batch['total']} "
-                          f"ligands with Vina (exhaustiveness {exhaustiveness}) on this machine's CPUs")  # fmt: skip
+                "demo: 10 drugs vs Abl kinase (1IEP)",
+                None,
+                ligands,
+                target_id=target["target_id"],
+                predictor="vina",
+                params={"exhaustiveness": exhaustiveness},
+            )
+            console.print(
+                f"target {target['target_id']}; batch {batch['batch_id']}: docking {batch['total']} "
+                f"ligands with Vina (exhaustiveness {exhaustiveness}) on this machine's CPUs"
+            )
             watch(client, batch["batch_id"], batch["total"], top=10)
             folder = f"{settings.resolved_storage_url()}/batches/{batch['batch_id']}"
-            console.print(f"\nFiles: {folder}/batch_results.csv, batch_results.json and jobs/<job_id>/ "
-                          "(poses.sdf, structure.cif = receptor + top pose, poses.pdbqt, results.json)")
-            console.print(f"Open in a browser: {server.url}/jobs/{batch['batch_id']}  (ranked table, poses in 3D; "
-                          f"sign in with the local key in {settings.home / 'local_api_key'}; API docs: {server.url}/docs)")  # fmt: skip
-            console.print(f"Download everything: omtx-hub results {batch['batch_id']} --out demo-results "
-                          f"--url {server.url}")  # fmt: skip
+            console.print(
+                f"\nFiles: {folder}/batch_results.csv, batch_results.json and jobs/<job_id>/ "
+                "(poses.sdf, structure.cif = receptor + top pose, poses.pdbqt, results.json)"
+            )
+            console.print(
+                f"Open in a browser: {server.url}/jobs/{batch['batch_id']}  (ranked table, poses in 3D; "
+                f"sign in with the local key in {settings.home / 'local_api_key'}; API docs: {server.url}/docs)"
+            )
+            console.print(
+                f"Download everything: omtx-hub results {batch['batch_id']} --out demo-results --url {server.url}"
+            )
         if keep_serving:
             console.print("The hub keeps running for more work; Ctrl-C stops it.")
             # SIGTERM → SystemExit, Ctrl-C → KeyboardInterrupt, both raised in this sleep (a handler that
@@ -299,4 +318,3 @@ def models_fetch(model: ModelArgument = "boltz2") -> None:
         raise typer.Exit(1) from exc
     if not _print_model_status(items, settings.resolved_boltz_cache()):
         raise typer.Exit(1)
-

@@ -15,8 +15,6 @@ from omtx_hub.cli.common import DEFAULT_URL, UrlOption, console, err, hub_client
 __all__ = ["target_create", "target_list", "target_show"]
 
 
-
-
 def _floats(text: str | None, what: str) -> list[float] | None:
     if text is None:
         return None
@@ -31,16 +29,21 @@ def _floats(text: str | None, what: str) -> list[float] | None:
 
 @target_app.command("create")
 def target_create(
-    receptor: Annotated[Path | None, typer.Argument(help="Receptor structure (.pdb or .cif); omit with --sequence.",
-                                                    exists=True)] = None,
+    receptor: Annotated[
+        Path | None, typer.Argument(help="Receptor structure (.pdb or .cif); omit with --sequence.", exists=True)
+    ] = None,
     name: Annotated[str, typer.Option("--name", help="Target name.")] = "",
     box_center: Annotated[str | None, typer.Option(help="Box center x,y,z in Å.")] = None,
     box_size: Annotated[str | None, typer.Option(help="Box size x,y,z in Å.")] = None,
-    reference_ligand: Annotated[Path | None, typer.Option(help="Reference ligand (.sdf): box around it.", exists=True)] = None,
+    reference_ligand: Annotated[
+        Path | None, typer.Option(help="Reference ligand (.sdf): box around it.", exists=True)
+    ] = None,
     residues: Annotated[str | None, typer.Option(help="Pocket residues, e.g. A:315,A:381: box around them.")] = None,
     blind: Annotated[bool, typer.Option(help="Box around the whole receptor (slower, less reliable).")] = False,
     padding: Annotated[float, typer.Option(help="Å added on each side (reference ligand, residues, blind).")] = 5.0,
-    sequence: Annotated[str | None, typer.Option(help="No receptor: a sequence target for co-folding (Boltz-2).")] = None,
+    sequence: Annotated[
+        str | None, typer.Option(help="No receptor: a sequence target for co-folding (Boltz-2).")
+    ] = None,
     msa: Annotated[Path | None, typer.Option(help="MSA of the protein (.a3m), used by Boltz-2.", exists=True)] = None,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
@@ -56,12 +59,17 @@ def target_create(
     else:
         chosen = [box_center is not None, residues is not None, blind]
         if sum(chosen) > 1 or (sum(chosen) == 0 and reference_ligand is None):
-            err.print("[red]error:[/red] give one binding site: --box-center/--box-size, --reference-ligand, "
-                      "--residues or --blind")  # fmt: skip
+            err.print(
+                "[red]error:[/red] give one binding site: --box-center/--box-size, --reference-ligand, "
+                "--residues or --blind"
+            )
             raise typer.Exit(1)
         if box_center is not None:
-            site = {"mode": "box", "center": _floats(box_center, "--box-center"),
-                    "size": _floats(box_size or "20,20,20", "--box-size")}  # fmt: skip
+            site = {
+                "mode": "box",
+                "center": _floats(box_center, "--box-center"),
+                "size": _floats(box_size or "20,20,20", "--box-size"),
+            }
         elif residues is not None:
             site = {"mode": "residues", "residues": [r for r in residues.split(",") if r], "padding": padding}
         elif blind:
@@ -69,10 +77,14 @@ def target_create(
         else:
             site = {"mode": "ligand", "padding": padding}
     with hub_client(url) as hub:
-        target = hub.create_target(name, receptor, site, reference_ligand=reference_ligand,
-                                   protein_sequence=sequence, msa=msa)  # fmt: skip
-    where = (f"box center {target['binding_site']['center']} size {target['binding_site']['size']}"
-             if target["binding_site"] else f"sequence of {len(target['protein_sequence'])} residues")  # fmt: skip
+        target = hub.create_target(
+            name, receptor, site, reference_ligand=reference_ligand, protein_sequence=sequence, msa=msa
+        )
+    where = (
+        f"box center {target['binding_site']['center']} size {target['binding_site']['size']}"
+        if target["binding_site"]
+        else f"sequence of {len(target['protein_sequence'])} residues"
+    )
     console.print(f"{target['target_id']}  {target['name']}  {where}")
     for warning in target["warnings"]:
         err.print(f"[yellow]warning:[/yellow] {warning}")
@@ -88,8 +100,16 @@ def target_list(url: UrlOption = DEFAULT_URL) -> None:
         table.add_column(col)
     for t in items:
         site = t["binding_site"] or {"mode": "-", "center": "-", "size": "-"}
-        table.add_row(t["target_id"], t["name"], t["kind"], site["mode"], str(site["center"]), str(site["size"]),
-                      "yes" if "msa.a3m" in t["files"] else "-", t["created_at"][:19])  # fmt: skip
+        table.add_row(
+            t["target_id"],
+            t["name"],
+            t["kind"],
+            site["mode"],
+            str(site["center"]),
+            str(site["size"]),
+            "yes" if "msa.a3m" in t["files"] else "-",
+            t["created_at"][:19],
+        )
     console.print(table)
 
 
@@ -98,4 +118,3 @@ def target_show(target_id: str, url: UrlOption = DEFAULT_URL) -> None:
     """Show one target as JSON."""
     with hub_client(url) as hub:
         console.print_json(json.dumps(hub.target(target_id)))
-

@@ -13,13 +13,13 @@ from omtx_hub.cli.common import DEFAULT_URL, UrlOption, console, hub_client
 __all__ = ["webhooks_create", "webhooks_delete", "webhooks_deliveries", "webhooks_list"]
 
 
-
-
 @webhooks_app.command("create")
 def webhooks_create(
     webhook_url: Annotated[str, typer.Argument(metavar="URL", help="Where events are POSTed.")],
-    event: Annotated[list[str] | None, typer.Option("--event", help="job.completed, job.failed, batch.completed "
-                                                    "(repeatable; default: all).")] = None,
+    event: Annotated[
+        list[str] | None,
+        typer.Option("--event", help="job.completed, job.failed, batch.completed (repeatable; default: all)."),
+    ] = None,
     secret: Annotated[str | None, typer.Option(help="HMAC secret (16+ characters); default: a random one.")] = None,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
@@ -52,8 +52,9 @@ def webhooks_delete(webhook_id: str, url: UrlOption = DEFAULT_URL) -> None:
 
 
 @webhooks_app.command("deliveries")
-def webhooks_deliveries(webhook_id: str, limit: Annotated[int, typer.Option(help="Newest N.")] = 50,
-                        url: UrlOption = DEFAULT_URL) -> None:  # fmt: skip
+def webhooks_deliveries(
+    webhook_id: str, limit: Annotated[int, typer.Option(help="Newest N.")] = 50, url: UrlOption = DEFAULT_URL
+) -> None:
     """The delivery log of a webhook: event, job, status, attempts, last answer."""
     with hub_client(url) as hub:
         items = hub.webhook_deliveries(webhook_id, limit)
@@ -61,6 +62,13 @@ def webhooks_deliveries(webhook_id: str, limit: Annotated[int, typer.Option(help
     for col in ("delivery_id", "event", "job_id", "status", "attempts", "answer", "created"):
         table.add_column(col)
     for d in items:
-        table.add_row(d["delivery_id"], d["event"], d["job_id"], d["status"], str(d["attempts"]),
-                      d["last_error"] or str(d["response_status"] or "-"), d["created_at"][:19])  # fmt: skip
+        table.add_row(
+            d["delivery_id"],
+            d["event"],
+            d["job_id"],
+            d["status"],
+            str(d["attempts"]),
+            d["last_error"] or str(d["response_status"] or "-"),
+            d["created_at"][:19],
+        )
     console.print(table)

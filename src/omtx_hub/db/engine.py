@@ -22,7 +22,7 @@ _ADVISORY_LOCK = 4_242_001  # any constant shared by every process that migrates
 
 def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
     """Build the engine. ``postgresql://`` URLs use psycopg 3; SQLite files get WAL and BEGIN IMMEDIATE."""
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     if url.startswith("sqlite"):
         path = sa.make_url(url).database

@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-__all__ = ["api_keys", "job_events", "jobs", "metadata", "owners", "targets", "webhook_deliveries", "webhooks", "workers"]
+__all__ = [
+    "api_keys",
+    "job_events",
+    "jobs",
+    "metadata",
+    "owners",
+    "targets",
+    "webhook_deliveries",
+    "webhooks",
+    "workers",
+]
 
 metadata = sa.MetaData()
 

@@ -51,8 +51,8 @@ import yaml
 from omtx_hub.domain import Target
 from omtx_hub.errors import PermanentPredictionError, PredictorUnavailable, TransientPredictionError
 from omtx_hub.models import missing_boltz2_message
-from omtx_hub.predictors.boltz2_spec import BOLTZ2, Boltz2Params
 from omtx_hub.predictors.base import Outcome, PredictionTask, TargetArtifacts
+from omtx_hub.predictors.boltz2_spec import BOLTZ2, Boltz2Params
 from omtx_hub.settings import Settings
 
 __all__ = ["RANDOM_WEIGHTS_MARKER", "Boltz2Predictor", "make_boltz2_predictor"]
@@ -61,9 +61,18 @@ logger = logging.getLogger("omtx_hub.predictors.boltz2")
 
 RANDOM_WEIGHTS_MARKER = "omtx_random_weights"
 RT_LN10_KCAL_MOL = 1.987204e-3 * 298.15 * math.log(10)  # kcal/mol per log10 unit at 25 °C
-_PASS_KEYS = ("recycling_steps", "sampling_steps", "diffusion_samples", "step_scale", "affinity",
-              "sampling_steps_affinity", "diffusion_samples_affinity", "affinity_mw_correction",
-              "use_potentials", "output_format")  # fmt: skip
+_PASS_KEYS = (
+    "recycling_steps",
+    "sampling_steps",
+    "diffusion_samples",
+    "step_scale",
+    "affinity",
+    "sampling_steps_affinity",
+    "diffusion_samples_affinity",
+    "affinity_mw_correction",
+    "use_potentials",
+    "output_format",
+)
 _MAX_PARALLEL_SAMPLES = 5  # boltz predict's default
 
 
@@ -174,20 +183,39 @@ class Boltz2Predictor:
             logger.error(
                 "LOADING RANDOM-WEIGHT TEST CHECKPOINTS (%s) from %s: every Boltz-2 output of this worker is "
                 "meaningless and is labelled model_weights=random-test-fixture. Fetch the real weights with "
-                "`omtx-hub models fetch boltz2`.", ", ".join(marked), self.cache,
-            )  # fmt: skip
+                "`omtx-hub models fetch boltz2`.",
+                ", ".join(marked),
+                self.cache,
+            )
         device = torch.device("cuda" if self.accelerator == "gpu" else "cpu")
-        self._structure = Boltz2.load_from_checkpoint(
-            files["structure"], predict_args=_predict_args(Boltz2Params()), use_kernels=self.accelerator == "gpu",
-            **common,
-        ).eval().to(device)  # fmt: skip
-        self._affinity = Boltz2.load_from_checkpoint(
-            files["affinity"], predict_args=_affinity_args(Boltz2Params()), affinity_mw_correction=False, **common
-        ).eval().to(device)
+        self._structure = (
+            Boltz2.load_from_checkpoint(
+                files["structure"],
+                predict_args=_predict_args(Boltz2Params()),
+                use_kernels=self.accelerator == "gpu",
+                **common,
+            )
+            .eval()
+            .to(device)
+        )
+        self._affinity = (
+            Boltz2.load_from_checkpoint(
+                files["affinity"], predict_args=_affinity_args(Boltz2Params()), affinity_mw_correction=False, **common
+            )
+            .eval()
+            .to(device)
+        )
         self._canonicals = load_canonicals(str(self.cache / "mols"))
         self.models_loaded += 1
-        logger.info("boltz2 models loaded", extra={"action": "models_loaded", "seconds": f"{time.monotonic() - started:.2f}",
-                                                  "accelerator": self.accelerator, "loads": self.models_loaded})  # fmt: skip
+        logger.info(
+            "boltz2 models loaded",
+            extra={
+                "action": "models_loaded",
+                "seconds": f"{time.monotonic() - started:.2f}",
+                "accelerator": self.accelerator,
+                "loads": self.models_loaded,
+            },
+        )
 
     # ------------------------------------------------------------------ per target
 
@@ -229,12 +257,15 @@ class Boltz2Predictor:
 
         url = self.settings.msa_server_url
         if not url:
-            raise PermanentPredictionError("msa='server' but OMTX_MSA_SERVER_URL is not set on this worker",
-                                           code="msa_server_not_configured")  # fmt: skip
+            raise PermanentPredictionError(
+                "msa='server' but OMTX_MSA_SERVER_URL is not set on this worker", code="msa_server_not_configured"
+            )
         scratch = Path(tempfile.mkdtemp(prefix="msa-"))
         started = time.monotonic()
         try:
-            lines = run_mmseqs2([sequence], str(scratch / "msa"), use_env=True, use_pairing=False, host_url=url.rstrip("/"))
+            lines = run_mmseqs2(
+                [sequence], str(scratch / "msa"), use_env=True, use_pairing=False, host_url=url.rstrip("/")
+            )
         except Exception as exc:  # boltz's client raises bare Exceptions for server errors
             raise TransientPredictionError(f"MSA server {url} failed: {exc}", code="msa_server_failed") from exc
         finally:
@@ -261,7 +292,9 @@ class Boltz2Predictor:
             try:
                 params = Boltz2Params.model_validate(task.params)
             except ValueError as exc:
-                yield Outcome(task.job_id, error=PermanentPredictionError(f"invalid params: {exc}", code="invalid_params"))
+                yield Outcome(
+                    task.job_id, error=PermanentPredictionError(f"invalid params: {exc}", code="invalid_params")
+                )
                 continue
             key = tuple(getattr(params, k) for k in _PASS_KEYS)
             groups.setdefault(key, []).append((task, params))
@@ -286,8 +319,12 @@ class Boltz2Predictor:
             record_id = f"r{index}"
             problem = self._featurise(record_id, target, artifacts, task, params, dirs)
             if problem:
-                yield Outcome(task.job_id, error=PermanentPredictionError(
-                    f"Boltz-2 could not featurise this input: {problem}", code="featurisation_failed"))  # fmt: skip
+                yield Outcome(
+                    task.job_id,
+                    error=PermanentPredictionError(
+                        f"Boltz-2 could not featurise this input: {problem}", code="featurisation_failed"
+                    ),
+                )
                 continue
             ids[record_id], seeds[record_id] = task, task_params.seed
         if not ids:
@@ -315,9 +352,14 @@ class Boltz2Predictor:
                 yield Outcome(task.job_id, error=exc)
 
     def _featurise(
-        self, record_id: str, target: Target, artifacts: TargetArtifacts, task: PredictionTask,
-        params: Boltz2Params, dirs: _Dirs,
-    ) -> str | None:  # fmt: skip
+        self,
+        record_id: str,
+        target: Target,
+        artifacts: TargetArtifacts,
+        task: PredictionTask,
+        params: Boltz2Params,
+        dirs: _Dirs,
+    ) -> str | None:
         """Write the record's YAML and featurise it with boltz; return boltz's error, if any."""
         from boltz.main import process_input
 
@@ -333,18 +375,41 @@ class Boltz2Predictor:
         if artifacts.data["npz"]:  # the target's MSA, parsed once: boltz skips parsing when this file exists
             os.link(artifacts.data["npz"], dirs.msa / f"{record_id}_0.npz")
         return process_input(
-            path, ccd=self._canonicals, msa_dir=dirs.raw_msa, mol_dir=self.cache / "mols", boltz2=True,
-            use_msa_server=False, msa_server_url="", msa_pairing_strategy="greedy", msa_server_username=None,
-            msa_server_password=None, api_key_header=None, api_key_value=None, max_msa_seqs=8192,
-            processed_msa_dir=dirs.msa, processed_constraints_dir=dirs.constraints,
-            processed_templates_dir=dirs.templates, processed_mols_dir=dirs.mols,
-            structure_dir=dirs.structures, records_dir=dirs.records, skip_bad_inputs=True,
-        )  # fmt: skip
+            path,
+            ccd=self._canonicals,
+            msa_dir=dirs.raw_msa,
+            mol_dir=self.cache / "mols",
+            boltz2=True,
+            use_msa_server=False,
+            msa_server_url="",
+            msa_pairing_strategy="greedy",
+            msa_server_username=None,
+            msa_server_password=None,
+            api_key_header=None,
+            api_key_value=None,
+            max_msa_seqs=8192,
+            processed_msa_dir=dirs.msa,
+            processed_constraints_dir=dirs.constraints,
+            processed_templates_dir=dirs.templates,
+            processed_mols_dir=dirs.mols,
+            structure_dir=dirs.structures,
+            records_dir=dirs.records,
+            skip_bad_inputs=True,
+        )
 
     def _run_pass(
-        self, model: Any, record_ids: list[str], seeds: dict[str, int], params: Boltz2Params, dirs: _Dirs,
-        watch: _Watch, failed: dict[str, Outcome], ids: dict[str, PredictionTask], *, affinity: bool,
-    ) -> None:  # fmt: skip
+        self,
+        model: Any,
+        record_ids: list[str],
+        seeds: dict[str, int],
+        params: Boltz2Params,
+        dirs: _Dirs,
+        watch: _Watch,
+        failed: dict[str, Outcome],
+        ids: dict[str, PredictionTask],
+        *,
+        affinity: bool,
+    ) -> None:
         """Run ``record_ids`` through ``model`` in one Trainer.predict; resume after a record that aborts."""
         remaining = list(record_ids)
         model.predict_args = _affinity_args(params) if affinity else _predict_args(params)
@@ -361,66 +426,111 @@ class Boltz2Predictor:
                 except _Abort as stop:
                     rid = stop.record_id
                     if stop.reason == "timeout":
-                        failed[rid] = Outcome(ids[rid].job_id, error=TransientPredictionError(
-                            f"Boltz-2 took longer than OMTX_BOLTZ_TIMEOUT_SECONDS={self.settings.boltz_timeout_seconds:g} "
-                            "on this input", code="timeout"))  # fmt: skip
+                        failed[rid] = Outcome(
+                            ids[rid].job_id,
+                            error=TransientPredictionError(
+                                f"Boltz-2 took longer than OMTX_BOLTZ_TIMEOUT_SECONDS={self.settings.boltz_timeout_seconds:g} "
+                                "on this input",
+                                code="timeout",
+                            ),
+                        )
                     else:
                         failed[rid] = Outcome(ids[rid].job_id)  # cancelled
                 except Exception as exc:  # a crash inside one record: it fails alone
                     rid = watch.record or remaining[0]
                     logger.exception("boltz2 failed on one record", extra={"action": "predict", "job": ids[rid].job_id})
-                    failed[rid] = Outcome(ids[rid].job_id, error=PermanentPredictionError(
-                        f"Boltz-2 failed on this input: {type(exc).__name__}: {exc}", code="prediction_failed"))  # fmt: skip
+                    failed[rid] = Outcome(
+                        ids[rid].job_id,
+                        error=PermanentPredictionError(
+                            f"Boltz-2 failed on this input: {type(exc).__name__}: {exc}", code="prediction_failed"
+                        ),
+                    )
                 finally:
                     watch.end()
-                remaining = [r for r in remaining[remaining.index(rid) + 1:] if r not in failed]
+                remaining = [r for r in remaining[remaining.index(rid) + 1 :] if r not in failed]
         finally:
             for hook in hooks:
                 hook.remove()
 
     def _trainer_pass(
-        self, model: Any, record_ids: list[str], seeds: dict[str, int], params: Boltz2Params, dirs: _Dirs,
-        watch: _Watch, *, affinity: bool,
-    ) -> None:  # fmt: skip
+        self,
+        model: Any,
+        record_ids: list[str],
+        seeds: dict[str, int],
+        params: Boltz2Params,
+        dirs: _Dirs,
+        watch: _Watch,
+        *,
+        affinity: bool,
+    ) -> None:
         from boltz.data.module.inferencev2 import Boltz2InferenceDataModule
         from boltz.data.types import Manifest, Record
         from boltz.data.write.writer import BoltzAffinityWriter, BoltzWriter
         from pytorch_lightning import Callback, Trainer, seed_everything
 
         class _PerRecord(Callback):
-            def on_predict_batch_start(self, trainer: Any, module: Any, batch: Any, batch_idx: int, dl: int = 0) -> None:
+            def on_predict_batch_start(
+                self, trainer: Any, module: Any, batch: Any, batch_idx: int, dl: int = 0
+            ) -> None:
                 record_id = batch["record"][0].id
                 seed_everything(seeds[record_id], verbose=False)
                 watch.begin(record_id)
 
-            def on_predict_batch_end(self, trainer: Any, module: Any, out: Any, batch: Any, batch_idx: int, dl: int = 0) -> None:
+            def on_predict_batch_end(
+                self, trainer: Any, module: Any, out: Any, batch: Any, batch_idx: int, dl: int = 0
+            ) -> None:
                 watch.end()
 
         manifest = Manifest([Record.load(dirs.records / f"{rid}.json") for rid in record_ids])
         if affinity:
             writer: Any = BoltzAffinityWriter(data_dir=dirs.structures, output_dir=dirs.predictions)
         else:
-            writer = BoltzWriter(data_dir=dirs.structures, output_dir=dirs.predictions, output_format=params.output_format,
-                                 boltz2=True, write_embeddings=False)  # fmt: skip
+            writer = BoltzWriter(
+                data_dir=dirs.structures,
+                output_dir=dirs.predictions,
+                output_format=params.output_format,
+                boltz2=True,
+                write_embeddings=False,
+            )
         data = Boltz2InferenceDataModule(
-            manifest=manifest, target_dir=dirs.predictions if affinity else dirs.structures, msa_dir=dirs.msa,
-            mol_dir=self.cache / "mols", num_workers=0, batch_size=1, constraints_dir=dirs.constraints,
-            template_dir=dirs.templates, extra_mols_dir=dirs.mols, override_method="other" if affinity else None,
-            affinity=affinity, pin_memory=self.accelerator == "gpu",
-        )  # fmt: skip
+            manifest=manifest,
+            target_dir=dirs.predictions if affinity else dirs.structures,
+            msa_dir=dirs.msa,
+            mol_dir=self.cache / "mols",
+            num_workers=0,
+            batch_size=1,
+            constraints_dir=dirs.constraints,
+            template_dir=dirs.templates,
+            extra_mols_dir=dirs.mols,
+            override_method="other" if affinity else None,
+            affinity=affinity,
+            pin_memory=self.accelerator == "gpu",
+        )
         trainer = Trainer(
-            default_root_dir=dirs.root, callbacks=[_PerRecord(), writer], accelerator=self.accelerator, devices=1,
-            precision=32 if self.accelerator == "cpu" else "bf16-mixed", logger=False, enable_progress_bar=False,
-            enable_model_summary=False, enable_checkpointing=False,
-        )  # fmt: skip
+            default_root_dir=dirs.root,
+            callbacks=[_PerRecord(), writer],
+            accelerator=self.accelerator,
+            devices=1,
+            precision=32 if self.accelerator == "cpu" else "bf16-mixed",
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+        )
         trainer.predict(model, datamodule=data, return_predictions=False)
 
     # ------------------------------------------------------------------ results
 
     def _outcome(
-        self, task: PredictionTask, rid: str, params: Boltz2Params, dirs: _Dirs, artifacts: TargetArtifacts,
-        seconds: float | None, seed: int,
-    ) -> Outcome:  # fmt: skip
+        self,
+        task: PredictionTask,
+        rid: str,
+        params: Boltz2Params,
+        dirs: _Dirs,
+        artifacts: TargetArtifacts,
+        seconds: float | None,
+        seed: int,
+    ) -> Outcome:
         import json
 
         folder = dirs.predictions / rid
@@ -474,9 +584,22 @@ class _Dirs:
         self.inputs, self.raw_msa, self.predictions = root / "inputs", root / "msa", root / "predictions"
         processed = root / "processed"
         self.records, self.structures, self.msa = processed / "records", processed / "structures", processed / "msa"
-        self.constraints, self.templates, self.mols = processed / "constraints", processed / "templates", processed / "mols"
-        for path in (self.inputs, self.raw_msa, self.predictions, self.records, self.structures, self.msa,
-                     self.constraints, self.templates, self.mols):  # fmt: skip
+        self.constraints, self.templates, self.mols = (
+            processed / "constraints",
+            processed / "templates",
+            processed / "mols",
+        )
+        for path in (
+            self.inputs,
+            self.raw_msa,
+            self.predictions,
+            self.records,
+            self.structures,
+            self.msa,
+            self.constraints,
+            self.templates,
+            self.mols,
+        ):
             path.mkdir(parents=True, exist_ok=True)
 
 
@@ -491,17 +614,28 @@ def _derived(affinity_pred_value: float) -> dict[str, float]:
 
 
 def _predict_args(params: Boltz2Params) -> dict[str, Any]:
-    return {"recycling_steps": params.recycling_steps, "sampling_steps": params.sampling_steps,
-            "diffusion_samples": params.diffusion_samples, "max_parallel_samples": _MAX_PARALLEL_SAMPLES,
-            "write_confidence_summary": True, "write_full_pae": True, "write_full_pde": True}  # fmt: skip
+    return {
+        "recycling_steps": params.recycling_steps,
+        "sampling_steps": params.sampling_steps,
+        "diffusion_samples": params.diffusion_samples,
+        "max_parallel_samples": _MAX_PARALLEL_SAMPLES,
+        "write_confidence_summary": True,
+        "write_full_pae": True,
+        "write_full_pde": True,
+    }
 
 
 def _affinity_args(params: Boltz2Params) -> dict[str, Any]:
     # what boltz predict uses for its affinity pass (5 recycling steps, fixed there)
-    return {"recycling_steps": 5, "sampling_steps": params.sampling_steps_affinity,
-            "diffusion_samples": params.diffusion_samples_affinity,
-            "max_parallel_samples": min(_MAX_PARALLEL_SAMPLES, params.diffusion_samples_affinity),
-            "write_confidence_summary": False, "write_full_pae": False, "write_full_pde": False}  # fmt: skip
+    return {
+        "recycling_steps": 5,
+        "sampling_steps": params.sampling_steps_affinity,
+        "diffusion_samples": params.diffusion_samples_affinity,
+        "max_parallel_samples": min(_MAX_PARALLEL_SAMPLES, params.diffusion_samples_affinity),
+        "write_confidence_summary": False,
+        "write_full_pae": False,
+        "write_full_pde": False,
+    }
 
 
 def _steering(use_potentials: bool, *, contact_guidance: bool) -> dict[str, Any]:
@@ -530,8 +664,12 @@ def _hooked_modules(model: Any) -> list[Any]:
 
 def _out_of_memory(task: PredictionTask, stage: str) -> Outcome:
     """boltz catches an out-of-memory inside a record and writes nothing for it: a transient failure."""
-    return Outcome(task.job_id, error=TransientPredictionError(
-        f"Boltz-2 ran out of memory on this input in the {stage} pass (boltz skipped it)", code="out_of_memory"))  # fmt: skip
+    return Outcome(
+        task.job_id,
+        error=TransientPredictionError(
+            f"Boltz-2 ran out of memory on this input in the {stage} pass (boltz skipped it)", code="out_of_memory"
+        ),
+    )
 
 
 def _structure_files(folder: Path) -> bool:
@@ -552,4 +690,3 @@ def _is_random(path: Path) -> bool:
     except Exception as exc:
         raise PredictorUnavailable(f"cannot read Boltz-2 checkpoint {path}: {exc}") from exc
     return bool(isinstance(checkpoint, dict) and checkpoint.get(RANDOM_WEIGHTS_MARKER))
-

@@ -27,7 +27,9 @@ class Boltz2Params(BaseModel):
     affinity_mw_correction: bool = Field(False, description="Apply boltz's molecular-weight correction to affinity.")
     use_potentials: bool = Field(False, description="Inference-time physical potentials (steering); slower.")
     seed: int = Field(42, ge=0, le=2**31 - 1, description="Seed of the diffusion noise of this ligand.")
-    output_format: Literal["mmcif", "pdb"] = Field("mmcif", description="Structure file: structure.cif or structure.pdb.")
+    output_format: Literal["mmcif", "pdb"] = Field(
+        "mmcif", description="Structure file: structure.cif or structure.pdb."
+    )
     msa: Literal["auto", "empty", "server"] = Field(
         "auto",
         description="auto: the target's uploaded .a3m if any, else single-sequence; empty: single-sequence; "
@@ -42,35 +44,72 @@ BOLTZ2 = PredictorSpec(
     params=Boltz2Params,
     primary="affinity_probability_binary",
     fields=(
-        ResultField("affinity_probability_binary", "Boltz-2: probability that the ligand is a binder (0–1). Rank by "
-                    "this, descending, for hit finding in a screen.", unit="probability", direction="desc"),
-        ResultField("affinity_pred_value", "Boltz-2: predicted log10(IC50 / µM); lower binds tighter. Rank by "
-                    "this, ascending, for lead optimisation among known binders.", unit="log10(IC50/µM)",
-                    direction="asc"),
-        ResultField("confidence_score", "Boltz-2: (4·complex_plddt + iptm) / 5, the structure's overall confidence "
-                    "(0–1).", direction="desc"),
-        ResultField("affinity_pred_value1", "Boltz-2: affinity_pred_value of ensemble member 1.", unit="log10(IC50/µM)"),
-        ResultField("affinity_pred_value2", "Boltz-2: affinity_pred_value of ensemble member 2.", unit="log10(IC50/µM)"),
-        ResultField("affinity_probability_binary1", "Boltz-2: binder probability of ensemble member 1.", unit="probability"),
-        ResultField("affinity_probability_binary2", "Boltz-2: binder probability of ensemble member 2.", unit="probability"),
+        ResultField(
+            "affinity_probability_binary",
+            "Boltz-2: probability that the ligand is a binder (0–1). Rank by "
+            "this, descending, for hit finding in a screen.",
+            unit="probability",
+            direction="desc",
+        ),
+        ResultField(
+            "affinity_pred_value",
+            "Boltz-2: predicted log10(IC50 / µM); lower binds tighter. Rank by "
+            "this, ascending, for lead optimisation among known binders.",
+            unit="log10(IC50/µM)",
+            direction="asc",
+        ),
+        ResultField(
+            "confidence_score",
+            "Boltz-2: (4·complex_plddt + iptm) / 5, the structure's overall confidence (0–1).",
+            direction="desc",
+        ),
+        ResultField(
+            "affinity_pred_value1", "Boltz-2: affinity_pred_value of ensemble member 1.", unit="log10(IC50/µM)"
+        ),
+        ResultField(
+            "affinity_pred_value2", "Boltz-2: affinity_pred_value of ensemble member 2.", unit="log10(IC50/µM)"
+        ),
+        ResultField(
+            "affinity_probability_binary1", "Boltz-2: binder probability of ensemble member 1.", unit="probability"
+        ),
+        ResultField(
+            "affinity_probability_binary2", "Boltz-2: binder probability of ensemble member 2.", unit="probability"
+        ),
         ResultField("ptm", "Boltz-2: predicted TM-score of the whole complex (0–1)."),
-        ResultField("iptm", "Boltz-2: interface pTM between the chains (0–1); how confident the protein–ligand "
-                    "placement is."),
+        ResultField(
+            "iptm", "Boltz-2: interface pTM between the chains (0–1); how confident the protein–ligand placement is."
+        ),
         ResultField("ligand_iptm", "Boltz-2: interface pTM of the ligand with the protein (0–1)."),
         ResultField("protein_iptm", "Boltz-2: interface pTM between protein chains (0 with one protein chain)."),
-        ResultField("complex_plddt", "Boltz-2: mean predicted lDDT over the complex (0–1); local structure confidence."),
+        ResultField(
+            "complex_plddt", "Boltz-2: mean predicted lDDT over the complex (0–1); local structure confidence."
+        ),
         ResultField("complex_iplddt", "Boltz-2: pLDDT averaged with interface atoms weighted up (0–1)."),
         ResultField("complex_pde", "Boltz-2: mean predicted distance error over all token pairs, Å.", unit="Å"),
         ResultField("complex_ipde", "Boltz-2: mean predicted distance error over interface token pairs, Å.", unit="Å"),
-        ResultField("pic50_derived", "Derived by the hub: 6 − affinity_pred_value (pIC50, higher binds tighter).",
-                    unit="pIC50", direction="desc"),
-        ResultField("delta_g_kcal_mol_derived", "Derived by the hub: −RT·ln(10)·pIC50 at 298.15 K, kcal/mol; reads "
-                    "IC50 as a dissociation constant (an approximation, for ranking).", unit="kcal/mol",
-                    direction="asc"),
-        ResultField("msa_mode", "Boltz-2: the MSA used: empty (single sequence), upload (the target's .a3m) or server.",
-                    kind="text"),
+        ResultField(
+            "pic50_derived",
+            "Derived by the hub: 6 − affinity_pred_value (pIC50, higher binds tighter).",
+            unit="pIC50",
+            direction="desc",
+        ),
+        ResultField(
+            "delta_g_kcal_mol_derived",
+            "Derived by the hub: −RT·ln(10)·pIC50 at 298.15 K, kcal/mol; reads "
+            "IC50 as a dissociation constant (an approximation, for ranking).",
+            unit="kcal/mol",
+            direction="asc",
+        ),
+        ResultField(
+            "msa_mode",
+            "Boltz-2: the MSA used: empty (single sequence), upload (the target's .a3m) or server.",
+            kind="text",
+        ),
         ResultField("msa_warning", "Boltz-2 ran without an MSA: expect lower accuracy.", kind="text"),
-        ResultField("model_weights", "Which weights produced this: checkpoint, or random-test-fixture (meaningless "
-                    "numbers).", kind="text"),
+        ResultField(
+            "model_weights",
+            "Which weights produced this: checkpoint, or random-test-fixture (meaningless numbers).",
+            kind="text",
+        ),
     ),
-)  # fmt: skip
+)

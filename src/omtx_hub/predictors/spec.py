@@ -38,7 +38,9 @@ class PredictorSpec:
     def __post_init__(self) -> None:
         primary = self.field(self.primary)
         if primary is None or primary.direction is None:
-            raise ValueError(f"{self.name}: the primary score {self.primary!r} must be a declared field with a direction")
+            raise ValueError(
+                f"{self.name}: the primary score {self.primary!r} must be a declared field with a direction"
+            )
 
     def field(self, name: str) -> ResultField | None:
         return next((f for f in self.fields if f.name == name), None)

@@ -29,9 +29,9 @@ from vina import Vina
 
 from omtx_hub.domain import Target
 from omtx_hub.errors import PermanentPredictionError, PredictionError, TransientPredictionError
-from omtx_hub.predictors.vina_spec import VINA, VinaParams
 from omtx_hub.predictors.base import Outcome, PredictionTask, TargetArtifacts
 from omtx_hub.predictors.ligand_prep import prepare_ligand
+from omtx_hub.predictors.vina_spec import VINA, VinaParams
 
 __all__ = ["VinaPredictor", "make_vina_predictor"]
 
@@ -65,14 +65,23 @@ class VinaPredictor:
             text, ignored = _prepare_receptor(receptor_pdb.read_text())
             _check_receptor(text, target.extra["box"])  # before it is written and shared through the cache
             pdbqt.write_text(text)
-            info = {"receptor_prepared": "now", "receptor_seconds": round(time.monotonic() - started, 3),
-                    "receptor_residues_ignored": ignored}  # fmt: skip
+            info = {
+                "receptor_prepared": "now",
+                "receptor_seconds": round(time.monotonic() - started, 3),
+                "receptor_residues_ignored": ignored,
+            }
         reference = None
         if "reference_ligand.sdf" in target.files:
             ref = Chem.MolFromMolFile(str(target.files["reference_ligand.sdf"]), removeHs=False)
             reference = _skeleton(ref) if ref is not None else None
-        data = {"pdbqt": str(pdbqt), "box": target.extra["box"], "reference": reference,
-                "receptor_pdb": receptor_pdb.read_text(), "engines": OrderedDict(), "info": info}  # fmt: skip
+        data = {
+            "pdbqt": str(pdbqt),
+            "box": target.extra["box"],
+            "reference": reference,
+            "receptor_pdb": receptor_pdb.read_text(),
+            "engines": OrderedDict(),
+            "info": info,
+        }
         return TargetArtifacts(directory=workdir, data=data)
 
     def _engine(self, artifacts: TargetArtifacts, seed: int) -> Vina:
@@ -86,8 +95,12 @@ class VinaPredictor:
         box = artifacts.data["box"]
         engine.compute_vina_maps(center=box["center"], box_size=box["size"])
         self.maps_computed += 1
-        logger.info("action=vina_maps target=%s seed=%s seconds=%.3f", artifacts.directory.name, seed,
-                    time.monotonic() - started)  # fmt: skip
+        logger.info(
+            "action=vina_maps target=%s seed=%s seconds=%.3f",
+            artifacts.directory.name,
+            seed,
+            time.monotonic() - started,
+        )
         engines[seed] = engine
         while len(engines) > _ENGINES_PER_TARGET:
             engines.popitem(last=False)
@@ -115,8 +128,9 @@ class VinaPredictor:
         try:
             params = VinaParams.model_validate(task.params)
         except ValidationError as exc:
-            raise PermanentPredictionError(f"invalid vina parameters: {exc.errors()[0]['msg']}",
-                                           code="invalid_params") from exc  # fmt: skip
+            raise PermanentPredictionError(
+                f"invalid vina parameters: {exc.errors()[0]['msg']}", code="invalid_params"
+            ) from exc
         ligand = prepare_ligand(task.ligand.smiles, ph=params.ph, protonate=params.protonate, seed=params.seed)
         engine = self._engine(artifacts, params.seed)
         started = time.monotonic()
@@ -135,8 +149,9 @@ class VinaPredictor:
         if all(score == 0.0 for score in scores):
             raise PermanentPredictionError(
                 f"docking_failed: every pose scored exactly 0.0 kcal/mol ({len(scores)} poses): Vina found no "
-                "interaction with the receptor, so there is no score to report", code="docking_failed",
-            )  # fmt: skip
+                "interaction with the receptor, so there is no score to report",
+                code="docking_failed",
+            )
         top = scores[0]
         results: dict[str, Any] = {
             "vina_score_kcal_mol": top,
@@ -173,13 +188,17 @@ def _prepare_receptor(pdb_text: str) -> tuple[str, int]:
 
     try:
         polymer = Polymer.from_pdb_string(
-            pdb_text, ResidueChemTemplates.create_from_defaults(), MoleculePreparation(),
-            allow_bad_res=True, default_altloc="A",
-        )  # fmt: skip
+            pdb_text,
+            ResidueChemTemplates.create_from_defaults(),
+            MoleculePreparation(),
+            allow_bad_res=True,
+            default_altloc="A",
+        )
         rigid, _flex = PDBQTWriterLegacy.write_from_polymer(polymer)
     except Exception as exc:  # Meeko raises many kinds; none of them will pass on a retry
-        raise PermanentPredictionError(f"receptor_preparation_failed: Meeko: {exc}",
-                                       code="receptor_preparation_failed") from exc  # fmt: skip
+        raise PermanentPredictionError(
+            f"receptor_preparation_failed: Meeko: {exc}", code="receptor_preparation_failed"
+        ) from exc
     return rigid, len(polymer.get_ignored_monomers())
 
 
@@ -197,8 +216,10 @@ def _check_receptor(pdbqt: str, box: dict[str, Any]) -> None:
             except ValueError:
                 continue
     if not coords:
-        raise PermanentPredictionError("receptor_preparation_failed: the prepared receptor (receptor.pdbqt) holds "
-                                       "no atoms", code="receptor_preparation_failed")  # fmt: skip
+        raise PermanentPredictionError(
+            "receptor_preparation_failed: the prepared receptor (receptor.pdbqt) holds no atoms",
+            code="receptor_preparation_failed",
+        )
     center, half = box["center"], [side / 2 + _NEAR_BOX_ANGSTROM for side in box["size"]]
     near = sum(all(abs(p[i] - center[i]) <= half[i] for i in range(3)) for p in coords)
     if near == 0:
@@ -206,7 +227,7 @@ def _check_receptor(pdbqt: str, box: dict[str, Any]) -> None:
             f"receptor_preparation_failed: none of the prepared receptor's {len(coords)} atoms is in or within "
             f"{_NEAR_BOX_ANGSTROM:g} Å of the box (center {center}, size {box['size']})",
             code="receptor_preparation_failed",
-        )  # fmt: skip
+        )
 
 
 def _poses_to_rdkit(poses_pdbqt: str, smiles: str) -> Chem.Mol:
@@ -215,8 +236,9 @@ def _poses_to_rdkit(poses_pdbqt: str, smiles: str) -> Chem.Mol:
     try:
         mols = RDKitMolCreate.from_pdbqt_mol(PDBQTMolecule(poses_pdbqt, skip_typing=True))
     except Exception as exc:  # a pose Meeko cannot map back is a failure of this ligand
-        raise PermanentPredictionError(f"docking_failed: poses could not be read back: {exc}",
-                                       code="docking_failed") from exc  # fmt: skip
+        raise PermanentPredictionError(
+            f"docking_failed: poses could not be read back: {exc}", code="docking_failed"
+        ) from exc
     if not mols or mols[0] is None or mols[0].GetNumConformers() == 0:
         raise PermanentPredictionError(f"docking_failed: no pose for {smiles}", code="docking_failed")
     return mols[0]
@@ -285,4 +307,3 @@ def _complex_cif(receptor_pdb: str, poses: Chem.Mol, name: str) -> bytes:
     structure.name = name[:60] or "complex"
     structure.setup_entities()
     return structure.make_mmcif_document().as_string().encode()
-

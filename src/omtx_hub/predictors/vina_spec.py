@@ -25,25 +25,43 @@ VINA = PredictorSpec(
     params=VinaParams,
     primary="vina_score_kcal_mol",
     fields=(
-        ResultField("vina_score_kcal_mol", "Vina score of the best pose, kcal/mol. Lower (more negative) is "
-                    "better; the batch ranking key. An estimate of binding free energy, good for ranking, rough in "
-                    "absolute terms.", unit="kcal/mol", direction="asc"),
-        ResultField("pose_scores_kcal_mol", "Vina score of every kept pose, kcal/mol, best first.", unit="kcal/mol",
-                    kind="list"),
-        ResultField("ligand_efficiency_kcal_mol_per_heavy_atom", "Best score divided by heavy atoms: favours small, "
-                    "efficient binders over large ones that score well by size alone (−0.3 or better is good).",
-                    unit="kcal/mol per heavy atom", direction="asc", label="LE kcal/mol/HA"),
-        ResultField("rmsd_to_reference_angstrom", "Heavy-atom RMSD of the best pose to the target's reference "
-                    "ligand, Å (symmetry-aware, no superposition); below 2 Å means the reference pose was found. "
-                    "Empty: a different molecule.", unit="Å", direction="asc", label="RMSD to ref Å"),
+        ResultField(
+            "vina_score_kcal_mol",
+            "Vina score of the best pose, kcal/mol. Lower (more negative) is "
+            "better; the batch ranking key. An estimate of binding free energy, good for ranking, rough in "
+            "absolute terms.",
+            unit="kcal/mol",
+            direction="asc",
+        ),
+        ResultField(
+            "pose_scores_kcal_mol", "Vina score of every kept pose, kcal/mol, best first.", unit="kcal/mol", kind="list"
+        ),
+        ResultField(
+            "ligand_efficiency_kcal_mol_per_heavy_atom",
+            "Best score divided by heavy atoms: favours small, "
+            "efficient binders over large ones that score well by size alone (−0.3 or better is good).",
+            unit="kcal/mol per heavy atom",
+            direction="asc",
+            label="LE kcal/mol/HA",
+        ),
+        ResultField(
+            "rmsd_to_reference_angstrom",
+            "Heavy-atom RMSD of the best pose to the target's reference "
+            "ligand, Å (symmetry-aware, no superposition); below 2 Å means the reference pose was found. "
+            "Empty: a different molecule.",
+            unit="Å",
+            direction="asc",
+            label="RMSD to ref Å",
+        ),
         ResultField("heavy_atoms", "Non-hydrogen atoms of the docked form."),
         ResultField("n_poses", "Poses kept (within the energy range of the best)."),
-        ResultField("docked_smiles", "The form that was docked: largest fragment, protonated at the job's pH.",
-                    kind="text"),
+        ResultField(
+            "docked_smiles", "The form that was docked: largest fragment, protonated at the job's pH.", kind="text"
+        ),
         ResultField("exhaustiveness", "Vina's search effort used for this job."),
         ResultField("seed", "Random seed of the search and the 3D embedding (same seed, same result)."),
         ResultField("box_center_angstrom", "Center of the docking box, Å.", unit="Å", kind="list"),
         ResultField("box_size_angstrom", "Edge lengths of the docking box, Å.", unit="Å", kind="list"),
         ResultField("docking_seconds", "Wall time of the docking step, s.", unit="s"),
     ),
-)  # fmt: skip
+)

@@ -73,12 +73,17 @@ def batch_costs(q: QueueCore, batch_id: str) -> dict[str, Any]:
     """Sums of the children's measured seconds (completed and failed attempts that reported them)."""
     with q.read() as conn:
         row = conn.execute(
-            sa.select(sa.func.count(jobs.c.accelerator_seconds), sa.func.sum(jobs.c.wall_seconds),
-                      sa.func.sum(jobs.c.accelerator_seconds))
-            .where(jobs.c.batch_parent_id == batch_id)
-        ).one()  # fmt: skip
-    return {"jobs_measured": int(row[0] or 0), "wall_seconds": float(row[1] or 0.0),
-            "accelerator_seconds": float(row[2] or 0.0)}  # fmt: skip
+            sa.select(
+                sa.func.count(jobs.c.accelerator_seconds),
+                sa.func.sum(jobs.c.wall_seconds),
+                sa.func.sum(jobs.c.accelerator_seconds),
+            ).where(jobs.c.batch_parent_id == batch_id)
+        ).one()
+    return {
+        "jobs_measured": int(row[0] or 0),
+        "wall_seconds": float(row[1] or 0.0),
+        "accelerator_seconds": float(row[2] or 0.0),
+    }
 
 
 def observed_seconds_per_job(
@@ -89,12 +94,16 @@ def observed_seconds_per_job(
         values = list(
             conn.execute(
                 sa.select(jobs.c.accelerator_seconds)
-                .where(jobs.c.predictor == predictor, jobs.c.target_key == target_key,
-                       jobs.c.status == transitions.COMPLETED, jobs.c.accelerator_seconds.is_not(None))
+                .where(
+                    jobs.c.predictor == predictor,
+                    jobs.c.target_key == target_key,
+                    jobs.c.status == transitions.COMPLETED,
+                    jobs.c.accelerator_seconds.is_not(None),
+                )
                 .order_by(jobs.c.id.desc())
                 .limit(limit)
             ).scalars()
-        )  # fmt: skip
+        )
     if not values:
         return None
     values.sort()

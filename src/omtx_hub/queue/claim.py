@@ -44,10 +44,14 @@ def has_runnable(q: QueueCore, predictors: Iterable[str]) -> bool:
     with q.read() as conn:
         row = conn.execute(
             sa.select(jobs.c.id)
-            .where(jobs.c.status == PENDING, jobs.c.run_after <= q.clock(),
-                   jobs.c.job_type != JobType.BATCH_PARENT.value, jobs.c.predictor.in_(sorted(set(predictors))))
+            .where(
+                jobs.c.status == PENDING,
+                jobs.c.run_after <= q.clock(),
+                jobs.c.job_type != JobType.BATCH_PARENT.value,
+                jobs.c.predictor.in_(sorted(set(predictors))),
+            )
             .limit(1)
-        ).first()  # fmt: skip
+        ).first()
     return row is not None
 
 
@@ -122,8 +126,9 @@ def _claim_children(
         )
     )
     if parent.status == PENDING:
-        transitions.record(conn, batch_id, PENDING, RUNNING, now, batch=True, worker_id=worker_id,
-                           reason="first child claimed")  # fmt: skip
+        transitions.record(
+            conn, batch_id, PENDING, RUNNING, now, batch=True, worker_id=worker_id, reason="first child claimed"
+        )
     shared = {"protein_sequence": parent.input["protein_sequence"], "target": parent.input.get("target", {})}
     return [_claimed(row, {**shared, **row.input}) for row in rows]
 
@@ -163,17 +168,38 @@ def _mark_running(q: QueueCore, conn: sa.Connection, rows: Sequence[Any], worker
             started_at=now,
         )
     )
-    transitions.record_many(conn, [
-        {"job_id": r.job_id, "from_status": PENDING, "to_status": RUNNING, "at": now, "worker_id": worker_id,
-         "attempt": r.attempts + 1, "reason": "claimed"}
-        for r in rows
-    ])  # fmt: skip
+    transitions.record_many(
+        conn,
+        [
+            {
+                "job_id": r.job_id,
+                "from_status": PENDING,
+                "to_status": RUNNING,
+                "at": now,
+                "worker_id": worker_id,
+                "attempt": r.attempts + 1,
+                "reason": "claimed",
+            }
+            for r in rows
+        ],
+    )
 
 
 def _claim_columns() -> list[Any]:
     c = jobs.c
-    return [c.id, c.job_id, c.attempts, c.max_attempts, c.predictor, c.params, c.target_key, c.input,
-            c.batch_parent_id, c.batch_index, c.owner]  # fmt: skip
+    return [
+        c.id,
+        c.job_id,
+        c.attempts,
+        c.max_attempts,
+        c.predictor,
+        c.params,
+        c.target_key,
+        c.input,
+        c.batch_parent_id,
+        c.batch_index,
+        c.owner,
+    ]
 
 
 def _claimed(row: Any, job_input: dict[str, Any]) -> ClaimedJob:

@@ -28,12 +28,14 @@ def cancel(q: QueueCore, job_id: str, owner: str | None = None) -> Record:
         raise Conflict(f"job {job_id} is already {record['status']}; nothing to cancel", code="job_finished")
     with q.write() as conn:
         if record["job_type"] == JobType.BATCH_PARENT.value:
-            cancelled = list(conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.batch_parent_id == job_id, jobs.c.status == PENDING)
-                .values(status=CANCELLED, completed_at=now)
-                .returning(jobs.c.job_id)
-            ).scalars())  # fmt: skip
+            cancelled = list(
+                conn.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.batch_parent_id == job_id, jobs.c.status == PENDING)
+                    .values(status=CANCELLED, completed_at=now)
+                    .returning(jobs.c.job_id)
+                ).scalars()
+            )
             conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.batch_parent_id == job_id, jobs.c.status == RUNNING)
@@ -65,16 +67,27 @@ def cancel(q: QueueCore, job_id: str, owner: str | None = None) -> Record:
 def retry(q: QueueCore, job_id: str, owner: str | None = None) -> Record:
     record = get(q, job_id, owner)
     now = q.clock()
-    reset = {"status": PENDING, "attempts": 0, "error": None, "results": None, "run_after": now,
-             "completed_at": None, "worker_id": None, "lease_expires_at": None, "cancel_requested": False}  # fmt: skip
+    reset = {
+        "status": PENDING,
+        "attempts": 0,
+        "error": None,
+        "results": None,
+        "run_after": now,
+        "completed_at": None,
+        "worker_id": None,
+        "lease_expires_at": None,
+        "cancel_requested": False,
+    }
     with q.write() as conn:
         if record["job_type"] == JobType.BATCH_PARENT.value:
-            ids = list(conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.batch_parent_id == job_id, jobs.c.status == FAILED)
-                .values(**reset)
-                .returning(jobs.c.job_id)
-            ).scalars())  # fmt: skip
+            ids = list(
+                conn.execute(
+                    sa.update(jobs)
+                    .where(jobs.c.batch_parent_id == job_id, jobs.c.status == FAILED)
+                    .values(**reset)
+                    .returning(jobs.c.job_id)
+                ).scalars()
+            )
             if not ids:
                 raise Conflict(f"batch {job_id} has no failed children to retry", code="nothing_to_retry")
             _events(conn, ids, FAILED, PENDING, now, reason="retried by user")
@@ -96,9 +109,7 @@ def retry(q: QueueCore, job_id: str, owner: str | None = None) -> Record:
                 raise Conflict(f"job {job_id} changed state meanwhile; try again", code="state_changed")
             transitions.record(conn, job_id, record["status"], PENDING, now, reason="retried by user")
             if row.batch_parent_id:
-                conn.execute(
-                    sa.update(jobs).where(jobs.c.job_id == row.batch_parent_id).values(cancel_requested=False)
-                )
+                conn.execute(sa.update(jobs).where(jobs.c.job_id == row.batch_parent_id).values(cancel_requested=False))
                 transitions.shift_parent(conn, row.batch_parent_id, Counter({(record["status"], PENDING): 1}), now)
     return get(q, job_id, owner)
 

@@ -43,11 +43,14 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
             r.job_id: r
             for r in conn.execute(
                 sa.select(jobs.c.job_id, jobs.c.attempts, jobs.c.batch_parent_id)
-                .where(jobs.c.job_id.in_([job.job_id for job, *_ in items]), jobs.c.status == RUNNING,
-                       jobs.c.worker_id == worker_id)
+                .where(
+                    jobs.c.job_id.in_([job.job_id for job, *_ in items]),
+                    jobs.c.status == RUNNING,
+                    jobs.c.worker_id == worker_id,
+                )
                 .with_for_update()
             )
-        }  # fmt: skip
+        }
         rows = []
         for job, results, wall, accel in items:
             row = held.get(job.job_id)
@@ -55,8 +58,17 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
                 out.append(Finished(applied=False))
                 continue
             rows.append({"b_job_id": job.job_id, "b_results": results, "b_wall": wall, "b_accel": accel})
-            events.append({"job_id": job.job_id, "from_status": RUNNING, "to_status": COMPLETED, "at": now,
-                           "worker_id": worker_id, "attempt": job.attempt, "reason": "completed"})  # fmt: skip
+            events.append(
+                {
+                    "job_id": job.job_id,
+                    "from_status": RUNNING,
+                    "to_status": COMPLETED,
+                    "at": now,
+                    "worker_id": worker_id,
+                    "attempt": job.attempt,
+                    "reason": "completed",
+                }
+            )
             if row.batch_parent_id is not None:
                 moves[row.batch_parent_id] = moves.get(row.batch_parent_id, 0) + 1
             out.append(Finished(applied=True, status=COMPLETED))
@@ -64,11 +76,17 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
             conn.execute(
                 sa.update(jobs)
                 .where(jobs.c.job_id == sa.bindparam("b_job_id"))
-                .values(status=COMPLETED, results=sa.bindparam("b_results", type_=jobs.c.results.type),
-                        error=None, completed_at=now, lease_expires_at=None,
-                        wall_seconds=sa.bindparam("b_wall"), accelerator_seconds=sa.bindparam("b_accel")),
+                .values(
+                    status=COMPLETED,
+                    results=sa.bindparam("b_results", type_=jobs.c.results.type),
+                    error=None,
+                    completed_at=now,
+                    lease_expires_at=None,
+                    wall_seconds=sa.bindparam("b_wall"),
+                    accelerator_seconds=sa.bindparam("b_accel"),
+                ),
                 rows,
-            )  # fmt: skip
+            )
         transitions.record_many(conn, events)
         finished = {
             parent: transitions.shift_parent(conn, parent, Counter({(RUNNING, COMPLETED): n}), now)
@@ -77,40 +95,66 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
     if any(finished.values()):
         out = [
             Finished(applied=f.applied, status=f.status, parent_finished=finished.get(job.batch_parent_id or ""))
-            if f.applied else f
+            if f.applied
+            else f
             for f, (job, *_rest) in zip(out, items, strict=True)
-        ]  # fmt: skip
+        ]
     return out
 
 
 def fail(q: QueueCore, job: ClaimedJob, worker_id: str, *, code: str, message: str, transient: bool) -> Finished:
     with q.write() as conn:
-        return fail_locked(q, conn, job.job_id, worker_id, job.attempt, q.clock(),
-                           error={"code": code, "message": message}, transient=transient)  # fmt: skip
+        return fail_locked(
+            q,
+            conn,
+            job.job_id,
+            worker_id,
+            job.attempt,
+            q.clock(),
+            error={"code": code, "message": message},
+            transient=transient,
+        )
 
 
 def stopped(q: QueueCore, job: ClaimedJob, worker_id: str) -> Finished:
     """The worker stopped ``job`` because it was asked to cancel it."""
     now = q.clock()
     with q.write() as conn:
-        return transitions.move_running(conn, job.job_id, worker_id, job.attempt, CANCELLED, now,
-                                        reason="stopped on cancel request",
-                                        values={"completed_at": now, "lease_expires_at": None})  # fmt: skip
+        return transitions.move_running(
+            conn,
+            job.job_id,
+            worker_id,
+            job.attempt,
+            CANCELLED,
+            now,
+            reason="stopped on cancel request",
+            values={"completed_at": now, "lease_expires_at": None},
+        )
 
 
 def release(q: QueueCore, job: ClaimedJob, worker_id: str, *, error: dict[str, str] | None = None) -> Finished:
     """Give a claimed job back (graceful shutdown, a store that refuses writes); the attempt is not
     counted. ``error`` says why, on the job, until it runs again."""
     now = q.clock()
-    values: dict[str, Any] = {"worker_id": None, "lease_expires_at": None, "run_after": now,
-                              "attempts": jobs.c.attempts - 1}  # fmt: skip
+    values: dict[str, Any] = {
+        "worker_id": None,
+        "lease_expires_at": None,
+        "run_after": now,
+        "attempts": jobs.c.attempts - 1,
+    }
     if error is not None:
         values["error"] = error
     with q.write() as conn:
         return transitions.move_running(
-            conn, job.job_id, worker_id, job.attempt, PENDING, now,
-            reason=f"released by worker: {error['code']}" if error else "released by worker", values=values,
-        )  # fmt: skip
+            conn,
+            job.job_id,
+            worker_id,
+            job.attempt,
+            PENDING,
+            now,
+            reason=f"released by worker: {error['code']}" if error else "released by worker",
+            values=values,
+        )
 
 
 def fail_locked(
@@ -130,17 +174,40 @@ def fail_locked(
     if row is None:
         return Finished(applied=False)
     if row.cancel_requested:
-        return transitions.move_running(conn, job_id, worker_id, attempt, CANCELLED, now,
-                                        reason=f"cancelled ({error['code']})",
-                                        values={"completed_at": now, "lease_expires_at": None})  # fmt: skip
+        return transitions.move_running(
+            conn,
+            job_id,
+            worker_id,
+            attempt,
+            CANCELLED,
+            now,
+            reason=f"cancelled ({error['code']})",
+            values={"completed_at": now, "lease_expires_at": None},
+        )
     decision = q.retry_policy.decide(attempt=attempt, max_attempts=row.max_attempts, transient=transient)
     if decision.retry:
         return transitions.move_running(
-            conn, job_id, worker_id, attempt, PENDING, now,
+            conn,
+            job_id,
+            worker_id,
+            attempt,
+            PENDING,
+            now,
             reason=f"retry in {decision.delay_seconds:g}s after {error['code']}: {error['message']}"[:500],
-            values={"error": error, "worker_id": None, "lease_expires_at": None,
-                    "run_after": now + decision.delay_seconds},
-        )  # fmt: skip
-    return transitions.move_running(conn, job_id, worker_id, attempt, FAILED, now,
-                                    reason=f"{error['code']}: {error['message']}"[:500],
-                                    values={"error": error, "completed_at": now, "lease_expires_at": None})  # fmt: skip
+            values={
+                "error": error,
+                "worker_id": None,
+                "lease_expires_at": None,
+                "run_after": now + decision.delay_seconds,
+            },
+        )
+    return transitions.move_running(
+        conn,
+        job_id,
+        worker_id,
+        attempt,
+        FAILED,
+        now,
+        reason=f"{error['code']}: {error['message']}"[:500],
+        values={"error": error, "completed_at": now, "lease_expires_at": None},
+    )

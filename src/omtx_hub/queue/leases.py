@@ -45,16 +45,25 @@ def register_worker(q: QueueCore, worker_id: str, hostname: str, pid: int, predi
         conn.execute(sa.delete(workers).where(workers.c.worker_id == worker_id))
         conn.execute(
             workers.insert(),
-            {"worker_id": worker_id, "hostname": hostname, "pid": pid, "predictors": sorted(predictors),
-             "started_at": now, "last_seen_at": now},
-        )  # fmt: skip
+            {
+                "worker_id": worker_id,
+                "hostname": hostname,
+                "pid": pid,
+                "predictors": sorted(predictors),
+                "started_at": now,
+                "last_seen_at": now,
+            },
+        )
 
 
 def set_worker_paused(q: QueueCore, worker_id: str, reason: str | None) -> None:
     """Record why a live worker claims nothing (None: it works again); status and /readyz say so."""
     with q.write() as conn:
-        conn.execute(sa.update(workers).where(workers.c.worker_id == worker_id)
-                     .values(paused_reason=reason[:500] if reason else None))  # fmt: skip
+        conn.execute(
+            sa.update(workers)
+            .where(workers.c.worker_id == worker_id)
+            .values(paused_reason=reason[:500] if reason else None)
+        )
 
 
 def unregister_worker(q: QueueCore, worker_id: str) -> None:
@@ -75,10 +84,15 @@ def reap_expired(q: QueueCore, limit: int = 500) -> int:
         ).all()
         for row in rows:
             fail_locked(
-                q, conn, row.job_id, row.worker_id, row.attempts, now,
+                q,
+                conn,
+                row.job_id,
+                row.worker_id,
+                row.attempts,
+                now,
                 error={"code": "worker_lost", "message": f"worker {row.worker_id} stopped renewing its lease"},
                 transient=True,
-            )  # fmt: skip
+            )
     return len(rows)
 
 

@@ -146,8 +146,9 @@ class QueueManager:
         limit: int = 50,
         before_id: int | None = None,
     ) -> list[Record]:
-        return reads.list_jobs(self.core, owner=owner, job_type=job_type, status=status, limit=limit,
-                               before_id=before_id)  # fmt: skip
+        return reads.list_jobs(
+            self.core, owner=owner, job_type=job_type, status=status, limit=limit, before_id=before_id
+        )
 
     def list_children(
         self,
@@ -158,8 +159,9 @@ class QueueManager:
         after_index: int = -1,
         columns: Sequence[str] | None = None,
     ) -> list[Record]:
-        return reads.list_children(self.core, batch_id, status=status, limit=limit, after_index=after_index,
-                                   columns=columns)  # fmt: skip
+        return reads.list_children(
+            self.core, batch_id, status=status, limit=limit, after_index=after_index, columns=columns
+        )
 
     def iter_children(self, batch_id: str, page: int = 2000, columns: Sequence[str] | None = None) -> Iterator[Record]:
         return reads.iter_children(self.core, batch_id, page, columns)

@@ -22,8 +22,13 @@ def status_counts(q: QueueCore) -> dict[tuple[str, str, str], int]:
     transaction as the children: this is the queue-depth gauge an autoscaler reads on every scrape."""
     statuses = list(transitions.COUNTER)
     query = (
-        sa.select(jobs.c.job_type, jobs.c.status, jobs.c.predictor, sa.func.count(),
-                  *(sa.func.sum(jobs.c[transitions.COUNTER[s]]) for s in statuses))  # fmt: skip
+        sa.select(
+            jobs.c.job_type,
+            jobs.c.status,
+            jobs.c.predictor,
+            sa.func.count(),
+            *(sa.func.sum(jobs.c[transitions.COUNTER[s]]) for s in statuses),
+        )
         .where(jobs.c.job_type.in_([JobType.INDIVIDUAL.value, JobType.BATCH_PARENT.value]))
         .group_by(jobs.c.job_type, jobs.c.status, jobs.c.predictor)
     )

@@ -29,9 +29,20 @@ _INSERT_CHUNK = 5000
 
 
 def submit_job(q: QueueCore, sub: JobSubmission) -> Submitted:
-    request = None if sub.idempotency_key is None else _request_of(
-        sub.endpoint, predictor=sub.predictor, protein_sequence=sub.protein_sequence, target=sub.target,
-        ligand_name=sub.ligand.name, ligand_smiles=sub.ligand.smiles, params=sub.params, priority=sub.priority)  # fmt: skip
+    request = (
+        None
+        if sub.idempotency_key is None
+        else _request_of(
+            sub.endpoint,
+            predictor=sub.predictor,
+            protein_sequence=sub.protein_sequence,
+            target=sub.target,
+            ligand_name=sub.ligand.name,
+            ligand_smiles=sub.ligand.smiles,
+            params=sub.params,
+            priority=sub.priority,
+        )
+    )
     existing = _by_idempotency_key(q, sub.owner, sub.idempotency_key, request)
     if existing is not None:
         return Submitted(existing, created=False)
@@ -72,11 +83,25 @@ def submit_job(q: QueueCore, sub: JobSubmission) -> Submitted:
 
 
 def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
-    request = None if sub.idempotency_key is None else _request_of(
-        sub.endpoint, predictor=sub.predictor, protein_sequence=sub.protein_sequence, target=sub.target,
-        batch_name=sub.batch_name, ligands=[[lig.name, lig.smiles] for lig in sub.ligands], skipped=sub.skipped,
-        filtered=sub.filtered, filters=sub.filters, params=sub.params, max_concurrent=sub.max_concurrent,
-        priority=sub.priority, source=sub.source)  # fmt: skip
+    request = (
+        None
+        if sub.idempotency_key is None
+        else _request_of(
+            sub.endpoint,
+            predictor=sub.predictor,
+            protein_sequence=sub.protein_sequence,
+            target=sub.target,
+            batch_name=sub.batch_name,
+            ligands=[[lig.name, lig.smiles] for lig in sub.ligands],
+            skipped=sub.skipped,
+            filtered=sub.filtered,
+            filters=sub.filters,
+            params=sub.params,
+            max_concurrent=sub.max_concurrent,
+            priority=sub.priority,
+            source=sub.source,
+        )
+    )
     existing = _by_idempotency_key(q, sub.owner, sub.idempotency_key, request)
     if existing is not None:
         return Submitted(existing, created=False)
@@ -93,9 +118,13 @@ def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
         "predictor": sub.predictor,
         "params": sub.params,
         "target_key": key,
-        "input": {"protein_sequence": sub.protein_sequence, "target": sub.target, "skipped": sub.skipped,
-                  **({"filters": sub.filters, "filtered": sub.filtered} if sub.filters is not None else {}),
-                  **({"source": sub.source} if sub.source is not None else {})},  # fmt: skip
+        "input": {
+            "protein_sequence": sub.protein_sequence,
+            "target": sub.target,
+            "skipped": sub.skipped,
+            **({"filters": sub.filters, "filtered": sub.filtered} if sub.filters is not None else {}),
+            **({"source": sub.source} if sub.source is not None else {}),
+        },
         "n_total": total,
         "n_pending": total,
         "max_concurrent": sub.max_concurrent,
@@ -124,17 +153,24 @@ def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
             conn.execute(jobs.insert(), parent)
             for start in range(0, total, _INSERT_CHUNK):
                 chunk = sub.ligands[start : start + _INSERT_CHUNK]
-                _insert_rows(q, conn, [
-                    {
-                        **child_common,
-                        "job_id": new_id("job"),
-                        "name": lig.name,
-                        "batch_index": start + i,
-                        "input": {"ligand_name": lig.name, "ligand_smiles": lig.smiles,
-                                  **({"properties": sub.properties[start + i]} if sub.properties else {})},
-                    }
-                    for i, lig in enumerate(chunk)
-                ])  # fmt: skip
+                _insert_rows(
+                    q,
+                    conn,
+                    [
+                        {
+                            **child_common,
+                            "job_id": new_id("job"),
+                            "name": lig.name,
+                            "batch_index": start + i,
+                            "input": {
+                                "ligand_name": lig.name,
+                                "ligand_smiles": lig.smiles,
+                                **({"properties": sub.properties[start + i]} if sub.properties else {}),
+                            },
+                        }
+                        for i, lig in enumerate(chunk)
+                    ],
+                )
             # one event for the batch: a million children get theirs when they are claimed
             transitions.record(conn, batch_id, None, PENDING, now, batch=True, reason=f"submitted with {total} ligands")
     except sa.exc.IntegrityError:
@@ -185,9 +221,13 @@ def _by_idempotency_key(q: QueueCore, owner: str, key: str | None, request: Reco
             f"idempotency key {key!r} was used for a different request ({before['endpoint']}, "
             f"{existing['job_id']}); it differs in: {', '.join(differs)}. Use a new key for a new request.",
             code="idempotency_key_reused",
-            details={"idempotency_key": key, "job_id": existing["job_id"], "endpoint": before["endpoint"],
-                     "differs": differs},
-        )  # fmt: skip
+            details={
+                "idempotency_key": key,
+                "job_id": existing["job_id"],
+                "endpoint": before["endpoint"],
+                "differs": differs,
+            },
+        )
     return existing
 
 

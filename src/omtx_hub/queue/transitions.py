@@ -105,9 +105,16 @@ def record(
     check(src, dst, batch=batch)
     conn.execute(
         job_events.insert(),
-        {"job_id": job_id, "from_status": src, "to_status": dst, "at": now, "worker_id": worker_id,
-         "attempt": attempt, "reason": reason},
-    )  # fmt: skip
+        {
+            "job_id": job_id,
+            "from_status": src,
+            "to_status": dst,
+            "at": now,
+            "worker_id": worker_id,
+            "attempt": attempt,
+            "reason": reason,
+        },
+    )
 
 
 def record_many(conn: sa.Connection, events: Sequence[dict[str, Any]]) -> None:
@@ -134,11 +141,12 @@ def move_running(
     check(RUNNING, to)
     row = conn.execute(
         sa.update(jobs)
-        .where(jobs.c.job_id == job_id, jobs.c.status == RUNNING, jobs.c.worker_id == worker_id,
-               jobs.c.attempts == attempt)
+        .where(
+            jobs.c.job_id == job_id, jobs.c.status == RUNNING, jobs.c.worker_id == worker_id, jobs.c.attempts == attempt
+        )
         .values(status=to, **values)
         .returning(jobs.c.batch_parent_id)
-    ).first()  # fmt: skip
+    ).first()
     if row is None:
         return Finished(applied=False)
     record(conn, job_id, RUNNING, to, now, worker_id=worker_id, attempt=attempt, reason=reason)
@@ -176,8 +184,9 @@ def shift_parent(conn: sa.Connection, parent_id: str, moves: Mapping[tuple[str, 
     if values:
         conn.execute(sa.update(jobs).where(jobs.c.job_id == parent_id).values(**values))
     p = conn.execute(
-        sa.select(jobs.c.status, jobs.c.n_pending, jobs.c.n_running, jobs.c.n_completed, jobs.c.n_failed)
-        .where(jobs.c.job_id == parent_id)
+        sa.select(jobs.c.status, jobs.c.n_pending, jobs.c.n_running, jobs.c.n_completed, jobs.c.n_failed).where(
+            jobs.c.job_id == parent_id
+        )
     ).one()
     new = settle(p.status, pending=p.n_pending, running=p.n_running, completed=p.n_completed, failed=p.n_failed)
     if new is None:

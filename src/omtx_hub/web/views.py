@@ -11,14 +11,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from omtx_hub.access import SESSION_COOKIE, get_hub, session_principal
-from omtx_hub.presenters import iso, progress
 from omtx_hub.auth import SESSION_SECONDS, Principal
 from omtx_hub.chem import check_smiles
 from omtx_hub.domain import JobType
 from omtx_hub.errors import InvalidInput
 from omtx_hub.hub import Hub
-from omtx_hub.registry import available_predictors
 from omtx_hub.predictors.catalog import field_help
+from omtx_hub.presenters import iso, progress
+from omtx_hub.registry import available_predictors
 
 __all__ = ["STATIC_DIR", "LoginRequired", "router"]
 
@@ -27,7 +27,6 @@ STATIC_DIR = HERE / "static"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals.update(iso=iso, field_help=field_help)
 router = APIRouter(include_in_schema=False)
-
 
 
 LOGIN_CSRF_COOKIE = "omtx_login_csrf"
@@ -62,10 +61,12 @@ def _safe_next(path: str) -> str:
 @router.get("/login", response_class=HTMLResponse)
 def login_page(request: Request, next: str = "/") -> Any:
     token = secrets.token_urlsafe(24)
-    response = templates.TemplateResponse(request, "login.html", {"next": _safe_next(next), "login_csrf": token,
-                                                                   "error": None})  # fmt: skip
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
-                        secure=request.url.scheme == "https")  # fmt: skip
+    response = templates.TemplateResponse(
+        request, "login.html", {"next": _safe_next(next), "login_csrf": token, "error": None}
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login", secure=request.url.scheme == "https"
+    )
     return response
 
 
@@ -76,16 +77,34 @@ def login(request: Request, api_key: str = Form(...), csrf: str = Form(...), nex
     principal = hub.keys.verify(api_key.strip()) if expected and secrets.compare_digest(csrf, expected) else None
     if principal is None:
         token = secrets.token_urlsafe(24)
-        response = templates.TemplateResponse(request, "login.html", {
-            "next": _safe_next(next), "login_csrf": token,
-            "error": "That key is not valid (or has been revoked)." if expected else "Your login form expired.",
-        }, status_code=401)  # fmt: skip
-        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
-                            secure=request.url.scheme == "https")  # fmt: skip
+        response = templates.TemplateResponse(
+            request,
+            "login.html",
+            {
+                "next": _safe_next(next),
+                "login_csrf": token,
+                "error": "That key is not valid (or has been revoked)." if expected else "Your login form expired.",
+            },
+            status_code=401,
+        )
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            path="/login",
+            secure=request.url.scheme == "https",
+        )
         return response
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(SESSION_COOKIE, hub.keys.session_token(principal), max_age=SESSION_SECONDS, httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https")  # fmt: skip
+    response.set_cookie(
+        SESSION_COOKIE,
+        hub.keys.session_token(principal),
+        max_age=SESSION_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -107,13 +126,18 @@ def _viewer_installed() -> bool:
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request) -> Any:
     hub, principal = _page(request)
-    return _render(request, principal, "index.html", {
-        "predictors": sorted(available_predictors(hub.settings)),
-        "default_predictor": hub.settings.default_predictor,
-        "targets": hub.targets.list(principal.scope, limit=100),
-        "recent": hub.manager.list_jobs(owner=principal.scope, limit=10),
-        "progress": progress,
-    })  # fmt: skip
+    return _render(
+        request,
+        principal,
+        "index.html",
+        {
+            "predictors": sorted(available_predictors(hub.settings)),
+            "default_predictor": hub.settings.default_predictor,
+            "targets": hub.targets.list(principal.scope, limit=100),
+            "recent": hub.manager.list_jobs(owner=principal.scope, limit=10),
+            "progress": progress,
+        },
+    )
 
 
 @router.get("/jobs", response_class=HTMLResponse)
@@ -124,14 +148,21 @@ def jobs_page(
     before: int | None = None,
 ) -> Any:
     hub, principal = _page(request)
-    rows = hub.manager.list_jobs(owner=principal.scope, job_type=job_type, status=status, limit=26,
-                                 before_id=before)  # fmt: skip
+    rows = hub.manager.list_jobs(owner=principal.scope, job_type=job_type, status=status, limit=26, before_id=before)
     more = len(rows) > 25
     rows = rows[:25]
-    return _render(request, principal, "jobs.html", {
-        "rows": rows, "job_type": job_type, "status": status, "progress": progress,
-        "next_before": rows[-1]["id"] if more else None,
-    })  # fmt: skip
+    return _render(
+        request,
+        principal,
+        "jobs.html",
+        {
+            "rows": rows,
+            "job_type": job_type,
+            "status": status,
+            "progress": progress,
+            "next_before": rows[-1]["id"] if more else None,
+        },
+    )
 
 
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
@@ -142,10 +173,17 @@ def job_page(job_id: str, request: Request) -> Any:
         return _render(request, principal, "batch.html", {"batch": record, "progress": progress(record)})
     folder = hub.store.job_dir(job_id, record["batch_parent_id"])
     files = hub.store.list_files(folder)
-    return _render(request, principal, "job.html", {
-        "job": record, "files": files, "has_structure": "structure.cif" in files,
-        "viewer_installed": _viewer_installed(),
-    })  # fmt: skip
+    return _render(
+        request,
+        principal,
+        "job.html",
+        {
+            "job": record,
+            "files": files,
+            "has_structure": "structure.cif" in files,
+            "viewer_installed": _viewer_installed(),
+        },
+    )
 
 
 @router.get("/targets/{target_id}", response_class=HTMLResponse)
@@ -170,7 +208,4 @@ def depict(
     drawer.drawOptions().clearBackground = False
     rdMolDraw2D.PrepareAndDrawMolecule(drawer, mol)
     drawer.FinishDrawing()
-    return Response(drawer.GetDrawingText(), media_type="image/svg+xml",
-                    headers={"Cache-Control": "max-age=86400"})  # fmt: skip
-
-
+    return Response(drawer.GetDrawingText(), media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
