@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 VIEWER := src/omtx_hub/web/static/vendor/3Dmol-min.js
 
-.PHONY: install test demo serve bench browser clean
+.PHONY: install test check demo serve bench browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ install: $(STAMP) $(VIEWER)
 
 test: install browser
 	$(BIN)/pytest
+
+# The quality gate CI runs before the tests: formatting, lint, types (settings in pyproject.toml).
+check: install
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
 
 demo: install
 	$(BIN)/omtx-hub demo

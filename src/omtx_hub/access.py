@@ -56,7 +56,7 @@ def authenticate(request: Request) -> Principal:
     else:
         token = request.cookies.get(SESSION_COOKIE)
         principal = hub.keys.session_principal(token) if token else None
-        if principal is None:
+        if principal is None or token is None:
             raise Unauthorized("send an API key: Authorization: Bearer <key> (or X-API-Key: <key>)")
         if request.method not in _SAFE_METHODS and request.headers.get(CSRF_HEADER) != hub.keys.csrf_token(token):
             raise Forbidden("missing or wrong CSRF token", code="csrf_failed")

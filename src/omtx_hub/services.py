@@ -40,7 +40,9 @@ def default_ranking(parent: Record) -> tuple[str | None, str]:
     if summary.get("rank_by"):
         return summary["rank_by"], summary.get("direction", "asc")
     declared = primary_score(parent["predictor"])
-    return (declared.name, declared.direction) if declared else (None, "asc")
+    if declared is None or declared.direction is None:
+        return None, "asc"
+    return declared.name, declared.direction
 
 
 def ranking_for(
@@ -85,6 +87,7 @@ def estimate(hub: Hub, sub: BatchSubmission) -> dict[str, Any]:
     """Accelerator time and cost of a batch, from this target's observed throughput or the documented default."""
     key = target_key_for(sub.predictor, sub.protein_sequence, sub.target)
     observed = hub.manager.observed_seconds_per_job(sub.predictor, key)
+    per_ligand: float | None
     if observed is not None:
         per_ligand, basis = observed[0], f"median of the last {observed[1]} completed jobs of this predictor and target"
     else:

@@ -183,10 +183,14 @@ def read_reference_ligand(data: bytes, filename: str) -> Chem.Mol:
 
 
 def _residue_points(structure: gemmi.Structure, specs: list[str]) -> np.ndarray:
-    wanted, bad = [], []
+    wanted: list[tuple[str | Any, ...]] = []
+    bad: list[str] = []
     for spec in specs:
         m = _RESIDUE.match(spec)
-        (wanted if m else bad).append(m.groups() if m else spec)  # type: ignore[union-attr]
+        if m:
+            wanted.append(m.groups())
+        else:
+            bad.append(spec)
     if bad:
         raise _invalid(f"residues must look like 'A:315'; got {bad}", "invalid_binding_site", residues=bad)
     points, missing = [], []

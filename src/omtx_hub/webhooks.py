@@ -43,6 +43,7 @@ __all__ = ["EVENTS", "WebhookDispatcher", "WebhookStore", "sign"]
 logger = logging.getLogger("omtx_hub.webhooks")
 EVENTS = ("job.completed", "job.failed", "batch.completed")
 _LEASE_SECONDS = 60.0
+Rows = list[dict[str, Any]]  # named here: inside WebhookStore, ``list`` is its method
 _RETRY = Backoff(first=10.0, cap=3600.0)
 
 
@@ -89,7 +90,7 @@ class WebhookStore:
         self._cache.pop(owner, None)
         return record
 
-    def list(self, owner: str | None) -> list[dict[str, Any]]:
+    def list(self, owner: str | None) -> Rows:
         query = sa.select(webhooks).where(webhooks.c.deleted_at.is_(None)).order_by(webhooks.c.created_at)
         if owner is not None:
             query = query.where(webhooks.c.owner == owner)
@@ -109,7 +110,7 @@ class WebhookStore:
             conn.execute(sa.update(webhooks).where(webhooks.c.webhook_id == webhook_id).values(deleted_at=time.time()))
         self._cache.pop(record["owner"], None)
 
-    def deliveries(self, webhook_id: str, owner: str | None, limit: int = 100) -> list[dict[str, Any]]:
+    def deliveries(self, webhook_id: str, owner: str | None, limit: int = 100) -> Rows:
         self.get(webhook_id, owner)
         with read_connection(self.engine) as conn:
             rows = conn.execute(
@@ -122,7 +123,7 @@ class WebhookStore:
 
     # ------------------------------------------------------------------ events
 
-    def _subscribed(self, owner: str, event: str) -> list[dict[str, Any]]:
+    def _subscribed(self, owner: str, event: str) -> Rows:
         now = time.monotonic()
         with self._lock:
             cached = self._cache.get(owner)
@@ -158,7 +159,7 @@ class WebhookStore:
 
     # ------------------------------------------------------------------ dispatching
 
-    def lease_due(self, limit: int = 20) -> list[dict[str, Any]]:
+    def lease_due(self, limit: int = 20) -> Rows:
         """Take due deliveries for this dispatcher (pushes their next attempt past a lease)."""
         now = time.time()
         due = sa.select(webhook_deliveries.c.id).where(

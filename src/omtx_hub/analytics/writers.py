@@ -103,7 +103,7 @@ def _best_pose(store: ResultStore, directory: str, files: list[str], smiles: str
     import gemmi
     from rdkit.Chem import AllChem
 
-    structure = gemmi.read_structure_string(store.read_bytes(f"{directory}/structure.cif").decode())  # type: ignore[attr-defined]
+    structure = gemmi.read_structure_string(store.read_bytes(f"{directory}/structure.cif").decode())
     chain = next((c for c in structure[0] if c.name == "B"), None)
     if chain is None:
         raise ValueError("structure.cif has no ligand chain B")

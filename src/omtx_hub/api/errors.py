@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -48,7 +49,7 @@ def error_response(
     )
 
 
-def _jsonable(errors: list[Any]) -> list[dict[str, Any]]:
+def _jsonable(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors]
 
 

@@ -38,9 +38,8 @@ class BodyLimitMiddleware:
                 break
 
         async def replay() -> dict[str, Any]:
-            if messages:
-                return messages.pop(0)
-            return await receive()
+            message: dict[str, Any] = messages.pop(0) if messages else await receive()
+            return message
 
         await self.app(scope, replay, send)
 

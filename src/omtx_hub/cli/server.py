@@ -7,7 +7,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -18,12 +18,15 @@ from omtx_hub.cli.common import PredictorsOption, console, err, fail, local_hub,
 from omtx_hub.cli.jobs import watch
 from omtx_hub.client import HubClient, HubError
 
+if TYPE_CHECKING:
+    from omtx_hub.hub import Hub
+
 __all__ = ["db_migrate", "db_prune", "demo", "models_check", "models_fetch", "serve", "worker_command"]
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-def _ensure_local_key(hub: Any, host: str) -> str | None:
+def _ensure_local_key(hub: Hub, host: str) -> str | None:
     """On first start on a loopback address, create the local admin key; elsewhere require keys."""
     if hub.keys.any_keys():
         path = hub.settings.home / "local_api_key"

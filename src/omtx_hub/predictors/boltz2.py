@@ -374,7 +374,7 @@ class Boltz2Predictor:
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         if artifacts.data["npz"]:  # the target's MSA, parsed once: boltz skips parsing when this file exists
             os.link(artifacts.data["npz"], dirs.msa / f"{record_id}_0.npz")
-        return process_input(
+        error: str | None = process_input(
             path,
             ccd=self._canonicals,
             msa_dir=dirs.raw_msa,
@@ -396,6 +396,7 @@ class Boltz2Predictor:
             records_dir=dirs.records,
             skip_bad_inputs=True,
         )
+        return error
 
     def _run_pass(
         self,

@@ -241,7 +241,8 @@ def _poses_to_rdkit(poses_pdbqt: str, smiles: str) -> Chem.Mol:
         ) from exc
     if not mols or mols[0] is None or mols[0].GetNumConformers() == 0:
         raise PermanentPredictionError(f"docking_failed: no pose for {smiles}", code="docking_failed")
-    return mols[0]
+    best: Chem.Mol = mols[0]
+    return best
 
 
 def _skeleton(mol: Chem.Mol) -> Chem.Mol:

@@ -4,6 +4,7 @@ Each is one aggregate query whose cost grows with batches and individual jobs, n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -61,7 +62,7 @@ def duration_histogram(q: QueueCore, bounds: Sequence[float]) -> tuple[list[int]
     and their count (a Prometheus histogram, computed in the database)."""
     duration = jobs.c.completed_at - jobs.c.started_at
     done = sa.and_(jobs.c.status == transitions.COMPLETED, jobs.c.job_type != JobType.BATCH_PARENT.value)
-    columns = [sa.func.sum(sa.case((duration <= b, 1), else_=0)) for b in bounds]
+    columns: list[Any] = [sa.func.sum(sa.case((duration <= b, 1), else_=0)) for b in bounds]
     columns += [sa.func.coalesce(sa.func.sum(duration), 0.0), sa.func.count()]
     with q.read() as conn:
         row = conn.execute(sa.select(*columns).where(done)).one()

@@ -47,7 +47,7 @@ def submit_job(q: QueueCore, sub: JobSubmission) -> Submitted:
     if existing is not None:
         return Submitted(existing, created=False)
     now = q.clock()
-    row = {
+    row: dict[str, Any] = {
         "job_id": new_id("job"),
         "job_type": JobType.INDIVIDUAL.value,
         "status": PENDING,
