@@ -165,6 +165,12 @@ class HubClient:
         params = {"format": fmt, **{k: v for k, v in query.items() if v is not None}}
         return self._stream_to(f"/api/v1/jobs/{batch_id}/export", dest, params)
 
+    def parse_ligands(self, path: Path) -> list[tuple[str, str]]:
+        """(name, SMILES) of every record of a ligand file, read by the hub (an SDF without RDKit here)."""
+        with open(path, "rb") as fh:
+            result = self._request("POST", "/api/v1/ligands/parse", files={"file": (path.name, fh)})
+        return [(item["name"], item["smiles"]) for item in result["ligands"]]
+
     def ranked(self, batch_id: str, top: int, **query: Any) -> dict[str, Any]:
         """The batch's best ``top`` rows, ranked by the hub (the JSON export: ``rank_by``, ``direction``,
         ``results``); sort=, order=, status= as for :meth:`export`."""

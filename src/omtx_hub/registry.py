@@ -44,7 +44,7 @@ def load_predictor(name: str, settings: Settings) -> Predictor:
     except ImportError as exc:
         raise PredictorUnavailable(
             f"predictor {name!r} cannot be loaded: {exc}. Install its dependencies, for example: "
-            f"pip install 'omtx-hub[{name}]'"
+            f"pip install 'omtx-hub[server,{name}]'"
         ) from exc
     factory = getattr(module, attr, None)
     if factory is None:

@@ -93,8 +93,15 @@ _settings: list[Settings] = []  # the current invocation's, once read
 def settings() -> Settings:
     """The hub's settings (environment and ``.env``), read once per command invocation (the root
     callback forgets them before each one, so in-process runners see their own environment)."""
-    from omtx_hub.settings import Settings
-
+    try:
+        import omtx_hub.hub  # noqa: F401  (what every server-side command needs)
+        from omtx_hub.settings import Settings
+    except ImportError as exc:
+        err.print(
+            f"[red]error:[/red] this command runs the hub itself and needs its server packages ({exc.name} "
+            "is not installed): pip install 'omtx-hub\\[server]'"
+        )
+        raise typer.Exit(2) from exc
     if not _settings:
         _settings.append(Settings())
     return _settings[0]
@@ -108,10 +115,11 @@ def forget_settings() -> None:
 def local_hub() -> Iterator[Hub]:
     """The hub of OMTX_DATABASE_URL, opened here (server-side commands) and closed even when the
     command fails; the hub's own errors (and a ValueError from bad input) become exit code 1."""
+    config = settings()  # first: it says what to install when the server packages are missing
     from omtx_hub.errors import OmtxError
     from omtx_hub.hub import open_hub
 
-    hub = open_hub(settings())
+    hub = open_hub(config)
     try:
         yield hub
     except (OmtxError, ValueError) as exc:

@@ -88,12 +88,14 @@ def screen(
     """Screen a ligand file against one protein target as a batch."""
     from omtx_hub.ligand_files import read_ligands
 
-    try:
-        ligands = read_ligands(ligands_file)
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
     with hub_client(url) as hub:
+        try:
+            ligands = read_ligands(ligands_file)
+        except ImportError:  # an SDF, and RDKit is not installed here (a client-only install): the hub reads it
+            ligands = hub.parse_ligands(ligands_file)
+        except ValueError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from exc
         batch = hub.submit_batch(
             batch_name or ligands_file.stem,
             protein_sequence,
