@@ -29,7 +29,7 @@ from omtx_hub.db.engine import read_connection, transaction
 from omtx_hub.db.schema import api_keys, owners
 from omtx_hub.errors import NotFound, RateLimited
 
-__all__ = ["KeyStore", "Limits", "Principal", "RateLimiter", "load_secret"]
+__all__ = ["SESSION_SECONDS", "KeyStore", "Limits", "Principal", "RateLimiter", "load_secret"]
 
 KEY_PREFIX = "omtx_"
 _PREFIX_LEN = 12

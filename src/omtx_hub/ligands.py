@@ -26,7 +26,14 @@ from rdkit.Chem.FilterCatalog import FilterCatalog, FilterCatalogParams
 from omtx_hub.errors import InvalidInput
 from omtx_hub.parallel import map_chunks
 
-__all__ = ["PROPERTY_FIELDS", "LigandFilters", "apply_filters", "ligand_properties", "parse_filters"]
+__all__ = [
+    "PROPERTY_FIELDS",
+    "LigandFilters",
+    "apply_filters",
+    "ligand_properties",
+    "parse_filters",
+    "properties_of_all",
+]
 
 _PROPERTIES_PER_PROCESS = 1_000  # ligands (≈3 ms each) per extra process worth its start-up
 PROPERTY_FIELDS = (

@@ -1,4 +1,4 @@
-"""Job records (database rows) rendered as API documents."""
+"""Job records (database rows) rendered as documents: for the API's JSON and the web UI's pages alike."""
 
 from __future__ import annotations
 
@@ -10,7 +10,16 @@ from typing import Any
 from omtx_hub.domain import JobType
 from omtx_hub.errors import InvalidInput
 
-__all__ = ["child_view", "decode_cursor", "encode_cursor", "full_view", "iso", "status_view", "summary_view"]
+__all__ = [
+    "child_view",
+    "decode_cursor",
+    "encode_cursor",
+    "full_view",
+    "iso",
+    "progress",
+    "status_view",
+    "summary_view",
+]
 
 Record = dict[str, Any]
 

@@ -29,7 +29,7 @@ from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore, is_safe_file_name, refusal_reason
 from omtx_hub.webhooks import WebhookDispatcher, WebhookStore
 
-__all__ = ["Worker", "new_worker_id"]
+__all__ = ["Worker", "WorkerProcess", "new_worker_id"]
 
 logger = logging.getLogger("omtx_hub.worker")
 _TARGET_CACHE_SIZE = 8

@@ -17,6 +17,8 @@ __all__ = [
     "LigandIn",
     "PredictRequest",
     "Progress",
+    "RescoreRequest",
+    "StrictModel",
 ]
 
 
@@ -46,11 +48,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class PredictRequest(_Strict):
+class PredictRequest(StrictModel):
     protein_sequence: str | None = Field(
         None, description="Target protein, one-letter amino-acid codes (optional with target_id)."
     )
@@ -68,12 +70,12 @@ class PredictRequest(_Strict):
     )
 
 
-class LigandIn(_Strict):
+class LigandIn(StrictModel):
     name: str
     smiles: str
 
 
-class BatchRequest(_Strict):
+class BatchRequest(StrictModel):
     batch_name: str = Field(description="A name for the screen.")
     protein_sequence: str | None = None
     target_id: str | None = None
@@ -96,7 +98,7 @@ class BatchRequest(_Strict):
     )
 
 
-class RescoreRequest(_Strict):
+class RescoreRequest(StrictModel):
     top_k: int = Field(ge=1, description="How many of the source batch's best completed ligands to send on.")
     predictor: str = Field(description="The predictor of the new batch, e.g. boltz2 after a vina screen.")
     params: dict[str, Any] = Field(default_factory=dict)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
 
 from omtx_hub.access import authenticate, get_hub, principal_of, scope_of
-from omtx_hub.api.schemas import ERROR_RESPONSES, _Strict
+from omtx_hub.api.schemas import ERROR_RESPONSES, StrictModel
 from omtx_hub.presenters import iso
 from omtx_hub.webhooks import EVENTS
 
@@ -19,7 +19,7 @@ router = APIRouter(
 )
 
 
-class WebhookRequest(_Strict):
+class WebhookRequest(StrictModel):
     url: str = Field(max_length=2000, description="Where events are POSTed (http:// or https://).")
     events: list[str] | None = Field(None, description=f"Any of {', '.join(EVENTS)}; default: all.")
     secret: str | None = Field(
