@@ -51,6 +51,7 @@ PROPERTY_FIELDS = (
     "pains_alerts",
     "brenk_alerts",
 )
+TEXT_PROPERTIES = ("canonical_smiles", "inchikey", "pains_alerts", "brenk_alerts")  # the others are numbers
 
 
 # RDKit's substructure matching (QED, the structural alerts, …) swaps the process's C-level SIGINT

@@ -14,6 +14,7 @@ from typing import Any
 from omtx_hub.analytics.rows import COST_COLUMNS, Ranking, number, stream_rows
 from omtx_hub.domain import JobStatus
 from omtx_hub.errors import InvalidInput
+from omtx_hub.ligands import PROPERTY_FIELDS, TEXT_PROPERTIES
 from omtx_hub.predictors.catalog import SPECS
 from omtx_hub.queue import QueueManager
 from omtx_hub.settings import Settings
@@ -209,28 +210,12 @@ _TEXT_COLUMNS = {
     "ligand_name",
     "ligand_smiles",
     "status",
-    "canonical_smiles",
-    "inchikey",
-    "pains_alerts",
-    "brenk_alerts",
     "duplicate_of",
     "error_code",
     "error_message",
+    *TEXT_PROPERTIES,
 }
-_NUMBER_COLUMNS = {
-    "rank",
-    "batch_index",
-    "heavy_atoms",
-    "molecular_weight_da",
-    "clogp",
-    "hbd",
-    "hba",
-    "tpsa_angstrom2",
-    "rotatable_bonds",
-    "qed",
-    "lipinski_violations",
-    *COST_COLUMNS,
-}
+_NUMBER_COLUMNS = {"rank", "batch_index", *(set(PROPERTY_FIELDS) - set(TEXT_PROPERTIES)), *COST_COLUMNS}
 
 
 def _declared_numeric(column: str, predictor: str) -> bool | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,9 +44,6 @@ def submit_job(q: QueueCore, sub: JobSubmission) -> Submitted:
             priority=sub.priority,
         )
     )
-    existing = _by_idempotency_key(q, sub.owner, sub.idempotency_key, request)
-    if existing is not None:
-        return Submitted(existing, created=False)
     now = q.clock()
     row: dict[str, Any] = {
         "job_id": new_id("job"),
@@ -70,16 +68,12 @@ def submit_job(q: QueueCore, sub: JobSubmission) -> Submitted:
         "idempotency_request": request,
         "created_at": now,
     }
-    try:
-        with q.write() as conn:
-            conn.execute(jobs.insert(), row)
-            transitions.record(conn, row["job_id"], None, PENDING, now, reason="submitted")
-    except sa.exc.IntegrityError:  # another submission with the same key won the race
-        existing = _by_idempotency_key(q, sub.owner, sub.idempotency_key, request)
-        if existing is None:
-            raise
-        return Submitted(existing, created=False)
-    return Submitted(_created(q, row["job_id"]), created=True)
+
+    def insert(conn: sa.Connection) -> None:
+        conn.execute(jobs.insert(), row)
+        transitions.record(conn, row["job_id"], None, PENDING, now, reason="submitted")
+
+    return _submit_once(q, sub.owner, sub.idempotency_key, request, row["job_id"], insert)
 
 
 def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
@@ -102,9 +96,6 @@ def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
             source=sub.source,
         )
     )
-    existing = _by_idempotency_key(q, sub.owner, sub.idempotency_key, request)
-    if existing is not None:
-        return Submitted(existing, created=False)
     now = q.clock()
     batch_id = new_id("batch")
     key = target_key_for(sub.predictor, sub.protein_sequence, sub.target)
@@ -148,43 +139,60 @@ def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
         "run_after": now,
         "created_at": now,
     }
+
+    def insert(conn: sa.Connection) -> None:
+        conn.execute(jobs.insert(), parent)
+        for start in range(0, total, _INSERT_CHUNK):
+            chunk = sub.ligands[start : start + _INSERT_CHUNK]
+            _insert_rows(
+                q,
+                conn,
+                [
+                    {
+                        **child_common,
+                        "job_id": new_id("job"),
+                        "name": lig.name,
+                        "batch_index": start + i,
+                        "input": {
+                            "ligand_name": lig.name,
+                            "ligand_smiles": lig.smiles,
+                            **({"properties": sub.properties[start + i]} if sub.properties else {}),
+                        },
+                    }
+                    for i, lig in enumerate(chunk)
+                ],
+            )
+        # one event for the batch: a million children get theirs when they are claimed
+        transitions.record(conn, batch_id, None, PENDING, now, batch=True, reason=f"submitted with {total} ligands")
+
+    return _submit_once(q, sub.owner, sub.idempotency_key, request, batch_id, insert)
+
+
+def _submit_once(
+    q: QueueCore,
+    owner: str,
+    key: str | None,
+    request: Record | None,
+    job_id: str,
+    insert: Callable[[sa.Connection], None],
+) -> Submitted:
+    """Run ``insert`` in one transaction unless this owner's idempotency key already names a
+    submission of the same request (answered instead; another request is a Conflict). Two
+    submissions racing with one key: the unique index lets one insert, the other answers with it."""
+    existing = _by_idempotency_key(q, owner, key, request)
+    if existing is not None:
+        return Submitted(existing, created=False)
     try:
         with q.write() as conn:
-            conn.execute(jobs.insert(), parent)
-            for start in range(0, total, _INSERT_CHUNK):
-                chunk = sub.ligands[start : start + _INSERT_CHUNK]
-                _insert_rows(
-                    q,
-                    conn,
-                    [
-                        {
-                            **child_common,
-                            "job_id": new_id("job"),
-                            "name": lig.name,
-                            "batch_index": start + i,
-                            "input": {
-                                "ligand_name": lig.name,
-                                "ligand_smiles": lig.smiles,
-                                **({"properties": sub.properties[start + i]} if sub.properties else {}),
-                            },
-                        }
-                        for i, lig in enumerate(chunk)
-                    ],
-                )
-            # one event for the batch: a million children get theirs when they are claimed
-            transitions.record(conn, batch_id, None, PENDING, now, batch=True, reason=f"submitted with {total} ligands")
+            insert(conn)
     except sa.exc.IntegrityError:
-        existing = _by_idempotency_key(q, sub.owner, sub.idempotency_key, request)
+        existing = _by_idempotency_key(q, owner, key, request)
         if existing is None:
             raise
         return Submitted(existing, created=False)
-    return Submitted(_created(q, batch_id), created=True)
-
-
-def _created(q: QueueCore, job_id: str) -> Record:
     record = get_record(q, job_id)
     assert record is not None, job_id  # committed just now by this process
-    return record
+    return Submitted(record, created=True)
 
 
 def _request_of(endpoint: str, **fields: Any) -> Record:
