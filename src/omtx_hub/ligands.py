@@ -28,6 +28,7 @@ from omtx_hub.parallel import map_chunks
 
 __all__ = [
     "PROPERTY_FIELDS",
+    "TEXT_PROPERTIES",
     "LigandFilters",
     "apply_filters",
     "ligand_properties",
