@@ -24,7 +24,7 @@ from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.queue import BatchSubmission
 from omtx_hub.server import BackgroundServer
-from omtx_hub.worker import WorkerProcess
+from omtx_hub.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.e2e
 playwright_api = pytest.importorskip("playwright.sync_api")

@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     ("parts", {"db", "storage", "ligands", "targets", "models", "predictors", "registry"}),
     ("queue", {"queue", "auth", "webhooks"}),
     ("assembly", {"analytics", "aggregate", "submission", "hub"}),
-    ("services", {"worker", "services", "presenters", "access"}),
+    ("services", {"worker", "worker_process", "services", "presenters", "access"}),
     ("interfaces", {"api", "web"}),
     ("application", {"app", "server"}),
     ("command line", {"cli"}),

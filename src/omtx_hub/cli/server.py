@@ -91,7 +91,7 @@ def serve(
 
     from omtx_hub.app import create_app
     from omtx_hub.hub import open_hub
-    from omtx_hub.worker import WorkerProcess
+    from omtx_hub.worker_process import WorkerProcess
 
     setup_logging()
     settings = common.settings()
@@ -204,7 +204,7 @@ def demo(
     from omtx_hub.hub import open_hub
     from omtx_hub.ligand_files import read_ligands
     from omtx_hub.server import BackgroundServer
-    from omtx_hub.worker import WorkerProcess
+    from omtx_hub.worker_process import WorkerProcess
 
     setup_logging("WARNING")
     settings = common.settings()
