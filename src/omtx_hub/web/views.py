@@ -19,6 +19,7 @@ from omtx_hub.hub import Hub
 from omtx_hub.predictors.catalog import field_help
 from omtx_hub.presenters import iso, progress
 from omtx_hub.registry import available_predictors
+from omtx_hub.services import default_ranking
 
 __all__ = ["STATIC_DIR", "LoginRequired", "router"]
 
@@ -170,7 +171,9 @@ def job_page(job_id: str, request: Request) -> Any:
     hub, principal = _page(request)
     record = hub.manager.get(job_id, principal.scope)
     if record["job_type"] == JobType.BATCH_PARENT.value:
-        return _render(request, principal, "batch.html", {"batch": record, "progress": progress(record)})
+        rank_by, direction = default_ranking(record)  # the predictor's declared primary score
+        context = {"batch": record, "progress": progress(record), "rank_by": rank_by or "", "direction": direction}
+        return _render(request, principal, "batch.html", context)
     folder = hub.store.job_dir(job_id, record["batch_parent_id"])
     files = hub.store.list_files(folder)
     return _render(

@@ -19,8 +19,9 @@ const root = document.getElementById("batch");
 const batchId = root.dataset.batchId;
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 let rows = [];
-let scoreKey = null;
-let direction = "asc";
+// the predictor's declared primary score (empty for a plugin that declares none: guessed from the rows)
+let scoreKey = root.dataset.rankBy || null;
+let direction = root.dataset.direction || "asc";
 let sortKey = null;
 let sortAsc = true;
 let large = false;  // ranked by the server (more than WHOLE_LIMIT ligands)
