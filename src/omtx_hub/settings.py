@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     max_heavy_atoms: int = Field(128, ge=1, description="Most heavy atoms in a ligand (after salt stripping).")
     max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1024, description="Largest receptor or ligand file upload.")
     vina_cpu: int = Field(0, ge=0, description="Threads one Vina docking uses; 0 = all cores.")
+    pose_checks: bool = Field(
+        True, description="Check every job's best pose (PoseBusters) and list its interactions (ProLIF)."
+    )
     boltz_cache: Path | None = Field(
         None, description="Folder of the Boltz-2 weights and CCD molecules; default: $BOLTZ_CACHE, else ~/.boltz."
     )

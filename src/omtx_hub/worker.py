@@ -23,7 +23,9 @@ from omtx_hub.aggregate import aggregate_batch
 from omtx_hub.backoff import Backoff
 from omtx_hub.domain import ClaimedJob, Target
 from omtx_hub.errors import PredictionError, QueueUnavailable, StorageError
+from omtx_hub.pose_checks import check_job_pose
 from omtx_hub.predictors.base import Outcome, PredictionTask, Predictor, TargetArtifacts
+from omtx_hub.predictors.catalog import SPECS
 from omtx_hub.queue import QueueManager
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore, is_safe_file_name, refusal_reason
@@ -318,7 +320,7 @@ class Worker:
                         f"predictor {predictor.name} returned an outcome for unknown job {outcome.job_id}"
                     )
                 now = time.monotonic()
-                self._finish(claim, outcome, wall_seconds=now - mark)
+                self._finish(claim, outcome, target, wall_seconds=now - mark)
                 mark = now
         except PredictionError as exc:
             for claim in pending.values():
@@ -398,13 +400,16 @@ class Worker:
             shutil.rmtree(old.directory, ignore_errors=True)
         return local_target, artifacts
 
-    def _finish(self, claim: ClaimedJob, outcome: Outcome, *, wall_seconds: float) -> None:
+    def _finish(self, claim: ClaimedJob, outcome: Outcome, target: Target, *, wall_seconds: float) -> None:
         if outcome.error is not None:
             self._fail(claim, outcome.error.code, outcome.error.message, transient=outcome.error.transient)
             return
         if outcome.results is None:
             self._fail(claim, "no_outcome", "the predictor returned neither results nor an error", transient=True)
             return
+        spec = SPECS.get(claim.predictor)
+        if self.settings.pose_checks and spec is not None and spec.pose_file in outcome.files:
+            self._check_pose(claim, outcome, target)
         directory = self.store.job_dir(claim.job_id, claim.batch_parent_id)
         files = sorted(outcome.files)
         unsafe = [name for name in files if not is_safe_file_name(name)]
@@ -442,6 +447,18 @@ class Worker:
         self._done.append((claim, outcome.results, wall_seconds, outcome.accelerator_seconds))
         if wall_seconds >= _BUFFER_BELOW_SECONDS or len(self._done) >= self.settings.claim_batch_size:
             self._flush()
+
+    def _check_pose(self, claim: ClaimedJob, outcome: Outcome, target: Target) -> None:
+        """Add the pose checks and interactions to a completed outcome of a predictor that declares its
+        pose file (pose_checks.py); they never fail the job."""
+        assert outcome.results is not None
+        report = check_job_pose(outcome.files.__getitem__, outcome.files, claim.ligand.smiles, target.files)
+        if report is None:
+            return
+        outcome.results = {**outcome.results, **report.results}
+        outcome.files = {**outcome.files, **report.files}
+        if "pose_checks_error" in report.results:
+            self._log("pose_checks_failed", job=claim.job_id, error=report.results["pose_checks_error"])
 
     def _flush(self) -> None:
         """Make the buffered completions' files durable, then record them in one transaction.

@@ -288,6 +288,18 @@ def test_worker_runs_an_uploaded_msa_target_once_per_target(boltz_cache: Path, t
         assert (parent["status"], parent["n_completed"]) == ("completed", 2)
         for child in hub.manager.iter_children(batch_id):
             assert child["results"]["msa_mode"] == "upload" and child["results"]["msa_sequences"] == 3
+            # the pose checks ran on model 0 (random weights: whatever PoseBusters finds is recorded)
+            r = child["results"]
+            assert "pose_checks_error" not in r, r.get("pose_checks_error")
+            assert isinstance(r["pose_checks_passed"], bool) and r["pose_checks_passed"] is (
+                r["pose_checks_failed"] == []
+            )
+            folder = hub.store.job_dir(child["job_id"], batch_id)
+            assert "posebusters.csv" in hub.store.list_files(folder)
+            # a random-weight protein is not whole: ProLIF says so instead of listing contacts
+            assert isinstance(r.get("interactions"), str) or r["interactions_error"].startswith(
+                "FragmentedResidueError"
+            )
         cached = hub.store.list_files(hub.store.target_cache_dir(hub.manager.get(batch_id)["target_key"]))
         assert {"msa.a3m", "msa.npz"} <= set(cached)
         ranked = json.loads(hub.store.read_bytes(f"{hub.store.batch_dir(batch_id)}/batch_results.json"))

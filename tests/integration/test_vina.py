@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -87,6 +88,16 @@ def test_redocking_imatinib_finds_the_crystal_pose(
     assert results["ligand_efficiency_kcal_mol_per_heavy_atom"] == pytest.approx(
         results["vina_score_kcal_mol"] / 37, abs=1e-3
     )
+    # the redocked pose is physically sane (PoseBusters' redock checks: the reference is imatinib)
+    # and makes the hinge hydrogen bond to Met318 and the gatekeeper Thr315 contact (ProLIF)
+    assert results["pose_checks_passed"] is True and results["pose_checks_failed"] == [], results
+    assert "A:MET318:HBAcceptor" in results["interactions"] and "A:THR315:" in results["interactions"]
+    folder = vina_hub.store.job_dir(job_id)
+    checks = vina_hub.store.read_bytes(f"{folder}/posebusters.csv").decode().splitlines()
+    assert checks[0] == "check,passed" and "rmsd_≤_2å,True" in checks
+    contacts = json.loads(vina_hub.store.read_bytes(f"{folder}/interactions.json"))
+    hinge = [c for c in contacts if c["residue"] == "MET" and c["number"] == 318 and c["interaction"] == "HBAcceptor"]
+    assert hinge and 2.5 < hinge[0]["distance_angstrom"] < 3.6
 
 
 def test_batch_files_and_a_bad_ligand_failing_alone(
@@ -122,6 +133,8 @@ def test_batch_files_and_a_bad_ligand_failing_alone(
     folder = Path(vina_hub.settings.storage_url or "") / "batches" / batch_id / "jobs" / children["aspirin"]["job_id"]
     assert sorted(p.name for p in folder.iterdir()) == [
         "input.json",
+        "interactions.json",
+        "posebusters.csv",
         "poses.pdbqt",
         "poses.sdf",
         "results.json",

@@ -44,7 +44,15 @@ def number(value: Any) -> float | None:
 
 
 def scalars(results: dict[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (results or {}).items() if isinstance(v, (int, float, str, bool)) or v is None}
+    """The results that are one cell each: numbers, text, booleans, and lists of names (joined with
+    ``; ``, as the PoseBusters checks a pose failed); lists of numbers (every pose's score) are not."""
+    cells: dict[str, Any] = {}
+    for key, value in (results or {}).items():
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            cells[key] = value
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            cells[key] = "; ".join(value)
+    return cells
 
 
 def _property_cells(props: dict[str, Any] | None) -> dict[str, Any]:

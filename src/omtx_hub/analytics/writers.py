@@ -8,14 +8,15 @@ import io
 import json
 import logging
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from omtx_hub.analytics.rows import COST_COLUMNS, Ranking, number, stream_rows
 from omtx_hub.domain import JobStatus
 from omtx_hub.errors import InvalidInput
 from omtx_hub.ligands import PROPERTY_FIELDS, TEXT_PROPERTIES
-from omtx_hub.predictors.catalog import SPECS
+from omtx_hub.poses import best_pose
+from omtx_hub.predictors.catalog import declared_field
 from omtx_hub.queue import QueueManager
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore
@@ -85,42 +86,13 @@ def _json_document(head: dict[str, Any], rows: Iterator[dict[str, Any]]) -> Iter
     yield ("".join(parts) + "]}").encode()
 
 
-def _best_pose(store: ResultStore, directory: str, files: list[str], smiles: str) -> Any:
-    """The best pose of one job as an RDKit molecule: Vina's first pose, or the ligand of a co-folded
-    structure. Raises ValueError saying why there is none."""
-    from rdkit import Chem
+def _reader(store: ResultStore, directory: str) -> Callable[[str], bytes]:
+    """Reads one file of a job folder by name."""
 
-    if "poses.sdf" in files:
-        supplier = Chem.SDMolSupplier()
-        supplier.SetData(store.read_bytes(f"{directory}/poses.sdf").decode(), removeHs=False)
-        first = supplier[0] if len(supplier) else None
-        if first is None:
-            raise ValueError("poses.sdf holds no record RDKit can read")
-        return first
-    if "structure.cif" not in files:
-        raise ValueError("the job has no structure file")
-    if smiles.lower().startswith("ccd:"):
-        raise ValueError("a CCD ligand has no SMILES to rebuild its bonds from")
-    import gemmi
-    from rdkit.Chem import AllChem
+    def read(name: str) -> bytes:
+        return store.read_bytes(f"{directory}/{name}")
 
-    structure = gemmi.read_structure_string(store.read_bytes(f"{directory}/structure.cif").decode())
-    chain = next((c for c in structure[0] if c.name == "B"), None)
-    if chain is None:
-        raise ValueError("structure.cif has no ligand chain B")
-    template = Chem.MolFromSmiles(smiles)
-    template = max(Chem.GetMolFrags(template, asMols=True), key=lambda m: m.GetNumHeavyAtoms())
-    atoms = [a for r in chain for a in r if a.element.name != "H"]
-    if len(atoms) != template.GetNumAtoms():
-        raise ValueError(f"chain B has {len(atoms)} heavy atoms, the SMILES {template.GetNumAtoms()}")
-    mol = Chem.Mol(template)
-    conformer = Chem.Conformer(mol.GetNumAtoms())
-    for i, atom in enumerate(atoms):
-        conformer.SetAtomPosition(i, (atom.pos.x, atom.pos.y, atom.pos.z))
-    mol.RemoveAllConformers()
-    mol.AddConformer(conformer, assignId=True)
-    AllChem.AssignStereochemistryFrom3D(mol)
-    return mol
+    return read
 
 
 def _sd_value(value: Any) -> str | None:
@@ -148,7 +120,13 @@ def _sdf_records(store: ResultStore, batch_id: str, rows: Iterator[dict[str, Any
         directory = store.job_dir(row["job_id"], batch_id)
         error = None
         try:
-            mol = Chem.Mol(_best_pose(store, directory, store.list_files(directory), row["ligand_smiles"]))
+            mol = Chem.Mol(
+                best_pose(
+                    _reader(store, directory),
+                    store.list_files(directory),
+                    row["ligand_smiles"],
+                )
+            )
             for name in mol.GetPropNames():
                 mol.ClearProp(name)
         except ValueError as exc:
@@ -218,15 +196,26 @@ _TEXT_COLUMNS = {
 _NUMBER_COLUMNS = {"rank", "batch_index", *(set(PROPERTY_FIELDS) - set(TEXT_PROPERTIES)), *COST_COLUMNS}
 
 
-def _declared_numeric(column: str, predictor: str) -> bool | None:
-    """True for a number column, False for text, None when nothing declares it."""
+def _declared_type(column: str, predictor: str) -> str | None:
+    """``number``, ``text`` or ``bool`` for a declared column, None when nothing declares it."""
     if column in _NUMBER_COLUMNS:
-        return True
+        return "number"
     if column in _TEXT_COLUMNS:
-        return False
-    spec = SPECS.get(predictor)
-    declared = spec.field(column) if spec else None
-    return None if declared is None else declared.kind == "number"
+        return "text"
+    declared = declared_field(column, predictor)
+    return None if declared is None else ("text" if declared.kind == "list" else declared.kind)
+
+
+def _cell(value: Any, kind: Any) -> Any:
+    import pyarrow as pa
+
+    if value is None:
+        return None
+    if kind == pa.float64():
+        return number(value)
+    if kind == pa.bool_():
+        return value if isinstance(value, bool) else None
+    return str(value)
 
 
 def _parquet_stream(columns: list[str], predictor: str, rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -242,18 +231,19 @@ def _parquet_stream(columns: list[str], predictor: str, rows: Iterator[dict[str,
         nonlocal schema, writer
         if schema is None:
             fields = []
+            types = {"number": pa.float64(), "text": pa.string(), "bool": pa.bool_()}
             for c in columns:
-                is_number = _declared_numeric(c, predictor)
-                if is_number is None:
+                kind = _declared_type(c, predictor)
+                if kind is None:
                     values = [r.get(c) for r in batch if r.get(c) is not None]
-                    is_number = bool(values) and all(number(v) is not None for v in values)
-                fields.append(pa.field(c, pa.float64() if is_number else pa.string()))
+                    kind = "number" if values and all(number(v) is not None for v in values) else "text"
+                fields.append(pa.field(c, types[kind]))
             schema = pa.schema(fields)
             writer = pq.ParquetWriter(sink, schema)
         data = {}
         for f in schema:
             values = [r.get(f.name) for r in batch]
-            data[f.name] = [(number(v) if f.type == pa.float64() else (None if v is None else str(v))) for v in values]
+            data[f.name] = [_cell(v, f.type) for v in values]
         assert writer is not None
         writer.write_table(pa.table(data, schema=schema))
 

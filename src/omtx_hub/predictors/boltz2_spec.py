@@ -43,6 +43,7 @@ BOLTZ2 = PredictorSpec(
     name="boltz2",
     params=Boltz2Params,
     primary="affinity_probability_binary",
+    pose_file="structure.cif",
     fields=(
         ResultField(
             "affinity_probability_binary",

@@ -13,9 +13,38 @@ from omtx_hub.predictors.boltz2_spec import BOLTZ2
 from omtx_hub.predictors.spec import PredictorSpec, ResultField
 from omtx_hub.predictors.vina_spec import VINA
 
-__all__ = ["SPECS", "field_help", "primary_score", "table_fields", "validate_params"]
+__all__ = ["POSE_FIELDS", "SPECS", "declared_field", "field_help", "primary_score", "table_fields", "validate_params"]
 
 SPECS: dict[str, PredictorSpec] = {spec.name: spec for spec in (VINA, BOLTZ2)}
+
+#: Fields the hub adds to any job that has a pose (omtx_hub.pose_checks), whatever its predictor.
+POSE_FIELDS: tuple[ResultField, ...] = (
+    ResultField(
+        "pose_checks_passed",
+        "PoseBusters: true when the best pose passed every check (chemistry, "
+        "geometry, no clash or volume overlap with the protein; with the target's reference ligand, "
+        "the redock checks too). posebusters.csv has each check.",
+        kind="bool",
+    ),
+    ResultField(
+        "pose_checks_failed", "PoseBusters: the checks the best pose failed (none when it passed).", kind="text"
+    ),
+    ResultField(
+        "interactions",
+        "ProLIF: the pose's hydrogen bonds, salt bridges, π and halogen contacts as "
+        "chain:residue:type (from the ligand's side: HBDonor = the ligand donates); interactions.json "
+        "has every contact with its distance, hydrophobic ones included.",
+        kind="text",
+    ),
+    ResultField("pose_checks_error", "Why the pose checks did not run (the job itself is unaffected).", kind="text"),
+    ResultField(
+        "interactions_error",
+        "Why ProLIF could not list the interactions (e.g. a protein whose residues "
+        "are not whole, as in a co-folding from random weights); the pose checks still ran.",
+        kind="text",
+    ),
+    ResultField("pose_checks_seconds", "Time the pose checks and the fingerprint took, s.", unit="s"),
+)
 
 
 def primary_score(predictor: str) -> ResultField | None:
@@ -26,11 +55,18 @@ def primary_score(predictor: str) -> ResultField | None:
 
 def field_help(name: str) -> str:
     """What a result field means (shown beside the value on the job page), '' when undeclared."""
-    for spec in SPECS.values():
+    found = declared_field(name)
+    return found.meaning if found is not None else ""
+
+
+def declared_field(name: str, predictor: str | None = None) -> ResultField | None:
+    """A result field's declaration: the predictor's own (any predictor's when None), else the hub's."""
+    specs = [SPECS[predictor]] if predictor in SPECS else ([] if predictor else list(SPECS.values()))
+    for spec in specs:
         found = spec.field(name)
         if found is not None:
-            return found.meaning
-    return ""
+            return found
+    return next((f for f in POSE_FIELDS if f.name == name), None)
 
 
 def table_fields() -> dict[str, str]:

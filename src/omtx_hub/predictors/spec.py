@@ -25,7 +25,7 @@ class ResultField:
     unit: str | None = None
     direction: Literal["asc", "desc"] | None = None  # a score: which way is better (asc: lower is better)
     label: str | None = None  # a short column heading where tables show it beside the primary score
-    kind: Literal["number", "text", "list"] = "number"  # lists are not export columns
+    kind: Literal["number", "text", "bool", "list"] = "number"  # lists of numbers are not export columns
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,7 @@ class PredictorSpec:
     params: type[BaseModel]
     fields: tuple[ResultField, ...]
     primary: str  # the field a batch is ranked by unless the caller says otherwise
+    pose_file: str | None = None  # the file holding the best pose: its jobs get the pose checks
 
     def __post_init__(self) -> None:
         primary = self.field(self.primary)

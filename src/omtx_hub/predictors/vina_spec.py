@@ -24,6 +24,7 @@ VINA = PredictorSpec(
     name="vina",
     params=VinaParams,
     primary="vina_score_kcal_mol",
+    pose_file="poses.sdf",
     fields=(
         ResultField(
             "vina_score_kcal_mol",
