@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/python bench/control_plane.py
 	$(BIN)/python bench/vina_overhead.py
 	$(BIN)/python bench/vina_redock.py
+	$(BIN)/python bench/pose_checks.py
 
 clean:
 	rm -rf $(VENV) .omtx .pytest_cache frontend/node_modules $(VIEWER)
