@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from omtx_hub.analytics import export_stream, plan_rows, stream_rows
+from omtx_hub.analytics import RankingRules, export_stream, plan_rows, stream_rows
 from omtx_hub.ligands import properties_of_all
 from omtx_hub.queue import QueueManager
 from omtx_hub.settings import Settings
@@ -70,7 +70,7 @@ def aggregate_batch(
     settings = settings or Settings()
     fill_properties(manager, batch_id)
     parent = manager.get(batch_id)
-    ranking = plan_rows(manager, batch_id, sort_key=rank_by, direction=direction)
+    ranking = plan_rows(manager, batch_id, sort_key=rank_by, direction=direction, rules=RankingRules.of_batch(parent))
     directory = store.batch_dir(batch_id)
     for fmt, name in BATCH_FILES.items():
         store.write_bytes(

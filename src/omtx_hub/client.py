@@ -109,9 +109,13 @@ class HubClient:
         skip_invalid: bool = False,
         idempotency_key: str | None = None,
         filters: dict[str, Any] | None = None,
+        required_interactions: Sequence[str] | None = None,
+        pose_checks: str | None = None,
         dry_run: bool = False,
     ) -> dict[str, Any]:
-        """``ligands`` are (name, smiles) pairs. ``dry_run`` returns a time/cost estimate and queues nothing."""
+        """``ligands`` are (name, smiles) pairs. ``dry_run`` returns a time/cost estimate and queues nothing.
+        ``required_interactions`` (``A:MET318:HBAcceptor``, ``A:MET318``) and ``pose_checks="require"``
+        say what a pose must show to be ranked."""
         body = {
             "batch_name": batch_name,
             "protein_sequence": protein_sequence,
@@ -124,14 +128,18 @@ class HubClient:
             "skip_invalid": skip_invalid,
             "idempotency_key": idempotency_key,
             "filters": filters,
+            "required_interactions": list(required_interactions) if required_interactions else None,
+            "pose_checks": pose_checks,
         }
         query = {"dry_run": "true"} if dry_run else None
         result: dict[str, Any] = self._request("POST", "/api/v1/jobs/predict/batch", json=body, params=query)
         return result
 
-    def stats(self, batch_id: str, top: int = 10) -> dict[str, Any]:
-        """Counts, summary and histogram of every numeric field, the top N, cost."""
-        result: dict[str, Any] = self._request("GET", f"/api/v1/jobs/{batch_id}/stats", params={"top": top})
+    def stats(self, batch_id: str, top: int = 10, **query: Any) -> dict[str, Any]:
+        """Counts, summary and histogram of every numeric field, the top N, how often each contact
+        occurs among them, cost (``required_interactions=``, ``pose_checks=`` as for :meth:`export`)."""
+        params = {"top": top, **{k: v for k, v in query.items() if v is not None}}
+        result: dict[str, Any] = self._request("GET", f"/api/v1/jobs/{batch_id}/stats", params=params)
         return result
 
     def rescore(self, batch_id: str, top_k: int, predictor: str, **options: Any) -> dict[str, Any]:
@@ -161,7 +169,8 @@ class HubClient:
         return result
 
     def export(self, batch_id: str, dest: Path, fmt: str = "csv", **query: Any) -> Path:
-        """Stream an export (csv, json, sdf, zip, parquet; sort=, order=, status=, top=) to ``dest``."""
+        """Stream an export (csv, json, sdf, zip, parquet; sort=, order=, status=, top=,
+        required_interactions=[...], pose_checks="require") to ``dest``."""
         params = {"format": fmt, **{k: v for k, v in query.items() if v is not None}}
         return self._stream_to(f"/api/v1/jobs/{batch_id}/export", dest, params)
 

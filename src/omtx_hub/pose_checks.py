@@ -12,8 +12,9 @@ when they cannot run, the job's results say why in ``pose_checks_error``.
   salt bridges (``Cationic`` / ``Anionic``), π-stacking, cation–π (``CationPi`` / ``PiCation``),
   hydrophobic contacts, halogen bonds (``XBDonor`` / ``XBAcceptor``) and metal contacts, each with
   its residue and distance, in ``interactions.json``; ``interactions`` sums them up as
-  ``"A:MET318:HBAcceptor, A:THR315:HBDonor, …"`` (chain, residue name and author number, type).
-  Hydrophobic contacts are in the file but not in the summary, which would drown in them.
+  ``"A:MET318:HBAcceptor, A:THR315:HBDonor, …"`` (chain, residue name and author number, type),
+  polar contacts first by distance, then hydrophobic ones: every contact, so a screen can be ranked
+  on the contacts its ligands make (:mod:`omtx_hub.interactions`) from the results alone.
 
 The protein is read with RDKit and its bond orders set from amino-acid templates (ProLIF's
 ``MoleculeStandardizer``); missing hydrogens are added to it and to the ligand at their ideal
@@ -31,25 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from omtx_hub.interactions import INTERACTION_TYPES
 from omtx_hub.poses import best_pose, protein_pdb_of_structure
 
-__all__ = ["INTERACTION_TYPES", "PoseReport", "check_job_pose", "check_pose"]
+__all__ = ["PoseReport", "check_job_pose", "check_pose"]
 
-INTERACTION_TYPES = (
-    "HBDonor",
-    "HBAcceptor",
-    "Cationic",
-    "Anionic",
-    "PiStacking",
-    "CationPi",
-    "PiCation",
-    "Hydrophobic",
-    "XBDonor",
-    "XBAcceptor",
-    "MetalDonor",
-    "MetalAcceptor",
-)
-_NOT_SUMMARISED = {"Hydrophobic"}
 _INSTALL = "pip install 'omtx-hub[poses]'"
 
 
@@ -117,9 +104,7 @@ def check_pose(ligand: Any, protein_pdb: bytes, reference: Any | None = None) ->
         report.results["interactions_error"] = f"{type(exc).__name__}: {exc}"[:500]
         return report
     report.results["interactions"] = ", ".join(
-        f"{c['chain']}:{c['residue']}{c['number']}:{c['interaction']}"
-        for c in contacts
-        if c["interaction"] not in _NOT_SUMMARISED
+        f"{c['chain']}:{c['residue']}{c['number']}:{c['interaction']}" for c in contacts
     )
     report.files["interactions.json"] = json.dumps(contacts, indent=1).encode()
     return report
@@ -188,5 +173,5 @@ def _interactions(ligand: Any, protein: Any) -> list[dict[str, Any]]:
                     "distance_angstrom": round(min(m["distance"] for m in metadata), 2),
                 }
             )
-    contacts.sort(key=lambda c: (c["interaction"] in _NOT_SUMMARISED, c["distance_angstrom"]))
+    contacts.sort(key=lambda c: (c["interaction"] == "Hydrophobic", c["distance_angstrom"]))
     return contacts

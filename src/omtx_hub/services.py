@@ -4,13 +4,15 @@ why a job waits, and find a job's folder. No HTTP here: routers and pages call t
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from omtx_hub.analytics import Ranking, plan_rows, stream_rows
+from omtx_hub.analytics import Ranking, RankingRules, plan_rows, stream_rows
 from omtx_hub.domain import ACTIVE, JobType, target_key_for
 from omtx_hub.errors import InvalidInput, NotFound
 from omtx_hub.hub import Hub
-from omtx_hub.predictors.catalog import primary_score
+from omtx_hub.interactions import parse_requirements
+from omtx_hub.predictors.catalog import SPECS, primary_score
 from omtx_hub.queue import BatchSubmission
 
 __all__ = [
@@ -19,8 +21,10 @@ __all__ = [
     "estimate",
     "job_folder",
     "ranking_for",
+    "ranking_rules",
     "rescore_choice",
     "status_warnings",
+    "target_residues",
 ]
 
 Record = dict[str, Any]
@@ -45,8 +49,25 @@ def default_ranking(parent: Record) -> tuple[str | None, str]:
     return declared.name, declared.direction
 
 
+def ranking_rules(parent: Record, required_interactions: list[str] | None, pose_checks: str | None) -> RankingRules:
+    """The rules a request asked for (``required_interactions``, ``pose_checks``), the batch's own
+    (from its submission) where it did not say."""
+    rules = RankingRules.of_batch(parent)
+    if required_interactions:
+        rules = dataclasses.replace(rules, required_interactions=tuple(parse_requirements(required_interactions)))
+    if pose_checks:
+        rules = dataclasses.replace(rules, pose_checks=pose_checks)
+    return rules
+
+
 def ranking_for(
-    hub: Hub, parent: Record, sort: str | None, order: str | None, status: str | None, top: int | None
+    hub: Hub,
+    parent: Record,
+    sort: str | None,
+    order: str | None,
+    status: str | None,
+    top: int | None,
+    rules: RankingRules | None = None,
 ) -> Ranking:
     """The ranking an export or a listing asked for, the batch's default where it did not say."""
     key, direction = default_ranking(parent)
@@ -57,7 +78,13 @@ def ranking_for(
             f"predictor {parent['predictor']!r} has no documented primary score: pass sort=FIELD", code="sort_required"
         )
     return plan_rows(
-        hub.manager, parent["job_id"], sort_key=key, direction=(order or direction), status=status, top=top
+        hub.manager,
+        parent["job_id"],
+        sort_key=key,
+        direction=(order or direction),
+        status=status,
+        top=top,
+        rules=rules if rules is not None else RankingRules.of_batch(parent),
     )
 
 
@@ -70,7 +97,15 @@ def rescore_choice(
     if key is None:
         raise InvalidInput("the source batch has no primary score: pass sort", code="sort_required")
     batch_id = parent["job_id"]
-    ranking = plan_rows(hub.manager, batch_id, sort_key=key, direction=direction, status="completed", top=top_k)
+    ranking = plan_rows(
+        hub.manager,
+        batch_id,
+        sort_key=key,
+        direction=direction,
+        status="completed",
+        top=top_k,
+        rules=RankingRules.of_batch(parent),  # a funnel sends on what the batch ranks
+    )
     chosen = [
         (r["ligand_name"], r["ligand_smiles"])
         for r in stream_rows(hub.manager, batch_id, ranking, 0.0)
@@ -81,6 +116,30 @@ def rescore_choice(
             f"batch {batch_id} has no completed ligand with a {key!r} value to send on", code="nothing_to_rescore"
         )
     return key, direction, chosen
+
+
+def target_residues(hub: Hub, predictor: str, target: Record | None, protein_sequence: str | None) -> set[str] | None:
+    """The ``CHAIN:RESIDUE`` keys a pose of this predictor can touch, for checking required
+    interactions at submission: the receptor's own (author numbering) for a predictor that docks into
+    it, chain A of the sequence (1-based, as a co-folded structure numbers it) for one that co-folds.
+    None when it cannot be known (a plugin without a declared pose file)."""
+    import gemmi
+
+    spec = SPECS.get(predictor)
+    if spec is None or spec.pose_file is None:
+        return None
+    if spec.pose_file == "poses.sdf":
+        if target is None or "receptor.pdb" not in (target.get("files") or {}):
+            return set()
+        structure = gemmi.read_pdb_string(hub.store.read_bytes(target["files"]["receptor.pdb"]).decode())
+        return {
+            f"{chain.name}:{res.name}{res.seqid.num}{res.seqid.icode.strip()}"
+            for chain in structure[0]
+            for res in chain
+        }
+    sequence = (target or {}).get("protein_sequence") or protein_sequence or ""
+    names = gemmi.expand_one_letter_sequence(sequence, gemmi.ResidueKind.AA)
+    return {f"A:{name}{i}" for i, name in enumerate(names, start=1)}
 
 
 def estimate(hub: Hub, sub: BatchSubmission) -> dict[str, Any]:

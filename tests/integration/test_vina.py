@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from collections.abc import Iterator
@@ -283,3 +284,27 @@ def test_a_docking_whose_poses_all_score_zero_fails(tmp_path: Path) -> None:
     with pytest.raises(PermanentPredictionError) as caught:
         VinaPredictor(cpu=1)._dock(task, artifacts, lambda _job: False)
     assert caught.value.code == "docking_failed" and "0.0" in caught.value.message
+
+
+def test_a_screen_requiring_the_hinge_contact_keeps_imatinib_and_drops_aspirin(
+    vina_hub: Hub, target: dict[str, Any], predictor: VinaPredictor
+) -> None:
+    """Real docking, real pose checks: ranked on the Met318 hinge hydrogen bond, aspirin (which docks
+    elsewhere in the pocket) is listed without a rank."""
+    sub = build_batch_submission(
+        vina_hub.settings,
+        owner="local",
+        target=target,
+        batch_name="hinge",
+        protein_sequence=None,
+        ligands=[("imatinib", IMATINIB), ("aspirin", "CC(=O)Oc1ccccc1C(=O)O")],
+        params={"exhaustiveness": 8, "seed": 42},
+    )
+    ranking = {"required_interactions": ["A:MET318:HBAcceptor"], "pose_checks": "require"}
+    batch_id = vina_hub.manager.submit_batch(dataclasses.replace(sub, ranking=ranking)).record["job_id"]
+    run(vina_hub, predictor)
+    ranked = json.loads(vina_hub.store.read_bytes(f"{vina_hub.store.batch_dir(batch_id)}/batch_results.json"))
+    assert [(row["ligand_name"], row["rank"]) for row in ranked["results"]] == [("imatinib", 1), ("aspirin", None)]
+    assert ranked["required_interactions"] == ["A:MET318:HBAcceptor"]
+    aspirin = ranked["results"][1]
+    assert aspirin["status"] == "completed" and "A:MET318:HBAcceptor" not in aspirin["interactions"]

@@ -17,7 +17,8 @@ SRC = ROOT / "src"
 LAYERS: list[tuple[str, set[str]]] = [
     ("foundation", {"omtx_hub", "errors", "domain", "backoff", "settings", "logs", "parallel", "chem",
                     "ligand_files", "client", "demo"}),
-    ("parts", {"db", "storage", "ligands", "targets", "models", "predictors", "registry", "poses", "pose_checks"}),
+    ("parts", {"db", "storage", "ligands", "targets", "models", "predictors", "registry", "poses", "pose_checks",
+               "interactions"}),
     ("queue", {"queue", "auth", "webhooks"}),
     ("assembly", {"analytics", "aggregate", "submission", "hub"}),
     ("services", {"worker", "worker_process", "services", "presenters", "access"}),

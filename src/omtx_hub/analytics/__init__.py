@@ -1,8 +1,17 @@
 """Screen analytics: ranking (:mod:`.rows`), statistics (:mod:`.stats`) and streamed exports
 (:mod:`.writers`) of a batch."""
 
-from omtx_hub.analytics.rows import Ranking, plan_rows, row_of, stream_rows
+from omtx_hub.analytics.rows import Ranking, RankingRules, plan_rows, row_of, stream_rows
 from omtx_hub.analytics.stats import batch_stats
 from omtx_hub.analytics.writers import EXPORT_FORMATS, export_stream
 
-__all__ = ["EXPORT_FORMATS", "Ranking", "batch_stats", "export_stream", "plan_rows", "row_of", "stream_rows"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "Ranking",
+    "RankingRules",
+    "batch_stats",
+    "export_stream",
+    "plan_rows",
+    "row_of",
+    "stream_rows",
+]

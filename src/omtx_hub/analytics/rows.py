@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omtx_hub.domain import JobStatus
+from omtx_hub.interactions import Requirement, parse_requirements
 from omtx_hub.ligands import PROPERTY_FIELDS
 from omtx_hub.queue import QueueManager
 
@@ -23,6 +24,7 @@ __all__ = [
     "COST_COLUMNS",
     "TAIL_COLUMNS",
     "Ranking",
+    "RankingRules",
     "number",
     "plan_rows",
     "row_of",
@@ -94,6 +96,35 @@ class Ranking:
     sort_key: str = ""
     direction: str = "asc"
     result_columns: list[str] = field(default_factory=list)  # the predictor's own fields among ``columns``
+    rules: RankingRules = field(default_factory=lambda: RankingRules())
+
+
+@dataclass(frozen=True)
+class RankingRules:
+    """What a pose must show to be ranked: every required interaction, and with ``pose_checks``
+    ``"require"``, passed PoseBusters checks. A completed ligand that does not is listed after the
+    ranked ones, without a rank."""
+
+    required_interactions: tuple[Requirement, ...] = ()
+    pose_checks: str = "any"  # or "require"
+
+    def admit(self, results: dict[str, Any]) -> bool:
+        if self.pose_checks == "require" and results.get("pose_checks_passed") is not True:
+            return False
+        if not self.required_interactions:
+            return True
+        contacts = set(str(results.get("interactions") or "").split(", "))
+        return all(req.met_by(contacts) for req in self.required_interactions)
+
+    @classmethod
+    def of_batch(cls, parent: dict[str, Any]) -> RankingRules:
+        """The rules the batch was submitted with (none: every scored ligand is ranked)."""
+        stored = (parent.get("input") or {}).get("ranking") or {}
+        required = tuple(parse_requirements(stored.get("required_interactions") or []))
+        return cls(required, stored.get("pose_checks") or "any")
+
+    def as_document(self) -> dict[str, Any]:
+        return {"required_interactions": [str(r) for r in self.required_interactions], "pose_checks": self.pose_checks}
 
 
 def plan_rows(
@@ -105,6 +136,7 @@ def plan_rows(
     status: str | None = None,
     top: int | None = None,
     observe: Callable[[dict[str, Any]], None] | None = None,
+    rules: RankingRules | None = None,
 ) -> Ranking:
     """Read the children once; rank completed ones with a value of ``sort_key`` (best first), then the rest.
 
@@ -133,7 +165,8 @@ def plan_rows(
         value = number(results.get(sort_key))
         if value is None and sort_key in PROPERTY_FIELDS:
             value = number(props.get(sort_key))
-        if child["status"] == JobStatus.COMPLETED.value and value is not None:
+        admitted = rules is None or rules.admit(results)
+        if child["status"] == JobStatus.COMPLETED.value and value is not None and admitted:
             scored.append((value if direction == "asc" else -value, index))
         else:
             rest.append(index)
@@ -144,7 +177,7 @@ def plan_rows(
         order = order[:top]
     results_only = [c for c in result_columns if c not in PROPERTY_FIELDS and c not in BASE_COLUMNS]
     columns = BASE_COLUMNS + results_only + list(PROPERTY_FIELDS) + COST_COLUMNS + TAIL_COLUMNS
-    return Ranking(order, ranks, columns, duplicates, sort_key, direction, results_only)
+    return Ranking(order, ranks, columns, duplicates, sort_key, direction, results_only, rules or RankingRules())
 
 
 def stream_rows(

@@ -4,11 +4,12 @@ and the measured cost."""
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from typing import Any
 
 import numpy as np
 
-from omtx_hub.analytics.rows import number, plan_rows, scalars, stream_rows
+from omtx_hub.analytics.rows import RankingRules, number, plan_rows, scalars, stream_rows
 from omtx_hub.domain import JobStatus
 from omtx_hub.ligands import PROPERTY_FIELDS
 from omtx_hub.queue import QueueManager
@@ -26,9 +27,17 @@ def histogram(values: list[float], bins: int = 20) -> dict[str, Any]:
 
 
 def batch_stats(
-    manager: QueueManager, batch_id: str, *, primary: str, direction: str, settings: Settings, top: int = 10
+    manager: QueueManager,
+    batch_id: str,
+    *,
+    primary: str,
+    direction: str,
+    settings: Settings,
+    top: int = 10,
+    rules: RankingRules | None = None,
 ) -> dict[str, Any]:
-    """Counts by status, summary and histogram of every numeric field, the top N, cost sums."""
+    """Counts by status, summary and histogram of every numeric field, the top N, how often each
+    contact occurs among the top N (when poses were checked), cost sums."""
     parent = manager.get(batch_id)
     numbers: dict[str, list[float]] = {}
 
@@ -44,7 +53,7 @@ def batch_stats(
             if as_number is not None:
                 numbers.setdefault(name, []).append(as_number)
 
-    ranking = plan_rows(manager, batch_id, sort_key=primary, direction=direction, top=top, observe=collect)
+    ranking = plan_rows(manager, batch_id, sort_key=primary, direction=direction, top=top, observe=collect, rules=rules)
     summary = {
         name: {
             "count": len(vals),
@@ -56,6 +65,16 @@ def batch_stats(
         }
         for name, vals in sorted(numbers.items())
     }
+    contacts: Counter[str] = Counter()
+    ranked_rows = 0
+    best = []
+    for row in stream_rows(manager, batch_id, ranking, settings.price_per_accelerator_hour):
+        if row["rank"] is None:
+            continue
+        ranked_rows += 1
+        if row.get("interactions"):
+            contacts.update(set(str(row["interactions"]).split(", ")))
+        best.append(row)
     best = [
         {
             k: row.get(k)
@@ -70,8 +89,7 @@ def batch_stats(
                 "qed",
             )
         }
-        for row in stream_rows(manager, batch_id, ranking, settings.price_per_accelerator_hour)
-        if row["rank"] is not None
+        for row in best
     ]
     costs = manager.batch_costs(batch_id)
     price = settings.price_per_accelerator_hour
@@ -90,5 +108,11 @@ def batch_stats(
         "counts": {"total": parent["n_total"], **counts},
         "fields": summary,
         "top": best,
+        # the fingerprint frequency table: how many of the top N make each contact, most common first
+        "interactions": [
+            {"interaction": name, "count": n, "fraction": round(n / ranked_rows, 4)}
+            for name, n in sorted(contacts.items(), key=lambda item: (-item[1], item[0]))
+        ],
+        **(rules or RankingRules()).as_document(),
         "cost": costs,
     }

@@ -282,6 +282,7 @@ def export_stream(
             "currency": settings.currency,
             "columns": ranking.columns,
             "result_columns": ranking.result_columns,
+            **ranking.rules.as_document(),  # what a pose had to show to be ranked
         }
         return _json_document(head, rows)
     if fmt == "sdf":

@@ -12,9 +12,20 @@ from omtx_hub.access import authenticate, get_hub, scope_of
 from omtx_hub.analytics import EXPORT_FORMATS, batch_stats, export_stream
 from omtx_hub.api.schemas import ERROR_RESPONSES
 from omtx_hub.api.uploads import read_ligand_upload
-from omtx_hub.services import batch_record, default_ranking, ranking_for
+from omtx_hub.services import batch_record, default_ranking, ranking_for, ranking_rules
 
 __all__ = ["router"]
+
+REQUIRED_INTERACTIONS = Query(
+    None,
+    description="Rank only ligands whose pose makes every one of these contacts: CHAIN:RESIDUE "
+    "(any type) or CHAIN:RESIDUE:TYPE, e.g. A:MET318:HBAcceptor (repeatable; default: the batch's own).",
+)
+POSE_CHECKS = Query(
+    None,
+    pattern="^(require|any)$",
+    description="require: rank only poses that passed the PoseBusters checks (default: the batch's own, else any).",
+)
 
 router = APIRouter(tags=["exports"], dependencies=[Depends(authenticate)], responses=ERROR_RESPONSES)
 
@@ -32,10 +43,13 @@ def export(
     order: str | None = Query(None, pattern="^(asc|desc)$", description="asc: lower is better."),
     status: str | None = Query(None, pattern="^(pending|running|completed|failed|cancelled)$"),
     top: int | None = Query(None, ge=1, description="Only the best N rows."),
+    required_interactions: list[str] | None = REQUIRED_INTERACTIONS,
+    pose_checks: str | None = POSE_CHECKS,
 ) -> StreamingResponse:
     hub = get_hub(request)
     parent = batch_record(hub, batch_id, scope_of(request))
-    ranking = ranking_for(hub, parent, sort, order, status, top)
+    rules = ranking_rules(parent, required_interactions, pose_checks)
+    ranking = ranking_for(hub, parent, sort, order, status, top, rules)
     stream = export_stream(format, hub.manager, hub.store, batch_id, ranking, hub.settings)
     name = {
         "csv": "results.csv",
@@ -57,7 +71,17 @@ def export(
     response_class=StreamingResponse,
 )
 def export_poses(batch_id: str, request: Request) -> StreamingResponse:
-    return export(batch_id, request, format="sdf", sort=None, order=None, status=None, top=None)
+    return export(
+        batch_id,
+        request,
+        format="sdf",
+        sort=None,
+        order=None,
+        status=None,
+        top=None,
+        required_interactions=None,
+        pose_checks=None,
+    )
 
 
 @router.get(
@@ -66,17 +90,36 @@ def export_poses(batch_id: str, request: Request) -> StreamingResponse:
     response_class=StreamingResponse,
 )
 def export_structures(batch_id: str, request: Request) -> StreamingResponse:
-    return export(batch_id, request, format="zip", sort=None, order=None, status=None, top=None)
+    return export(
+        batch_id,
+        request,
+        format="zip",
+        sort=None,
+        order=None,
+        status=None,
+        top=None,
+        required_interactions=None,
+        pose_checks=None,
+    )
 
 
 @router.get(
     "/api/v1/jobs/{batch_id}/stats", summary="Batch statistics: counts, score summaries and histograms, top N, cost"
 )
-def stats(batch_id: str, request: Request, top: int = Query(10, ge=1, le=1000)) -> Any:
+def stats(
+    batch_id: str,
+    request: Request,
+    top: int = Query(10, ge=1, le=1000),
+    required_interactions: list[str] | None = REQUIRED_INTERACTIONS,
+    pose_checks: str | None = POSE_CHECKS,
+) -> Any:
     hub = get_hub(request)
     parent = batch_record(hub, batch_id, scope_of(request))
     key, direction = default_ranking(parent)
-    return batch_stats(hub.manager, batch_id, primary=key or "", direction=direction, settings=hub.settings, top=top)
+    rules = ranking_rules(parent, required_interactions, pose_checks)
+    return batch_stats(
+        hub.manager, batch_id, primary=key or "", direction=direction, settings=hub.settings, top=top, rules=rules
+    )
 
 
 @router.post("/api/v1/ligands/parse", summary="Read a ligand file (.csv, .smi, .sdf) into names and SMILES")

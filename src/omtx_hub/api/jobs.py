@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from omtx_hub.access import authenticate, get_hub, principal_of, scope_of
+from omtx_hub.analytics import RankingRules
 from omtx_hub.api.schemas import (
     ERROR_RESPONSES,
     BatchRequest,
@@ -25,6 +26,7 @@ from omtx_hub.api.uploads import json_object_field, read_ligand_upload
 from omtx_hub.auth import Limits
 from omtx_hub.errors import NotFound, PayloadTooLarge
 from omtx_hub.hub import Hub
+from omtx_hub.interactions import parse_requirements
 from omtx_hub.presenters import (
     child_view,
     decode_cursor,
@@ -34,7 +36,7 @@ from omtx_hub.presenters import (
     status_view,
     summary_view,
 )
-from omtx_hub.services import batch_record, estimate, job_folder, rescore_choice, status_warnings
+from omtx_hub.services import batch_record, estimate, job_folder, rescore_choice, status_warnings, target_residues
 from omtx_hub.storage import is_safe_file_name
 from omtx_hub.submission import build_batch_submission, build_job_submission
 
@@ -116,12 +118,13 @@ def _submit_batch(
     endpoint: str | None = None,
 ) -> Any:
     hub, owner, limits = _submitter(request)
+    target = hub.targets.get(body.target_id, scope_of(request)) if body.target_id else None
     sub = build_batch_submission(
         hub.settings,
         owner=owner,
         limits=limits,
         pending_jobs=hub.manager.unfinished_count(owner),
-        target=hub.targets.get(body.target_id, scope_of(request)) if body.target_id else None,
+        target=target,
         batch_name=body.batch_name,
         protein_sequence=body.protein_sequence,
         ligands=ligands,
@@ -133,6 +136,11 @@ def _submit_batch(
         skip_invalid=body.skip_invalid,
         filters=body.filters,
     )
+    if body.required_interactions or body.pose_checks:
+        residues = target_residues(hub, sub.predictor, target, sub.protein_sequence)
+        required = parse_requirements(body.required_interactions or [], residues)
+        rules = RankingRules(tuple(required), body.pose_checks or "any")
+        sub = dataclasses.replace(sub, ranking=rules.as_document())
     if dry_run:
         return JSONResponse(status_code=200, content=estimate(hub, sub))
     if source is not None:
@@ -172,6 +180,10 @@ async def submit_batch_file(
     skip_invalid: Annotated[bool, Form()] = False,
     idempotency_key: Annotated[str | None, Form(max_length=200)] = None,
     filters: Annotated[str | None, Form(description="Pre-filters as a JSON object (see the JSON endpoint).")] = None,
+    required_interactions: Annotated[
+        str | None, Form(description="Required contacts, comma-separated: A:MET318:HBAcceptor,A:THR315")
+    ] = None,
+    pose_checks: Annotated[Literal["require", "any"] | None, Form()] = None,
     dry_run: bool = Query(False, description="Validate and estimate time and cost; queue nothing."),
 ) -> Any:
     hub = get_hub(request)
@@ -190,6 +202,8 @@ async def submit_batch_file(
         idempotency_key=idempotency_key,
         skip_invalid=skip_invalid,
         filters=parsed_filters,
+        required_interactions=[r for r in (required_interactions or "").split(",") if r.strip()] or None,
+        pose_checks=pose_checks,
     )
     return await run_in_threadpool(
         lambda: _submit_batch(

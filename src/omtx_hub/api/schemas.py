@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -95,6 +95,14 @@ class BatchRequest(StrictModel):
         None,
         description='Pre-filters, e.g. {"lipinski": true, "pains": "exclude", "max_mw": 600, "dedupe": true}; '
         "excluded ligands are reported as filtered, with the reason (docs/analytics.md).",
+    )
+    required_interactions: list[str] | None = Field(
+        None,
+        description="Rank only ligands whose pose makes every one of these contacts, e.g. "
+        '["A:MET318:HBAcceptor"] or ["A:MET318"] (any type); each must name a residue of the target.',
+    )
+    pose_checks: Literal["require", "any"] | None = Field(
+        None, description="require: rank only poses that pass the PoseBusters checks (default any)."
     )
 
 

@@ -27,7 +27,9 @@ if TYPE_CHECKING:  # server-side types; a client-only install has none of their 
 __all__ = [
     "DEFAULT_URL",
     "ParamOption",
+    "PoseChecksOption",
     "PredictorsOption",
+    "RequireOption",
     "SequenceOption",
     "TargetOption",
     "UrlOption",
@@ -57,6 +59,17 @@ ParamOption = Annotated[
     typer.Option("--param", help="Predictor parameter KEY=VALUE (repeatable; VALUE as JSON if it parses)."),
 ]
 TargetOption = Annotated[str | None, typer.Option("--target", "-t", help="Docking target id (omtx-hub target create).")]
+RequireOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--require-interaction",
+        help="Rank only ligands whose pose makes this contact: A:MET318 (any type) or A:MET318:HBAcceptor "
+        "(repeatable).",
+    ),
+]
+PoseChecksOption = Annotated[
+    str | None, typer.Option("--pose-checks", help="require: rank only poses that pass the PoseBusters checks.")
+]
 SequenceOption = Annotated[str | None, typer.Option("--protein-sequence", "-s", help="Target protein sequence.")]
 
 

@@ -16,6 +16,8 @@ from omtx_hub.cli.app import app
 from omtx_hub.cli.common import (
     DEFAULT_URL,
     ParamOption,
+    PoseChecksOption,
+    RequireOption,
     SequenceOption,
     TargetOption,
     UrlOption,
@@ -80,6 +82,8 @@ def screen(
             help="Pre-filter KEY=VALUE, repeatable, e.g. lipinski=true pains=exclude max_mw=600 dedupe=true.",
         ),
     ] = None,
+    require_interaction: RequireOption = None,
+    pose_checks: PoseChecksOption = None,
     dry_run: Annotated[bool, typer.Option(help="Estimate time and cost; queue nothing.")] = False,
     wait: Annotated[bool, typer.Option(help="Show progress until done, then the ranked table.")] = False,
     top: Annotated[int, typer.Option(help="Rows of the ranked table.")] = 20,
@@ -106,6 +110,8 @@ def screen(
             max_concurrent=max_concurrent,
             skip_invalid=skip_invalid,
             filters=parse_params(filter_) if filter_ else None,
+            required_interactions=require_interaction,
+            pose_checks=pose_checks,
             dry_run=dry_run,
         )
         for item in batch["skipped"]:
@@ -226,21 +232,39 @@ def export_command(
     order: Annotated[str | None, typer.Option(help="asc or desc (default: the score's own direction).")] = None,
     status: Annotated[str | None, typer.Option(help="Only rows with this status.")] = None,
     top: Annotated[int | None, typer.Option(help="Only the best N rows.")] = None,
+    require_interaction: RequireOption = None,
+    pose_checks: PoseChecksOption = None,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Export a batch, ranked: one row per ligand (CSV/JSON/Parquet), best poses (SDF), structures (ZIP)."""
     with hub_client(url) as hub:
-        path = hub.export(batch_id, out, fmt, sort=sort, order=order, status=status, top=top)
+        path = hub.export(
+            batch_id,
+            out,
+            fmt,
+            sort=sort,
+            order=order,
+            status=status,
+            top=top,
+            required_interactions=require_interaction,
+            pose_checks=pose_checks,
+        )
     console.print(f"wrote {path} ({path.stat().st_size} bytes)")
 
 
 @app.command("stats")
 def stats_command(
-    batch_id: str, top: Annotated[int, typer.Option(help="Best N ligands.")] = 10, url: UrlOption = DEFAULT_URL
+    batch_id: str,
+    top: Annotated[int, typer.Option(help="Best N ligands.")] = 10,
+    require_interaction: RequireOption = None,
+    pose_checks: PoseChecksOption = None,
+    url: UrlOption = DEFAULT_URL,
 ) -> None:
-    """Batch statistics as JSON: counts, every score's summary and histogram, the top N, cost."""
+    """Batch statistics as JSON: counts, every score's summary and histogram, the top N, how often each
+    contact occurs among them, cost."""
     with hub_client(url) as hub:
-        console.print_json(json.dumps(hub.stats(batch_id, top)))
+        stats = hub.stats(batch_id, top, required_interactions=require_interaction, pose_checks=pose_checks)
+        console.print_json(json.dumps(stats))
 
 
 @app.command("rescore")

@@ -31,9 +31,8 @@ POSE_FIELDS: tuple[ResultField, ...] = (
     ),
     ResultField(
         "interactions",
-        "ProLIF: the pose's hydrogen bonds, salt bridges, π and halogen contacts as "
-        "chain:residue:type (from the ligand's side: HBDonor = the ligand donates); interactions.json "
-        "has every contact with its distance, hydrophobic ones included.",
+        "ProLIF: every contact of the pose as chain:residue:type, polar ones first, hydrophobic ones last "
+        "(from the ligand's side: HBDonor = the ligand donates); interactions.json has each with its distance.",
         kind="text",
     ),
     ResultField("pose_checks_error", "Why the pose checks did not run (the job itself is unaffected).", kind="text"),

@@ -94,6 +94,7 @@ def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
             max_concurrent=sub.max_concurrent,
             priority=sub.priority,
             source=sub.source,
+            ranking=sub.ranking,
         )
     )
     now = q.clock()
@@ -115,6 +116,7 @@ def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
             "skipped": sub.skipped,
             **({"filters": sub.filters, "filtered": sub.filtered} if sub.filters is not None else {}),
             **({"source": sub.source} if sub.source is not None else {}),
+            **({"ranking": sub.ranking} if sub.ranking is not None else {}),
         },
         "n_total": total,
         "n_pending": total,

@@ -51,6 +51,7 @@ class BatchSubmission:
     filters: dict[str, Any] | None = None
     properties: Sequence[dict[str, Any]] | None = None  # per ligand, when computed at submission
     source: dict[str, Any] | None = None  # a rescoring funnel: the batch (and ranking) these ligands came from
+    ranking: dict[str, Any] | None = None  # what a pose must show to be ranked (analytics.RankingRules)
     endpoint: str = "POST /api/v1/jobs/predict/batch"
 
 
