@@ -6,6 +6,7 @@ Screenshots go to a temporary folder; with OMTX_UPDATE_SCREENSHOTS=1 they replac
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import socket
@@ -147,6 +148,8 @@ def test_submit_watch_rank_and_view_in_3d(page: Any, hub_url: tuple[str, Hub, st
     descending = [float(v) for v in page.locator("#results-body tr td:nth-child(3)").all_inner_texts()]
     assert ascending == sorted(ascending) and descending == sorted(ascending, reverse=True)
     assert page.locator("#histogram svg rect").count() == 12
+    assert page.locator("#results-head button", has_text="interactions").count() == 1  # the pose checks ran
+    assert page.locator("#contacts-body tr").count() > 0  # and the top hits' contacts are counted
     page.screenshot(path=str(shots / "batch.png"), full_page=True)
 
     batch_id = page.url.rsplit("/", 1)[-1]
@@ -158,6 +161,10 @@ def test_submit_watch_rank_and_view_in_3d(page: Any, hub_url: tuple[str, Hub, st
     page.wait_for_selector("#viewer[data-rendered=true]", timeout=60_000)
     page.wait_for_timeout(500)
     assert distinct_colours(page.locator("#viewer").screenshot()) > 50  # a rendered scene, not a blank canvas
+    contacts = page.locator("#interactions tbody tr")
+    assert contacts.count() > 0  # the best pose's contacts, listed and highlighted in the viewer
+    highlighted = json.loads(page.locator("#viewer").get_attribute("data-contacts"))
+    assert {f"{r['label']}" for r in highlighted} == {row.split("\t")[0] for row in contacts.all_inner_texts()}
     assert page.locator("img.depiction").evaluate("img => img.complete && img.naturalWidth > 0")
     assert "Lower (more negative) is better" in page.locator("table.fields").inner_text()
     for link in page.locator("a[download]").all():
@@ -292,3 +299,59 @@ def test_the_batch_page_says_why_a_batch_waits(page: Any, hub_url: tuple[str, Hu
     warning.get_by_text("no worker that runs predictor 'boltz2'").wait_for(timeout=30_000)
     assert "omtx-hub worker --predictor boltz2" in warning.inner_text()
     hub.manager.cancel(batch_id, "local")
+
+
+def test_the_batch_page_ranks_on_required_contacts_and_counts_the_top_hits_contacts(
+    page: Any, hub_url: tuple[str, Hub, str, str]
+) -> None:
+    """Poses written as a worker records them (test predictor: no worker here runs it): the page ranks
+    only what makes the contacts typed into the filter, and its contacts table follows."""
+    url, hub, _, key = hub_url
+    poses = {
+        "hinge_binder": (-9.0, "A:MET318:HBAcceptor, A:THR315:HBDonor", True),
+        "best_score_no_hinge": (-11.0, "A:ASP381:HBAcceptor", True),
+        "hinge_but_clashing": (-10.0, "A:MET318:HBAcceptor", False),
+    }
+    batch_id = hub.manager.submit_batch(
+        BatchSubmission(
+            owner="local",
+            predictor="test",
+            protein_sequence="MKTAYIAKQR",
+            batch_name="contacts",
+            ligands=[Ligand(name, "CCO") for name in poses],
+            max_attempts=1,
+            ranking={"required_interactions": ["A:MET318:HBAcceptor"], "pose_checks": "any"},
+        )
+    ).record["job_id"]
+    claimed = hub.manager.claim("w-ui", ["test"], limit=3)
+    hub.manager.complete_many(
+        [
+            (job, {"score": score, "interactions": contacts, "pose_checks_passed": passed}, 1.0, 1.0)
+            for job in claimed
+            for score, contacts, passed in [poses[job.input["ligand_name"]]]
+        ],
+        "w-ui",
+    )
+    page.goto(f"/jobs/{batch_id}")
+    if "/login" in page.url:  # when this test runs alone
+        page.locator("#api-key").fill(key)
+        page.locator("form button[type=submit]").click()
+        page.wait_for_url(f"{url}/jobs/{batch_id}")
+    page.wait_for_function("document.querySelectorAll('#results-body tr').length === 3")
+
+    def ranked() -> list[str]:
+        names = page.locator("#results-body tr td:nth-child(2)").all_inner_texts()
+        ranks = page.locator("#results-body tr td:nth-child(1)").all_inner_texts()
+        return [n for n, r in zip(names, ranks, strict=True) if r]
+
+    assert page.locator("#require-filter").input_value() == "A:MET318:HBAcceptor"  # the batch's own rule
+    assert ranked() == ["hinge_but_clashing", "hinge_binder"]
+    assert page.locator("#contacts-body tr").first.inner_text().startswith("A:MET318:HBAcceptor")
+    page.locator("#pose-checks-filter").check()
+    page.wait_for_function("document.querySelectorAll('#results-body tr td:first-child:not(:empty)').length === 1")
+    assert ranked() == ["hinge_binder"]
+    page.locator("#pose-checks-filter").uncheck()
+    page.locator("#require-filter").fill("")
+    page.locator("#require-filter").dispatch_event("change")
+    page.wait_for_function("document.querySelectorAll('#results-body tr td:first-child:not(:empty)').length === 3")
+    assert ranked() == ["best_score_no_hinge", "hinge_but_clashing", "hinge_binder"]

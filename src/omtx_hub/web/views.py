@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from omtx_hub.access import SESSION_COOKIE, get_hub, session_principal
+from omtx_hub.analytics import RankingRules
 from omtx_hub.auth import SESSION_SECONDS, Principal
 from omtx_hub.chem import check_smiles
 from omtx_hub.domain import JobType
@@ -172,10 +174,19 @@ def job_page(job_id: str, request: Request) -> Any:
     record = hub.manager.get(job_id, principal.scope)
     if record["job_type"] == JobType.BATCH_PARENT.value:
         rank_by, direction = default_ranking(record)  # the predictor's declared primary score
-        context = {"batch": record, "progress": progress(record), "rank_by": rank_by or "", "direction": direction}
+        rules = RankingRules.of_batch(record).as_document()  # what a pose must show to be ranked
+        context = {
+            "batch": record,
+            "progress": progress(record),
+            "rank_by": rank_by or "",
+            "direction": direction,
+            "required_interactions": ",".join(rules["required_interactions"]),
+            "pose_checks": rules["pose_checks"],
+        }
         return _render(request, principal, "batch.html", context)
     folder = hub.store.job_dir(job_id, record["batch_parent_id"])
     files = hub.store.list_files(folder)
+    contacts = json.loads(hub.store.read_bytes(f"{folder}/interactions.json")) if "interactions.json" in files else []
     return _render(
         request,
         principal,
@@ -185,8 +196,23 @@ def job_page(job_id: str, request: Request) -> Any:
             "files": files,
             "has_structure": "structure.cif" in files,
             "viewer_installed": _viewer_installed(),
+            "contacts": contacts,
+            # the residues the viewer highlights: each once, with its polar contact types
+            "contact_residues": json.dumps(_contact_residues(contacts)),
         },
     )
+
+
+def _contact_residues(contacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    residues: dict[tuple[str, int], dict[str, Any]] = {}
+    for c in contacts:
+        entry = residues.setdefault(
+            (c["chain"], c["number"]),
+            {"chain": c["chain"], "resi": c["number"], "label": f"{c['residue']}{c['number']}", "types": []},
+        )
+        if c["interaction"] != "Hydrophobic":
+            entry["types"].append(c["interaction"])
+    return list(residues.values())
 
 
 @router.get("/targets/{target_id}", response_class=HTMLResponse)

@@ -22,6 +22,8 @@ let rows = [];
 // the predictor's declared primary score (empty for a plugin that declares none: guessed from the rows)
 let scoreKey = root.dataset.rankBy || null;
 let direction = root.dataset.direction || "asc";
+const CONTACT_ROWS = 12;  // rows of the contacts table
+const CONTACT_TOP = 20;  // the best N ligands whose contacts it counts
 let sortKey = null;
 let sortAsc = true;
 let large = false;  // ranked by the server (more than WHOLE_LIMIT ligands)
@@ -85,9 +87,10 @@ async function loadLarge(total, seq) {
   }
   const status = document.getElementById("status-select").value;
   if (status) query.set("status", status);
+  rulesQuery(query);
   const [doc, stats] = await Promise.all([
     getJSON(`/api/v1/jobs/${batchId}/export?${query}`),
-    getJSON(`/api/v1/jobs/${batchId}/stats?top=5`),
+    getJSON(`/api/v1/jobs/${batchId}/stats?${rulesQuery(new URLSearchParams({ top: "5" }))}`),
   ]);
   if (seq !== loadSeq) return false;
   rows = doc.results.map((r) => ({
@@ -129,11 +132,31 @@ async function loadRows(p, force) {
   return true;
 }
 
+// What a pose must show to be ranked (docs/analytics.md): the batch's own rules, as the filter edits them.
+function requirements() {
+  return document.getElementById("require-filter").value.split(",").map((s) => s.trim()).filter(Boolean);
+}
+function poseChecks() { return document.getElementById("pose-checks-filter").checked ? "require" : "any"; }
+function admit(row) {
+  const r = row.results || {};
+  if (poseChecks() === "require" && r.pose_checks_passed !== true) return false;
+  const contacts = String(r.interactions || "").split(", ");
+  return requirements().every((q) => (q.split(":").length === 3 ? contacts.includes(q)
+    : contacts.some((c) => c.startsWith(q + ":"))));
+}
+function rulesQuery(query) {
+  for (const q of requirements()) query.append("required_interactions", q);
+  query.set("pose_checks", poseChecks());
+  return query;
+}
+
 function scoreOf(row) { return row.results && typeof row.results[scoreKey] === "number" ? row.results[scoreKey] : null; }
 
 function columns() {
   const numeric = [...numericColumns()].filter((k) => k !== scoreKey).slice(0, 4);
-  return ["rank", "ligand_name", ...(scoreKey ? [scoreKey] : []), ...numeric, "status", "ligand_smiles", "error"];
+  const checked = rows.some((r) => r.results && "pose_checks_passed" in r.results) ? ["pose_checks_passed", "interactions"] : [];
+  return ["rank", "ligand_name", ...(scoreKey ? [scoreKey] : []), ...numeric, ...checked, "status", "ligand_smiles",
+    "error"];
 }
 
 function value(row, key) {
@@ -144,10 +167,11 @@ function value(row, key) {
 }
 
 function rank() {
-  const scored = rows.filter((r) => scoreOf(r) !== null);
+  const ranked = (r) => r.status === "completed" && scoreOf(r) !== null && admit(r);
+  const scored = rows.filter(ranked);
   scored.sort((a, b) => (direction === "asc" ? 1 : -1) * (scoreOf(a) - scoreOf(b)));
   scored.forEach((r, i) => { r._rank = i + 1; });
-  rows.filter((r) => scoreOf(r) === null).forEach((r) => { r._rank = null; });
+  rows.filter((r) => !ranked(r)).forEach((r) => { r._rank = null; });
 }
 
 function render() {
@@ -205,6 +229,38 @@ function render() {
   }));
   renderTop();
   renderHistogram();
+  renderContacts();
+}
+
+// How many of the best CONTACT_TOP ranked ligands make each contact: counted here over the loaded rows,
+// or the server's table (/stats) for a large batch.
+let serverContacts = null;
+async function renderContacts() {
+  let table;
+  if (large) {
+    const query = rulesQuery(new URLSearchParams({ top: String(CONTACT_TOP) }));
+    serverContacts = (await getJSON(`/api/v1/jobs/${batchId}/stats?${query}`)).interactions;
+    table = serverContacts;
+  } else {
+    const counts = new Map();
+    const best = rows.filter((r) => r._rank).sort((a, b) => a._rank - b._rank).slice(0, CONTACT_TOP);
+    for (const r of best) {
+      for (const c of new Set(String((r.results || {}).interactions || "").split(", ").filter(Boolean))) {
+        counts.set(c, (counts.get(c) || 0) + 1);
+      }
+    }
+    table = [...counts].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+      .map(([interaction, count]) => ({ interaction, count, fraction: count / best.length }));
+  }
+  document.getElementById("contacts-body").replaceChildren(...table.slice(0, CONTACT_ROWS).map((row) => {
+    const tr = document.createElement("tr");
+    const name = document.createElement("td");
+    name.textContent = row.interaction;
+    const n = document.createElement("td");
+    n.textContent = `${row.count} (${Math.round(row.fraction * 100)} %)`;
+    tr.append(name, n);
+    return tr;
+  }));
 }
 
 function renderTop() {
@@ -316,6 +372,11 @@ async function act(path) {
   if (response.ok) refresh();
 }
 
+for (const id of ["require-filter", "pose-checks-filter"]) {
+  document.getElementById(id).addEventListener("change", () => {
+    if (large) reloadNow(); else { rank(); render(); }
+  });
+}
 document.getElementById("cancel").addEventListener("click", () => act("cancel"));
 document.getElementById("retry").addEventListener("click", () => act("retry"));
 document.getElementById("name-filter").addEventListener("input", render);

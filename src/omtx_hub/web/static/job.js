@@ -12,6 +12,12 @@
   viewer.setStyle({}, { cartoon: { color: "spectrum", opacity: 0.5 } });
   viewer.setStyle(ligand, { stick: { colorscheme: "greenCarbon", radius: 0.2 } });
   viewer.addStyle({ within: { distance: 5, sel: ligand }, hetflag: false }, { stick: { radius: 0.1, opacity: 0.6 } });
+  // the residues the pose contacts (ProLIF): orange sticks, labelled; polar contacts in bold
+  for (const res of JSON.parse(box.dataset.contacts || "[]")) {
+    const sel = { chain: res.chain, resi: res.resi, hetflag: false };
+    viewer.addStyle(sel, { stick: { colorscheme: "orangeCarbon", radius: 0.18 } });
+    viewer.addResLabels(sel, { fontSize: 11, showBackground: false, fontColor: "black", bold: res.types.length > 0 });
+  }
   viewer.zoomTo(ligand);
   viewer.zoom(0.55);
   viewer.render();
