@@ -9,9 +9,10 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from omtx_hub.access import authenticate, get_hub, scope_of
-from omtx_hub.analytics import EXPORT_FORMATS, batch_stats, export_stream
+from omtx_hub.analytics import EXPORT_FORMATS, Ranking, batch_stats, export_stream
 from omtx_hub.api.schemas import ERROR_RESPONSES
 from omtx_hub.api.uploads import read_ligand_upload
+from omtx_hub.hub import Hub
 from omtx_hub.services import batch_record, default_ranking, ranking_for, ranking_rules
 
 __all__ = ["router"]
@@ -49,20 +50,29 @@ def export(
     hub = get_hub(request)
     parent = batch_record(hub, batch_id, scope_of(request))
     rules = ranking_rules(parent, required_interactions, pose_checks)
-    ranking = ranking_for(hub, parent, sort, order, status, top, rules)
-    stream = export_stream(format, hub.manager, hub.store, batch_id, ranking, hub.settings)
+    return _streamed(hub, batch_id, format, ranking_for(hub, parent, sort, order, status, top, rules))
+
+
+def _streamed(hub: Hub, batch_id: str, fmt: str, ranking: Ranking) -> StreamingResponse:
     name = {
         "csv": "results.csv",
         "json": "results.json",
         "sdf": "best_poses.sdf",
         "zip": "structures.zip",
         "parquet": "results.parquet",
-    }[format]
+    }[fmt]
     return StreamingResponse(
-        stream,
-        media_type=EXPORT_FORMATS[format],
+        export_stream(fmt, hub.manager, hub.store, batch_id, ranking, hub.settings),
+        media_type=EXPORT_FORMATS[fmt],
         headers={"Content-Disposition": f'attachment; filename="{batch_id}_{name}"'},
     )
+
+
+def _default_export(request: Request, batch_id: str, fmt: str) -> StreamingResponse:
+    """A batch's export in its own ranking (its primary score and rules), every row."""
+    hub = get_hub(request)
+    parent = batch_record(hub, batch_id, scope_of(request))
+    return _streamed(hub, batch_id, fmt, ranking_for(hub, parent, None, None, None, None))
 
 
 @router.get(
@@ -71,17 +81,7 @@ def export(
     response_class=StreamingResponse,
 )
 def export_poses(batch_id: str, request: Request) -> StreamingResponse:
-    return export(
-        batch_id,
-        request,
-        format="sdf",
-        sort=None,
-        order=None,
-        status=None,
-        top=None,
-        required_interactions=None,
-        pose_checks=None,
-    )
+    return _default_export(request, batch_id, "sdf")
 
 
 @router.get(
@@ -90,17 +90,7 @@ def export_poses(batch_id: str, request: Request) -> StreamingResponse:
     response_class=StreamingResponse,
 )
 def export_structures(batch_id: str, request: Request) -> StreamingResponse:
-    return export(
-        batch_id,
-        request,
-        format="zip",
-        sort=None,
-        order=None,
-        status=None,
-        top=None,
-        required_interactions=None,
-        pose_checks=None,
-    )
+    return _default_export(request, batch_id, "zip")
 
 
 @router.get(
