@@ -1,4 +1,5 @@
-"""Ligand preparation for docking: SMILES → largest fragment → protonation at a pH → 3D → Meeko PDBQT.
+"""Ligand preparation for docking: SMILES → largest fragment → dominant protonation state at a pH
+(:mod:`omtx_hub.predictors.protonation`) → 3D → Meeko PDBQT.
 
 Every step that can fail raises ``PermanentPredictionError`` with code ``ligand_preparation_failed``
 and a message that says which step failed: the ligand's job fails, the batch goes on.
@@ -13,6 +14,7 @@ from rdkit.Chem import AllChem
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
 from omtx_hub.errors import PermanentPredictionError
+from omtx_hub.predictors.protonation import dominant_state
 
 __all__ = ["PreparedLigand", "prepare_ligand"]
 
@@ -22,6 +24,7 @@ _EMBED_ATTEMPTS = 3
 @dataclass(frozen=True)
 class PreparedLigand:
     smiles: str  # the form that was docked (largest fragment, protonated)
+    formal_charge: int
     mol: Chem.Mol  # with hydrogens and one 3D conformer
     pdbqt: str
     heavy_atoms: int
@@ -42,7 +45,10 @@ def prepare_ligand(smiles: str, *, ph: float, protonate: bool, seed: int) -> Pre
     mol = rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
     form = Chem.MolToSmiles(mol)
     if protonate:
-        form = _protonate(form, ph, smiles)
+        try:
+            form = dominant_state(form, ph).smiles
+        except (ValueError, RuntimeError) as exc:  # RDKit refuses a state it cannot sanitise
+            raise _fail("protonation", smiles, str(exc)) from exc
         mol = Chem.MolFromSmiles(form)
         if mol is None:
             raise _fail("protonation", smiles, f"the protonated form {form!r} does not parse")
@@ -59,19 +65,9 @@ def prepare_ligand(smiles: str, *, ph: float, protonate: bool, seed: int) -> Pre
         raise _fail("Meeko setup", smiles, f"{type(exc).__name__}: {exc}") from exc
     if not ok:
         raise _fail("Meeko PDBQT", smiles, error.strip() or "the writer refused the molecule")
-    return PreparedLigand(smiles=form, mol=mol, pdbqt=pdbqt, heavy_atoms=mol.GetNumHeavyAtoms())
-
-
-def _protonate(smiles: str, ph: float, original: str) -> str:
-    from dimorphite_dl import protonate_smiles
-
-    try:
-        variants = protonate_smiles(smiles, ph_min=ph, ph_max=ph, max_variants=1)
-    except Exception as exc:  # dimorphite-dl raises on chemistry it cannot handle
-        raise _fail("protonation", original, f"dimorphite-dl: {exc}") from exc
-    if not variants:
-        raise _fail("protonation", original, f"dimorphite-dl returned no form at pH {ph}")
-    return str(variants[0])
+    return PreparedLigand(
+        smiles=form, formal_charge=Chem.GetFormalCharge(mol), mol=mol, pdbqt=pdbqt, heavy_atoms=mol.GetNumHeavyAtoms()
+    )
 
 
 def _embed(mol: Chem.Mol, seed: int, smiles: str) -> None:

@@ -160,6 +160,7 @@ class VinaPredictor:
             "heavy_atoms": ligand.heavy_atoms,
             "n_poses": len(scores),
             "docked_smiles": ligand.smiles,
+            "formal_charge": ligand.formal_charge,
             "exhaustiveness": params.exhaustiveness,
             "seed": params.seed,
             "box_center_angstrom": artifacts.data["box"]["center"],

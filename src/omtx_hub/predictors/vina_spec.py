@@ -16,7 +16,7 @@ class VinaParams(BaseModel):
     n_poses: int = Field(9, ge=1, le=20, description="Most poses kept.")
     energy_range_kcal_mol: float = Field(3.0, gt=0, le=10, description="Poses kept within this of the best.")
     seed: int = Field(42, ge=1, le=2**31 - 1, description="Seed of the search and of the 3D embedding.")
-    ph: float = Field(7.4, ge=0, le=14, description="pH for the ligand's protonation state (dimorphite-dl).")
+    ph: float = Field(7.4, ge=0, le=14, description="pH of the ligand's dominant protonation state.")
     protonate: bool = Field(True, description="Set the protonation state at `ph`; false docks the SMILES as given.")
 
 
@@ -57,8 +57,11 @@ VINA = PredictorSpec(
         ResultField("heavy_atoms", "Non-hydrogen atoms of the docked form."),
         ResultField("n_poses", "Poses kept (within the energy range of the best)."),
         ResultField(
-            "docked_smiles", "The form that was docked: largest fragment, protonated at the job's pH.", kind="text"
+            "docked_smiles",
+            "The form that was docked: largest fragment, in its dominant protonation state at the job's pH.",
+            kind="text",
         ),
+        ResultField("formal_charge", "Net formal charge of the docked form (its dominant state at the job's pH)."),
         ResultField("exhaustiveness", "Vina's search effort used for this job."),
         ResultField("seed", "Random seed of the search and the 3D embedding (same seed, same result)."),
         ResultField("box_center_angstrom", "Center of the docking box, Å.", unit="Å", kind="list"),
