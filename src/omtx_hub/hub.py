@@ -131,6 +131,8 @@ class Hub:
                 raise InvalidInput("a receptor target needs a binding_site", code="invalid_binding_site")
             prepared = prepare_target_files(receptor, receptor_filename, site, reference_ligand, reference_filename)
             files["receptor.pdb"] = prepared.receptor_pdb
+            if prepared.receptor_pdbqt is not None:
+                files["receptor.pdbqt"] = prepared.receptor_pdbqt
             if prepared.reference_ligand_sdf is not None:
                 files["reference_ligand.sdf"] = prepared.reference_ligand_sdf
             sequence = prepared.protein_sequence

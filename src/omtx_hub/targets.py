@@ -56,6 +56,7 @@ class PreparedTarget:
     site: dict[str, Any]
     reference_ligand_sdf: bytes | None = None
     warnings: list[str] = field(default_factory=list)
+    receptor_pdbqt: bytes | None = None  # an uploaded, already prepared receptor: Vina docks into it as given
 
 
 def _invalid(message: str, code: str, **details: Any) -> InvalidInput:
@@ -91,25 +92,82 @@ def _protein_heavy_atoms(structure: gemmi.Structure, *, by_name: bool) -> int:
     return count
 
 
+# AutoDock atom types → elements (the PDBQT columns 78-79 hold the type, not the element)
+_AUTODOCK_ELEMENTS = {
+    "A": "C",
+    "C": "C",
+    "N": "N",
+    "NA": "N",
+    "NS": "N",
+    "OA": "O",
+    "OS": "O",
+    "SA": "S",
+    "S": "S",
+    "H": "H",
+    "HD": "H",
+    "HS": "H",
+    "P": "P",
+    "F": "F",
+    "CL": "Cl",
+    "BR": "Br",
+    "I": "I",
+    "MG": "Mg",
+    "ZN": "Zn",
+    "CA": "Ca",
+    "FE": "Fe",
+    "MN": "Mn",
+    "CU": "Cu",
+    "NI": "Ni",
+    "CO": "Co",
+    "K": "K",
+    "NA+": "Na",
+    "SE": "Se",
+}
+
+
+def is_pdbqt(data: bytes, filename: str) -> bool:
+    """A PDBQT receptor: named .pdbqt, or a .pdb whose columns say PDBQT."""
+    suffix = filename.lower().rsplit(".", 1)[-1] if "." in filename else ""
+    return suffix == "pdbqt" or (suffix in ("pdb", "ent") and _looks_like_pdbqt(data.decode("utf-8", errors="replace")))
+
+
+def _pdbqt_as_pdb(text: str, filename: str) -> str:
+    """A PDBQT receptor as PDB text for reading (element from the AutoDock type, charge and type
+    dropped). Every ATOM/HETATM line must carry a charge and a known type: 422 naming the first line
+    that does not."""
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.startswith(("ATOM  ", "HETATM")):
+            if line.startswith(("TER", "END", "MODEL", "ENDMDL")):
+                out.append(line)
+            continue
+        autodock_type = line[77:79].strip().upper() if len(line) >= 78 else ""
+        if not _PDBQT_CHARGE.match(line[70:76]) or autodock_type not in _AUTODOCK_ELEMENTS:
+            raise _invalid(
+                f"receptor file {filename!r} line {number}: not a PDBQT atom line (a partial charge in columns "
+                f"71-76 and an AutoDock atom type in 78-79 expected): {line[:80]!r}",
+                "invalid_receptor",
+                format="pdbqt",
+                line=number,
+            )
+        out.append(f"{line[:66].ljust(76)}{_AUTODOCK_ELEMENTS[autodock_type].upper():>2}")
+    return "\n".join(out) + "\n"
+
+
 def read_receptor(data: bytes, filename: str) -> gemmi.Structure:
-    """Parse a PDB or mmCIF receptor and keep its protein: first model, no water, ligands, H or altlocs."""
+    """Parse a PDB, mmCIF or PDBQT receptor and keep its protein: first model, no water, ligands, H
+    or altlocs."""
     suffix = filename.lower().rsplit(".", 1)[-1] if "." in filename else ""
     text = data.decode("utf-8", errors="replace")
-    if suffix == "pdbqt" or (suffix in ("pdb", "ent") and _looks_like_pdbqt(text)):
-        raise _invalid(
-            f"receptor file {filename!r} is a PDBQT file (AutoDock charges and atom types after column 70); "
-            "prepared PDBQT receptors are not supported as uploads yet: upload the PDB or mmCIF file it was "
-            "prepared from (the hub prepares it for Vina itself)",
-            "invalid_receptor",
-            format="pdbqt",
-        )
+    if is_pdbqt(data, filename):
+        text, suffix = _pdbqt_as_pdb(text, filename), "pdb"
     try:
         if suffix in ("cif", "mmcif"):
             structure = gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
         elif suffix in ("pdb", "ent"):
             structure = gemmi.read_pdb_string(text)
         else:
-            raise _invalid(f"receptor file {filename!r}: use a .pdb or .cif (mmCIF) file", "invalid_receptor")
+            raise _invalid(f"receptor file {filename!r}: use a .pdb, .cif (mmCIF) or .pdbqt file", "invalid_receptor")
     except (RuntimeError, ValueError) as exc:
         if isinstance(exc, InvalidInput):
             raise
@@ -278,7 +336,15 @@ def prepare_target_files(
         with Chem.SDWriter(out) as writer:
             writer.write(reference)
         sdf = out.getvalue().encode()
+    pdbqt = None
+    if is_pdbqt(receptor, receptor_filename):
+        pdbqt = receptor
+        warnings.append(
+            "prepared PDBQT receptor: Vina docks into it as uploaded (its charges and atom types, its "
+            "hydrogens); its protein atoms give the chains, the box checks and the interaction labels"
+        )
     return PreparedTarget(
+        receptor_pdbqt=pdbqt,
         receptor_pdb=structure.make_pdb_string().encode(),
         protein_sequence=longest["sequence"],
         chains=chains,

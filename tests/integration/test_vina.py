@@ -235,9 +235,16 @@ def test_broken_receptors_are_refused_before_anything_is_queued(vina_hub: Hub) -
             )
         return caught.value
 
-    renamed = create(pdbqt)  # a prepared PDBQT receptor, renamed to .pdb: recognised by its columns
-    assert renamed.code == "invalid_receptor" and renamed.details["format"] == "pdbqt" and "PDBQT" in renamed.message
-    assert create(pdbqt, "receptor.pdbqt").details["format"] == "pdbqt"
+    # a PDBQT whose line has lost its atom type: refused, naming the line
+    lines = pdbqt.splitlines()
+    broken_at = next(i for i, line in enumerate(lines) if line.startswith("ATOM")) + 5
+    lines[broken_at] = lines[broken_at][:77]
+    bad = create("\n".join(lines), "receptor.pdbqt")
+    assert bad.code == "invalid_receptor" and bad.details == {"format": "pdbqt", "line": broken_at + 1}
+    assert f"line {broken_at + 1}" in bad.message
+    # a PDBQT that holds no protein (a prepared ligand, say) is not a receptor
+    ligand_only = [line for line in pdbqt.splitlines() if line.startswith("ATOM")][:20]
+    assert "amino-acid residues" in create("\n".join(ligand_only), "receptor.pdbqt").message
     # element columns that call most heavy atoms hydrogens: cleaning would keep the backbone N only
     hydrogens = create(_with_elements(pdb, "H", frozenset({"N"})))
     assert hydrogens.code == "invalid_receptor" and hydrogens.details["kept"] < hydrogens.details["heavy_atoms"] / 2
@@ -318,3 +325,38 @@ def test_a_screen_requiring_the_hinge_contact_keeps_imatinib_and_drops_aspirin(
     assert ranked["required_interactions"] == ["A:MET318:HBAcceptor"]
     aspirin = ranked["results"][1]
     assert aspirin["status"] == "completed" and "A:MET318:HBAcceptor" not in aspirin["interactions"]
+
+
+def test_an_uploaded_pdbqt_receptor_docks_like_the_pdb_it_came_from(vina_hub: Hub, predictor: VinaPredictor) -> None:
+    """A receptor prepared elsewhere (here: by the hub's own preparation of 1IEP, written out) is docked
+    into as uploaded; the same ligand scores within 0.5 kcal/mol of the PDB upload of that receptor."""
+    from omtx_hub.predictors.vina import _prepare_receptor
+    from omtx_hub.targets import prepare_target_files
+
+    pdb = (DATA / "1iep_receptorH.pdb").read_bytes()
+    pdbqt, _ = _prepare_receptor(prepare_target_files(pdb, "1iep.pdb", CRYSTAL_BOX).receptor_pdb.decode())
+    scores = {}
+    for filename, receptor in (("1iep.pdb", pdb), ("1iep_receptor.pdbqt", pdbqt.encode())):
+        target = vina_hub.create_target(
+            owner="local", name=filename, receptor=receptor, receptor_filename=filename, site=CRYSTAL_BOX
+        )
+        sub = build_job_submission(
+            vina_hub.settings,
+            owner="local",
+            target=target,
+            protein_sequence=None,
+            ligand_smiles="CC(C)Cc1ccc(cc1)C(C)C(=O)O",
+            ligand_name="ibuprofen",
+            params={"exhaustiveness": 8, "seed": 42},
+        )
+        job_id = vina_hub.manager.submit_job(sub).record["job_id"]
+        run(vina_hub, predictor)
+        record = vina_hub.manager.get(job_id)
+        assert record["status"] == "completed", record["error"]
+        scores[filename] = record["results"]["vina_score_kcal_mol"]
+        if filename.endswith(".pdbqt"):
+            assert "receptor.pdbqt" in target["files"] and any("PDBQT" in w for w in target["warnings"])
+            assert target["protein_sequence"] and target["chains"][0]["chain"] == "A"
+            # the interaction labels come from its protein atoms
+            assert record["results"]["pose_checks_passed"] is True and "A:" in record["results"]["interactions"]
+    assert abs(scores["1iep.pdb"] - scores["1iep_receptor.pdbqt"]) <= 0.5, scores

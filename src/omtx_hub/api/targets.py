@@ -44,7 +44,10 @@ async def create_target(
         str | None,
         Form(description='With a receptor: JSON, e.g. {"mode": "box", "center": [x,y,z], "size": [20,20,20]}'),
     ] = None,
-    receptor: Annotated[UploadFile | None, File(description="Receptor structure, .pdb or .cif (docking).")] = None,
+    receptor: Annotated[
+        UploadFile | None,
+        File(description="Receptor structure, .pdb or .cif, or an already prepared .pdbqt (docking)."),
+    ] = None,
     reference_ligand: Annotated[UploadFile | None, File(description="Reference ligand pose, .sdf.")] = None,
     protein_sequence: Annotated[
         str | None, Form(description="Instead of a receptor: the protein sequence (a sequence target, for co-folding).")

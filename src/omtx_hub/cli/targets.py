@@ -30,7 +30,10 @@ def _floats(text: str | None, what: str) -> list[float] | None:
 @target_app.command("create")
 def target_create(
     receptor: Annotated[
-        Path | None, typer.Argument(help="Receptor structure (.pdb or .cif); omit with --sequence.", exists=True)
+        Path | None,
+        typer.Argument(
+            help="Receptor structure (.pdb, .cif, or a prepared .pdbqt); omit with --sequence.", exists=True
+        ),
     ] = None,
     name: Annotated[str, typer.Option("--name", help="Target name.")] = "",
     box_center: Annotated[str | None, typer.Option(help="Box center x,y,z in Å.")] = None,

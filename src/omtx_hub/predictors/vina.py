@@ -60,6 +60,11 @@ class VinaPredictor:
         info: dict[str, Any] = {"receptor_prepared": "cache"}
         if pdbqt.exists():
             _check_receptor(pdbqt.read_text(), target.extra["box"])
+        elif "receptor.pdbqt" in target.files:  # uploaded already prepared: docked into as given
+            text = target.files["receptor.pdbqt"].read_text()
+            _check_receptor(text, target.extra["box"])
+            pdbqt.write_text(text)
+            info = {"receptor_prepared": "uploaded"}
         else:
             started = time.monotonic()
             text, ignored = _prepare_receptor(receptor_pdb.read_text())
