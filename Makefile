@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# PyTorch first, pinned: boltz-community needs torch, and an unpinned one would pull a CUDA build
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[server,vina,poses,s3,boltz,test]'
+	$(BIN)/pip install --quiet -e '.[server,vina,poses,repair,s3,boltz,test]'
 	touch $(STAMP)
 
 # The 3D viewer (3Dmol.js) comes from the npm registry at install time; the UI never uses a CDN.

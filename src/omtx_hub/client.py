@@ -196,9 +196,11 @@ class HubClient:
         reference_ligand: Path | None = None,
         protein_sequence: str | None = None,
         msa: Path | None = None,
+        repair: bool = False,
     ) -> dict[str, Any]:
-        """Create a target: a receptor (.pdb/.cif) with its binding site, or a ``protein_sequence``;
-        either with an optional MSA (.a3m). Returns the target (``target_id``)."""
+        """Create a target: a receptor (.pdb/.cif/.pdbqt) with its binding site, or a ``protein_sequence``;
+        either with an optional MSA (.a3m). ``repair`` rebuilds missing side-chain atoms (PDBFixer).
+        Returns the target (``target_id``)."""
         files = {}
         if receptor is not None:
             files["receptor"] = (receptor.name, receptor.read_bytes())
@@ -211,6 +213,8 @@ class HubClient:
             data["binding_site"] = json.dumps(binding_site)
         if protein_sequence is not None:
             data["protein_sequence"] = protein_sequence
+        if repair:
+            data["repair"] = "true"
         result: dict[str, Any] = self._request("POST", "/api/v1/targets", data=data, files=files or None)
         return result
 

@@ -110,6 +110,7 @@ class Hub:
         reference_filename: str = "reference.sdf",
         protein_sequence: str | None = None,
         msa: bytes | None = None,
+        repair: bool = False,
     ) -> dict[str, Any]:
         """Validate a target, store its files, then record it (files first, like results).
 
@@ -129,7 +130,9 @@ class Hub:
         if receptor is not None:
             if site is None:
                 raise InvalidInput("a receptor target needs a binding_site", code="invalid_binding_site")
-            prepared = prepare_target_files(receptor, receptor_filename, site, reference_ligand, reference_filename)
+            prepared = prepare_target_files(
+                receptor, receptor_filename, site, reference_ligand, reference_filename, repair=repair
+            )
             files["receptor.pdb"] = prepared.receptor_pdb
             if prepared.receptor_pdbqt is not None:
                 files["receptor.pdbqt"] = prepared.receptor_pdbqt

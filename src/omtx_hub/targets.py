@@ -268,12 +268,46 @@ def _residue_points(structure: gemmi.Structure, specs: list[str]) -> np.ndarray:
     return np.array(points)
 
 
+def repair_missing_atoms(structure: gemmi.Structure) -> tuple[gemmi.Structure, list[dict[str, Any]]]:
+    """Rebuild missing heavy atoms of the residues a structure has (PDBFixer: side chains cut short in
+    the deposited model, a missing terminal oxygen); missing residues are not modelled. Returns the
+    repaired structure and what was rebuilt: ``[{"residue": "A:THR315", "atoms": ["CG2", "OG1"]}]``."""
+    try:
+        from openmm.app import PDBFile
+        from pdbfixer import PDBFixer
+    except ImportError as exc:
+        raise _invalid(
+            "repair needs PDBFixer, which is not installed here: pip install 'omtx-hub[repair]'",
+            "repair_unavailable",
+        ) from exc
+    fixer = PDBFixer(pdbfile=io.StringIO(structure.make_pdb_string()))
+    fixer.findMissingResidues()
+    fixer.missingResidues = {}  # gaps stay gaps: modelling loops is not a docking receptor's repair
+    fixer.findMissingAtoms()
+    rebuilt = [
+        {"residue": f"{res.chain.id}:{res.name}{res.id}", "atoms": [a.name for a in atoms]}
+        for res, atoms in fixer.missingAtoms.items()
+    ] + [
+        {"residue": f"{res.chain.id}:{res.name}{res.id}", "atoms": list(atoms)}
+        for res, atoms in fixer.missingTerminals.items()
+    ]
+    fixer.addMissingAtoms()
+    out = io.StringIO()
+    PDBFile.writeFile(fixer.topology, fixer.positions, out, keepIds=True)
+    repaired = gemmi.read_pdb_string(out.getvalue())
+    repaired.setup_entities()
+    repaired.remove_hydrogens()
+    return repaired, rebuilt
+
+
 def prepare_target_files(
     receptor: bytes,
     receptor_filename: str,
     site: dict[str, Any],
     reference_ligand: bytes | None = None,
     reference_filename: str = "reference.sdf",
+    *,
+    repair: bool = False,
 ) -> PreparedTarget:
     """Validate everything and resolve the binding site to a box. Raises InvalidInput on any problem."""
     try:
@@ -286,9 +320,21 @@ def prepare_target_files(
             problems=problems,
         ) from exc
     structure = read_receptor(receptor, receptor_filename)
+    warnings: list[str] = []
+    rebuilt: list[dict[str, Any]] = []
+    if repair:
+        if is_pdbqt(receptor, receptor_filename):
+            raise _invalid(
+                "a prepared PDBQT receptor is docked as uploaded: repair it before preparing it", "invalid_receptor"
+            )
+        structure, rebuilt = repair_missing_atoms(structure)
+        count = sum(len(r["atoms"]) for r in rebuilt)
+        warnings.append(
+            f"PDBFixer rebuilt {count} missing atoms in {len(rebuilt)} residues"
+            + (": " + "; ".join(f"{r['residue']} ({', '.join(r['atoms'])})" for r in rebuilt[:20]) if rebuilt else "")
+        )
     atoms = _coords(structure)
     reference = read_reference_ligand(reference_ligand, reference_filename) if reference_ligand else None
-    warnings: list[str] = []
 
     if spec.mode == "box":
         if spec.center is None or spec.size is None:
@@ -355,6 +401,7 @@ def prepare_target_files(
             "padding": spec.padding,
             "residues": spec.residues,
             "receptor_atoms_in_box": inside,
+            **({"repaired": rebuilt} if repair else {}),
         },
         reference_ligand_sdf=sdf,
         warnings=warnings,

@@ -360,3 +360,48 @@ def test_an_uploaded_pdbqt_receptor_docks_like_the_pdb_it_came_from(vina_hub: Hu
             # the interaction labels come from its protein atoms
             assert record["results"]["pose_checks_passed"] is True and "A:" in record["results"]["interactions"]
     assert abs(scores["1iep.pdb"] - scores["1iep_receptor.pdbqt"]) <= 0.5, scores
+
+
+def test_repair_rebuilds_side_chains_cut_short_in_the_receptor(vina_hub: Hub) -> None:
+    """Thr315 and Met318 cut back to their CB, as in a deposited model with unresolved side chains:
+    without repair the receptor keeps the stubs; with it PDBFixer rebuilds them and says so."""
+    from omtx_hub.errors import InvalidInput
+
+    lines = (DATA / "1iep_receptorH.pdb").read_text().splitlines()
+    stubs = "\n".join(
+        line
+        for line in lines
+        if not (
+            line.startswith("ATOM")
+            and line[22:26].strip() in ("315", "318")
+            and line[12:16].strip() not in ("N", "CA", "C", "O", "CB")
+        )
+    ).encode()
+
+    def atoms(target: dict[str, Any], residue: str) -> set[str]:
+        pdb = vina_hub.store.read_bytes(target["files"]["receptor.pdb"]).decode()
+        return {
+            line[12:16].strip()
+            for line in pdb.splitlines()
+            if line.startswith("ATOM") and line[22:26].strip() == residue
+        }
+
+    plain = vina_hub.create_target(
+        owner="local", name="stubs", receptor=stubs, receptor_filename="stubs.pdb", site=CRYSTAL_BOX
+    )
+    assert atoms(plain, "315") == {"N", "CA", "C", "O", "CB"} and "repaired" not in plain["site"]
+    fixed = vina_hub.create_target(
+        owner="local", name="repaired", receptor=stubs, receptor_filename="stubs.pdb", site=CRYSTAL_BOX, repair=True
+    )
+    assert atoms(fixed, "315") == {"N", "CA", "C", "O", "CB", "OG1", "CG2"}
+    assert {"CG", "SD", "CE"} <= atoms(fixed, "318")
+    rebuilt = {r["residue"]: sorted(r["atoms"]) for r in fixed["site"]["repaired"]}
+    assert rebuilt["A:THR315"] == ["CG2", "OG1"] and rebuilt["A:MET318"] == ["CE", "CG", "SD"]
+    assert any(w.startswith("PDBFixer rebuilt") and "A:THR315 (" in w for w in fixed["warnings"])
+    with pytest.raises(InvalidInput, match="docked as uploaded"):  # a PDBQT is not repaired behind the user's back
+        from omtx_hub.predictors.vina import _prepare_receptor
+
+        pdbqt, _ = _prepare_receptor(vina_hub.store.read_bytes(fixed["files"]["receptor.pdb"]).decode())
+        vina_hub.create_target(
+            owner="local", name="x", receptor=pdbqt.encode(), receptor_filename="r.pdbqt", site=CRYSTAL_BOX, repair=True
+        )

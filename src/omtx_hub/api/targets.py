@@ -56,6 +56,10 @@ async def create_target(
         UploadFile | None,
         File(description="Optional MSA (.a3m) of the protein, first sequence = the target's; used by Boltz-2."),
     ] = None,
+    repair: Annotated[
+        bool,
+        Form(description="Rebuild the receptor's missing side-chain atoms with PDBFixer first (said in warnings)."),
+    ] = False,
 ) -> Any:
     hub = get_hub(request)
     site = json_object_field(binding_site, "binding_site", "invalid_binding_site") if binding_site else None
@@ -73,6 +77,7 @@ async def create_target(
         reference_filename=(reference_ligand.filename or "reference.sdf") if reference_ligand else "reference.sdf",
         protein_sequence=protein_sequence,
         msa=msa_data,
+        repair=repair,
     )
     return _view(record)
 

@@ -48,6 +48,9 @@ def target_create(
         str | None, typer.Option(help="No receptor: a sequence target for co-folding (Boltz-2).")
     ] = None,
     msa: Annotated[Path | None, typer.Option(help="MSA of the protein (.a3m), used by Boltz-2.", exists=True)] = None,
+    repair: Annotated[
+        bool, typer.Option(help="Rebuild missing side-chain atoms of the receptor with PDBFixer first.")
+    ] = False,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Create a target once (a receptor with its binding site, or --sequence); prints the id for --target."""
@@ -81,7 +84,7 @@ def target_create(
             site = {"mode": "ligand", "padding": padding}
     with hub_client(url) as hub:
         target = hub.create_target(
-            name, receptor, site, reference_ligand=reference_ligand, protein_sequence=sequence, msa=msa
+            name, receptor, site, reference_ligand=reference_ligand, protein_sequence=sequence, msa=msa, repair=repair
         )
     where = (
         f"box center {target['binding_site']['center']} size {target['binding_site']['size']}"
