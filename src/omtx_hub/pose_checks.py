@@ -147,6 +147,11 @@ def _same_molecule(a: Any, b: Any) -> bool:
         return False
 
 
+def _xyz(mol: Any, index: int) -> list[float]:
+    position = mol.GetConformer().GetAtomPosition(index)
+    return [round(position.x, 3), round(position.y, 3), round(position.z, 3)]
+
+
 def _interactions(ligand: Any, protein: Any) -> list[dict[str, Any]]:
     from rdkit import Chem
 
@@ -164,14 +169,18 @@ def _interactions(ligand: Any, protein: Any) -> list[dict[str, Any]]:
     contacts = []
     for (_, residue), found in fingerprint.ifp[0].items():
         for interaction, metadata in found.items():
-            contacts.append(
-                {
-                    "chain": residue.chain,
-                    "residue": residue.name,
-                    "number": residue.number,
-                    "interaction": interaction,
-                    "distance_angstrom": round(min(m["distance"] for m in metadata), 2),
-                }
-            )
+            closest = min(metadata, key=lambda m: m["distance"])
+            contact = {
+                "chain": residue.chain,
+                "residue": residue.name,
+                "number": residue.number,
+                "interaction": interaction,
+                "distance_angstrom": round(closest["distance"], 2),
+            }
+            if interaction.startswith("HB"):  # the two heavy atoms, for the viewer's dashed line
+                atoms = closest["parent_indices"]
+                contact["ligand_xyz"] = _xyz(ligand_mol, atoms["ligand"][0])
+                contact["protein_xyz"] = _xyz(protein_mol, atoms["protein"][0])
+            contacts.append(contact)
     contacts.sort(key=lambda c: (c["interaction"] == "Hydrophobic", c["distance_angstrom"]))
     return contacts

@@ -165,6 +165,12 @@ def test_submit_watch_rank_and_view_in_3d(page: Any, hub_url: tuple[str, Hub, st
     assert contacts.count() > 0  # the best pose's contacts, listed and highlighted in the viewer
     highlighted = json.loads(page.locator("#viewer").get_attribute("data-contacts"))
     assert {f"{r['label']}" for r in highlighted} == {row.split("\t")[0] for row in contacts.all_inner_texts()}
+    hbonds = json.loads(page.locator("#viewer").get_attribute("data-hbonds"))
+    hb_rows = [row for row in contacts.all_inner_texts() if "\tHB" in row]
+    assert len(hbonds) == len(hb_rows)  # each hydrogen bond drawn as a dashed line between its two atoms
+    for bond in hbonds:
+        gap = sum((a - b) ** 2 for a, b in zip(bond["start"], bond["end"], strict=True)) ** 0.5
+        assert 2.4 < gap < 3.6, bond
     assert page.locator("img.depiction").evaluate("img => img.complete && img.naturalWidth > 0")
     assert "Lower (more negative) is better" in page.locator("table.fields").inner_text()
     for link in page.locator("a[download]").all():

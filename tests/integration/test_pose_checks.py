@@ -4,6 +4,7 @@ clash checks; a job without a pose gets no checks, a failure to check never fail
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,15 @@ def test_the_crystal_pose_passes_and_makes_the_hinge_contact() -> None:
     assert "A:THR315:HBDonor" in summary  # the gatekeeper: imatinib's amide NH donates to Thr315
     hydrophobic = [c for c in summary if c.endswith(":Hydrophobic")]
     assert hydrophobic and summary[-len(hydrophobic) :] == hydrophobic  # every contact; polar ones first
-    assert b"rmsd_\xe2\x89\xa4_2\xc3\xa5,True" in report.files["posebusters.csv"]  # redock: the reference is imatinib
+    assert b"rmsd_\xe2\x89\xa4_2\xc3\xa5,True" in report.files["posebusters.csv"]
+    # each hydrogen bond keeps its two heavy atoms (the viewer draws it): donor–acceptor distance
+    contacts = json.loads(report.files["interactions.json"])
+    hinge = next(c for c in contacts if (c["residue"], c["number"], c["interaction"]) == ("MET", 318, "HBAcceptor"))
+    gap = sum((a - b) ** 2 for a, b in zip(hinge["ligand_xyz"], hinge["protein_xyz"], strict=True)) ** 0.5
+    assert gap == pytest.approx(hinge["distance_angstrom"], abs=0.01)
+    assert all(
+        "ligand_xyz" not in c for c in contacts if c["interaction"] == "Hydrophobic"
+    )  # redock: the reference is imatinib
 
 
 def test_a_pose_pushed_into_the_protein_fails_the_clash_checks() -> None:

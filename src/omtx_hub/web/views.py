@@ -199,6 +199,9 @@ def job_page(job_id: str, request: Request) -> Any:
             "contacts": contacts,
             # the residues the viewer highlights: each once, with its polar contact types
             "contact_residues": json.dumps(_contact_residues(contacts)),
+            "hydrogen_bonds": json.dumps(
+                [{"start": c["ligand_xyz"], "end": c["protein_xyz"]} for c in contacts if "ligand_xyz" in c]
+            ),
         },
     )
 

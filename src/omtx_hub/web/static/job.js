@@ -18,6 +18,11 @@
     viewer.addStyle(sel, { stick: { colorscheme: "orangeCarbon", radius: 0.18 } });
     viewer.addResLabels(sel, { fontSize: 11, showBackground: false, fontColor: "black", bold: res.types.length > 0 });
   }
+  const xyz = ([x, y, z]) => ({ x, y, z });
+  for (const bond of JSON.parse(box.dataset.hbonds || "[]")) {
+    viewer.addCylinder({ start: xyz(bond.start), end: xyz(bond.end), radius: 0.06, dashed: true, color: "blue",
+      fromCap: 1, toCap: 1 });
+  }
   viewer.zoomTo(ligand);
   viewer.zoom(0.55);
   viewer.render();
