@@ -405,3 +405,25 @@ def test_repair_rebuilds_side_chains_cut_short_in_the_receptor(vina_hub: Hub) ->
         vina_hub.create_target(
             owner="local", name="x", receptor=pdbqt.encode(), receptor_filename="r.pdbqt", site=CRYSTAL_BOX, repair=True
         )
+
+
+def test_enumerated_protonation_docks_each_likely_state_and_keeps_the_best(
+    vina_hub: Hub, target: dict[str, Any], predictor: VinaPredictor
+) -> None:
+    sub = build_job_submission(
+        vina_hub.settings,
+        owner="local",
+        target=target,
+        protein_sequence=None,
+        ligand_smiles="NCCc1c[nH]cn1",
+        ligand_name="histamine",
+        params={"exhaustiveness": 4, "seed": 42, "protonation": "enumerate", "protonation_states": 3},
+    )
+    job_id = vina_hub.manager.submit_job(sub).record["job_id"]
+    run(vina_hub, predictor)
+    results = vina_hub.manager.get(job_id)["results"]
+    states = results["protonation_states"]
+    assert [s["formal_charge"] for s in states] == [1, 2]  # the dominant state, then the imidazolium
+    best = min(states, key=lambda s: s["vina_score_kcal_mol"])
+    assert results["vina_score_kcal_mol"] == best["vina_score_kcal_mol"]
+    assert (results["docked_smiles"], results["formal_charge"]) == (best["smiles"], best["formal_charge"])

@@ -60,3 +60,14 @@ def test_the_state_follows_the_ph() -> None:
     assert dominant_state("CC(N)Cc1ccccc1", 11.5).formal_charge == 0  # above the amine's
     with pytest.raises(ValueError, match="could not parse"):
         dominant_state("not a smiles(", 7.4)
+
+
+def test_likely_states_flip_the_groups_near_the_ph_after_the_dominant_one() -> None:
+    from omtx_hub.predictors.protonation import likely_states
+
+    gefitinib = likely_states("COc1cc2ncnc(Nc3ccc(F)c(Cl)c3)c2cc1OCCCN1CCOCC1", 7.4, 3)
+    assert [s.formal_charge for s in gefitinib] == [0, 1]  # the morpholine (pKa 7.4) either way
+    histamine = likely_states("NCCc1c[nH]cn1", 7.4, 3)
+    assert [s.formal_charge for s in histamine] == [1, 2] and histamine[1].smiles == "[NH3+]CCc1c[nH]c[nH+]1"
+    assert [s.formal_charge for s in likely_states("Cn1c(=O)c2c(ncn2C)n(C)c1=O", 7.4, 3)] == [0]  # fused: no flip
+    assert len(likely_states("NCCc1c[nH]cn1", 7.4, 1)) == 1

@@ -9,8 +9,9 @@ the textbook value of its parent compound. A group is charged when its pKa says 
 acids with pKa < pH lose their proton, bases with pKa > pH gain one.
 
 Known limits, documented: substituent effects beyond the listed ones (a nitro-phenol, pKa ≈ 7.2,
-stays neutral), tautomers (the input's are kept), and borderline groups near the pH (imidazole 7.0,
-morpholine 7.4 stay neutral at 7.4) take the majority state only.
+stays neutral) and tautomers (the input's are kept). Groups near the pH (imidazole 7.0, morpholine
+7.4) take their majority state; :func:`likely_states` also lists the states with one such group
+flipped, closest pKa first, for a docking that tries several.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from rdkit import Chem
 from rdkit.Chem.MolStandardize import rdMolStandardize
 
-__all__ = ["ACIDS", "BASES", "Protonated", "dominant_state"]
+__all__ = ["ACIDS", "BASES", "Protonated", "dominant_state", "likely_states"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ _ALIPHATIC_AMINE = (
     "!$(NC(F)(F)F);!$(NCC(F)(F)F)]"
 )
 BASES = (
+    Group("imidazole (not fused)", "[nX2;r5;$(n1:c:[nX3]:[c;!R2]:[c;!R2]1)]", 7.0),
     Group("guanidine", "[NX2;!a]=C([NX3])[NX3]", 13.0),
     Group("amidine", "[NX2;!a;!$(N=C[NX3][#6]=O)]=[CX3;!$(C(=N)[NX3][NX3])]([#6,#1])[NX3;!$(N[#6]=O)]", 12.0),
     Group("morpholine nitrogen", "[NX3;R;!$(N[a]);!$(N[#6]=[#7,#8,#16])]1CCOCC1", 7.4),
@@ -57,42 +59,69 @@ class Protonated:
     formal_charge: int
 
 
+@dataclass(frozen=True)
+class _Site:
+    index: int
+    acid: bool
+    pka: float
+
+
 def dominant_state(smiles: str, ph: float) -> Protonated:
     """The largest fragment's dominant state at ``ph``. Raises ValueError when the SMILES cannot be read."""
+    return likely_states(smiles, ph, 1)[0]
+
+
+def likely_states(smiles: str, ph: float, n: int) -> list[Protonated]:
+    """Up to ``n`` states, the dominant one first, then each with one group whose pKa is within 2
+    units of the pH flipped (closest first), without duplicates."""
+    mol = _neutral(smiles)
+    sites = _sites(mol)
+    acids = {s.index for s in sites if s.acid and s.pka < ph}
+    bases = _one_proton_per_vicinal_pair(mol, [s.index for s in sites if not s.acid and s.pka > ph])
+    dominant = acids | set(bases)
+    states = [_build(mol, sites, dominant)]
+    for site in sorted((s for s in sites if abs(s.pka - ph) <= 2.0), key=lambda s: abs(s.pka - ph)):
+        if len(states) >= n:
+            break
+        flipped = _build(mol, sites, dominant ^ {site.index})
+        if flipped.smiles not in {state.smiles for state in states}:
+            states.append(flipped)
+    return states[:n]
+
+
+def _neutral(smiles: str) -> Chem.Mol:
     mol = Chem.MolFromSmiles(smiles)
     if mol is None:
         raise ValueError("RDKit could not parse the SMILES")
     mol = rdMolStandardize.LargestFragmentChooser(preferOrganic=True).choose(mol)
-    mol = rdMolStandardize.Uncharger().uncharge(mol)  # from the neutral form, whatever salt was drawn
-    mol = Chem.RWMol(mol)
-    decided: set[int] = set()
-    for group in ACIDS:
-        if group.pka >= ph:
+    return rdMolStandardize.Uncharger().uncharge(mol)  # from the neutral form, whatever salt was drawn
+
+
+def _sites(mol: Chem.Mol) -> list[_Site]:
+    """Every ionisable atom, judged once: by the first group of the tables that matches it."""
+    sites: dict[int, _Site] = {}
+    for acid, groups in ((True, ACIDS), (False, BASES)):
+        for group in groups:
+            for match in mol.GetSubstructMatches(Chem.MolFromSmarts(group.smarts)):
+                atom = mol.GetAtomWithIdx(match[0])
+                if match[0] in sites or (acid and atom.GetTotalNumHs() == 0):
+                    continue
+                sites[match[0]] = _Site(match[0], acid, group.pka)
+    return list(sites.values())
+
+
+def _build(mol: Chem.Mol, sites: list[_Site], charged: set[int]) -> Protonated:
+    state = Chem.RWMol(mol)
+    for site in sites:
+        if site.index not in charged:
             continue
-        for match in mol.GetSubstructMatches(Chem.MolFromSmarts(group.smarts)):
-            atom = mol.GetAtomWithIdx(match[0])
-            if atom.GetIdx() in decided or atom.GetTotalNumHs() == 0:
-                continue
-            atom.SetFormalCharge(-1)
-            atom.SetNumExplicitHs(atom.GetTotalNumHs() - 1)
-            atom.SetNoImplicit(True)
-            decided.add(atom.GetIdx())
-    protonated: list[int] = []
-    for group in BASES:
-        for match in mol.GetSubstructMatches(Chem.MolFromSmarts(group.smarts)):
-            index = match[0]
-            if index in decided:
-                continue
-            decided.add(index)  # a morpholine N, once judged, is not an "aliphatic amine" again
-            if group.pka > ph:
-                protonated.append(index)
-    for index in _one_proton_per_vicinal_pair(mol, protonated):
-        atom = mol.GetAtomWithIdx(index)
-        atom.SetFormalCharge(1)
-        atom.SetNumExplicitHs(atom.GetTotalNumHs() + 1)
+        atom = state.GetAtomWithIdx(site.index)
+        hydrogens = atom.GetTotalNumHs()
+        atom.SetFormalCharge(-1 if site.acid else 1)
+        atom.SetNumExplicitHs(hydrogens - 1 if site.acid else hydrogens + 1)
         atom.SetNoImplicit(True)
-    Chem.SanitizeMol(mol)
-    return Protonated(Chem.MolToSmiles(mol), Chem.GetFormalCharge(mol))
+    Chem.SanitizeMol(state)
+    return Protonated(Chem.MolToSmiles(state), Chem.GetFormalCharge(state))
 
 
 def _one_proton_per_vicinal_pair(mol: Chem.Mol, bases: list[int]) -> list[int]:

@@ -31,6 +31,7 @@ from omtx_hub.domain import Target
 from omtx_hub.errors import PermanentPredictionError, PredictionError, TransientPredictionError
 from omtx_hub.predictors.base import Outcome, PredictionTask, TargetArtifacts
 from omtx_hub.predictors.ligand_prep import prepare_ligand
+from omtx_hub.predictors.protonation import likely_states
 from omtx_hub.predictors.vina_spec import VINA, VinaParams
 
 __all__ = ["VinaPredictor", "make_vina_predictor"]
@@ -136,18 +137,37 @@ class VinaPredictor:
             raise PermanentPredictionError(
                 f"invalid vina parameters: {exc.errors()[0]['msg']}", code="invalid_params"
             ) from exc
-        ligand = prepare_ligand(task.ligand.smiles, ph=params.ph, protonate=params.protonate, seed=params.seed)
         engine = self._engine(artifacts, params.seed)
         started = time.monotonic()
-        try:
-            engine.set_ligand_from_string(ligand.pdbqt)
-            engine.dock(exhaustiveness=params.exhaustiveness, n_poses=max(20, params.n_poses))
-            energies = engine.energies(n_poses=params.n_poses, energy_range=params.energy_range_kcal_mol)
-            poses_pdbqt = engine.poses(n_poses=params.n_poses, energy_range=params.energy_range_kcal_mol)
-        except MemoryError as exc:
-            raise TransientPredictionError("docking ran out of memory", code="out_of_memory") from exc
-        except (RuntimeError, TypeError, ValueError) as exc:
-            raise PermanentPredictionError(f"docking_failed: Vina: {exc}", code="docking_failed") from exc
+        tried: list[dict[str, Any]] = []
+        if params.protonate and params.protonation == "enumerate":
+            # several likely states, each docked as given; the best-scoring one is the job's result
+            try:
+                states = likely_states(task.ligand.smiles, params.ph, params.protonation_states)
+            except (ValueError, RuntimeError) as exc:
+                raise PermanentPredictionError(
+                    f"ligand_preparation_failed: protonation: {exc} (SMILES {task.ligand.smiles})",
+                    code="ligand_preparation_failed",
+                ) from exc
+            best: tuple[float, Any, Any, str] | None = None  # top score, ligand, energies, poses
+            for state in states:
+                candidate = prepare_ligand(state.smiles, ph=params.ph, protonate=False, seed=params.seed)
+                state_energies, state_poses = _dock_one(engine, candidate, params)
+                top_score = float(state_energies[0][0])
+                tried.append(
+                    {
+                        "smiles": candidate.smiles,
+                        "formal_charge": candidate.formal_charge,
+                        "vina_score_kcal_mol": round(top_score, 3),
+                    }
+                )
+                if best is None or top_score < best[0]:
+                    best = (top_score, candidate, state_energies, state_poses)
+            assert best is not None  # likely_states returns the dominant state at least
+            _, ligand, energies, poses_pdbqt = best
+        else:
+            ligand = prepare_ligand(task.ligand.smiles, ph=params.ph, protonate=params.protonate, seed=params.seed)
+            energies, poses_pdbqt = _dock_one(engine, ligand, params)
         seconds = time.monotonic() - started
         poses = _poses_to_rdkit(poses_pdbqt, task.ligand.smiles)
         scores = [round(float(row[0]), 3) for row in energies]
@@ -166,6 +186,7 @@ class VinaPredictor:
             "n_poses": len(scores),
             "docked_smiles": ligand.smiles,
             "formal_charge": ligand.formal_charge,
+            **({"protonation_states": tried} if tried else {}),
             "exhaustiveness": params.exhaustiveness,
             "seed": params.seed,
             "box_center_angstrom": artifacts.data["box"]["center"],
@@ -187,6 +208,20 @@ def make_vina_predictor(settings: Any) -> VinaPredictor:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _dock_one(engine: Vina, ligand: Any, params: VinaParams) -> tuple[Any, str]:
+    """Vina's energies and poses of one prepared ligand (the engine holds the target's maps)."""
+    try:
+        engine.set_ligand_from_string(ligand.pdbqt)
+        engine.dock(exhaustiveness=params.exhaustiveness, n_poses=max(20, params.n_poses))
+        energies = engine.energies(n_poses=params.n_poses, energy_range=params.energy_range_kcal_mol)
+        poses_pdbqt = engine.poses(n_poses=params.n_poses, energy_range=params.energy_range_kcal_mol)
+    except MemoryError as exc:
+        raise TransientPredictionError("docking ran out of memory", code="out_of_memory") from exc
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise PermanentPredictionError(f"docking_failed: Vina: {exc}", code="docking_failed") from exc
+    return energies, poses_pdbqt
 
 
 def _prepare_receptor(pdb_text: str) -> tuple[str, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from omtx_hub.predictors.spec import PredictorSpec, ResultField
@@ -18,6 +20,12 @@ class VinaParams(BaseModel):
     seed: int = Field(42, ge=1, le=2**31 - 1, description="Seed of the search and of the 3D embedding.")
     ph: float = Field(7.4, ge=0, le=14, description="pH of the ligand's dominant protonation state.")
     protonate: bool = Field(True, description="Set the protonation state at `ph`; false docks the SMILES as given.")
+    protonation: Literal["dominant", "enumerate"] = Field(
+        "dominant",
+        description="dominant: dock the dominant state at `ph`; enumerate: dock up to `protonation_states` likely "
+        "states (groups within 2 pKa units of `ph` flipped) and keep the best-scoring one.",
+    )
+    protonation_states: int = Field(3, ge=1, le=6, description="With protonation=enumerate: how many states to dock.")
 
 
 VINA = PredictorSpec(
@@ -62,6 +70,12 @@ VINA = PredictorSpec(
             kind="text",
         ),
         ResultField("formal_charge", "Net formal charge of the docked form (its dominant state at the job's pH)."),
+        ResultField(
+            "protonation_states",
+            "With protonation=enumerate: each state docked (SMILES, formal charge, its best score); the job's "
+            "result is the best-scoring one.",
+            kind="list",
+        ),
         ResultField("exhaustiveness", "Vina's search effort used for this job."),
         ResultField("seed", "Random seed of the search and the 3D embedding (same seed, same result)."),
         ResultField("box_center_angstrom", "Center of the docking box, Å.", unit="Å", kind="list"),
