@@ -306,8 +306,8 @@ def test_a_docking_whose_poses_all_score_zero_fails(tmp_path: Path) -> None:
 def test_a_screen_requiring_the_hinge_contact_keeps_imatinib_and_drops_aspirin(
     vina_hub: Hub, target: dict[str, Any], predictor: VinaPredictor
 ) -> None:
-    """Real docking, real pose checks: ranked on the Met318 hinge hydrogen bond, aspirin (which docks
-    elsewhere in the pocket) is listed without a rank."""
+    """Real docking, real pose checks: ranked on contact with Met318 (the hinge), aspirin, which docks
+    elsewhere in the pocket, is listed without a rank."""
     sub = build_batch_submission(
         vina_hub.settings,
         owner="local",
