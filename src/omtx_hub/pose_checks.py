@@ -165,7 +165,10 @@ def _interactions(ligand: Any, protein: Any) -> list[dict[str, Any]]:
         protein_mol = Molecule(Chem.AddHs(standard, addCoords=True, addResidueInfo=True))
         ligand_mol = Molecule.from_rdkit(ligand)
         fingerprint = Fingerprint(list(INTERACTION_TYPES))
-        fingerprint.run_from_iterable([ligand_mol], protein_mol, progress=False)
+        # n_jobs=1: ProLIF would otherwise fork a process pool from the worker, whose heartbeat and
+        # webhook threads may hold a lock at that moment; the child then hangs for good (seen: a job
+        # stuck after its docking, once in a full suite run)
+        fingerprint.run_from_iterable([ligand_mol], protein_mol, progress=False, n_jobs=1)
     contacts = []
     for (_, residue), found in fingerprint.ifp[0].items():
         for interaction, metadata in found.items():

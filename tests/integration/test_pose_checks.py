@@ -79,3 +79,15 @@ def test_check_job_pose_reads_vinas_first_pose(tmp_path: Path, shift: float) -> 
         files.__getitem__, files, "ignored: the pose is read from poses.sdf", {"receptor.pdb": receptor}
     )
     assert report is not None and report.results["pose_checks_passed"] is (shift == 0.0)
+
+
+def test_the_checks_fork_no_process() -> None:
+    """A worker has threads (heartbeat, webhooks): a process forked while one of them holds a lock can
+    hang for good, as ProLIF's default process pool once did in a full suite run. The checks run
+    in the worker's own process."""
+    import os
+
+    forks: list[int] = []
+    os.register_at_fork(before=lambda: forks.append(os.getpid()))
+    check_pose(CRYSTAL, RECEPTOR, reference=CRYSTAL)
+    assert forks == []
