@@ -18,7 +18,6 @@ from rdkit import Chem
 from conftest import make_settings
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.predictors.vina import VinaPredictor
-from omtx_hub.queue import Submitted
 from omtx_hub.submission import build_batch_submission, build_job_submission
 from omtx_hub.worker import Worker
 
@@ -55,6 +54,20 @@ def predictor() -> VinaPredictor:
     return VinaPredictor(cpu=2)
 
 
+def submit(hub: Hub, target: dict[str, Any], name: str, smiles: str, params: dict[str, Any]) -> str:
+    """One docking job of ``smiles`` against ``target``, queued; its job id."""
+    sub = build_job_submission(
+        hub.settings,
+        owner="local",
+        target=target,
+        protein_sequence=None,
+        ligand_smiles=smiles,
+        ligand_name=name,
+        params=params,
+    )
+    return str(hub.manager.submit_job(sub).record["job_id"])
+
+
 def run(hub: Hub, predictor: VinaPredictor) -> Worker:
     worker = Worker(hub.settings, hub.manager, hub.store, {"vina": predictor})
     while worker.run_once():
@@ -67,16 +80,7 @@ def test_redocking_imatinib_finds_the_crystal_pose(
     vina_hub: Hub, target: dict[str, Any], predictor: VinaPredictor
 ) -> None:
     """Exhaustiveness 8, seed 42 (checked in): the best-scored pose is within 2 Å of the crystal pose."""
-    sub = build_job_submission(
-        vina_hub.settings,
-        owner="local",
-        target=target,
-        protein_sequence=None,
-        ligand_smiles=IMATINIB,
-        ligand_name="imatinib",
-        params={"exhaustiveness": 8, "seed": 42},
-    )
-    job_id = vina_hub.manager.submit_job(sub).record["job_id"]
+    job_id = submit(vina_hub, target, "imatinib", IMATINIB, {"exhaustiveness": 8, "seed": 42})
     run(vina_hub, predictor)
     record = vina_hub.manager.get(job_id)
     assert record["status"] == "completed", record["error"]
@@ -188,18 +192,9 @@ def test_batch_files_and_a_bad_ligand_failing_alone(
 
 def test_a_second_worker_reuses_the_cached_receptor(vina_hub: Hub, target: dict[str, Any]) -> None:
     for name, smiles in [("methanol", "CO"), ("ethanol", "CCO")]:  # the first worker fills the cache (if empty)
-        sub = build_job_submission(
-            vina_hub.settings,
-            owner="local",
-            target=target,
-            protein_sequence=None,
-            ligand_smiles=smiles,
-            ligand_name=name,
-            params={"exhaustiveness": 1},
-        )
-        submitted: Submitted = vina_hub.manager.submit_job(sub)
+        job_id = submit(vina_hub, target, name, smiles, {"exhaustiveness": 1})
         worker = run(vina_hub, VinaPredictor(cpu=2))
-    record = vina_hub.manager.get(submitted.record["job_id"])
+    record = vina_hub.manager.get(job_id)
     assert record["status"] == "completed"
     ((_, artifacts),) = worker._targets.values()
     assert artifacts.data["info"] == {"receptor_prepared": "cache"}
@@ -340,16 +335,7 @@ def test_an_uploaded_pdbqt_receptor_docks_like_the_pdb_it_came_from(vina_hub: Hu
         target = vina_hub.create_target(
             owner="local", name=filename, receptor=receptor, receptor_filename=filename, site=CRYSTAL_BOX
         )
-        sub = build_job_submission(
-            vina_hub.settings,
-            owner="local",
-            target=target,
-            protein_sequence=None,
-            ligand_smiles="CC(C)Cc1ccc(cc1)C(C)C(=O)O",
-            ligand_name="ibuprofen",
-            params={"exhaustiveness": 8, "seed": 42},
-        )
-        job_id = vina_hub.manager.submit_job(sub).record["job_id"]
+        job_id = submit(vina_hub, target, "ibuprofen", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", {"exhaustiveness": 8, "seed": 42})
         run(vina_hub, predictor)
         record = vina_hub.manager.get(job_id)
         assert record["status"] == "completed", record["error"]
@@ -410,16 +396,13 @@ def test_repair_rebuilds_side_chains_cut_short_in_the_receptor(vina_hub: Hub) ->
 def test_enumerated_protonation_docks_each_likely_state_and_keeps_the_best(
     vina_hub: Hub, target: dict[str, Any], predictor: VinaPredictor
 ) -> None:
-    sub = build_job_submission(
-        vina_hub.settings,
-        owner="local",
-        target=target,
-        protein_sequence=None,
-        ligand_smiles="NCCc1c[nH]cn1",
-        ligand_name="histamine",
-        params={"exhaustiveness": 4, "seed": 42, "protonation": "enumerate", "protonation_states": 3},
+    job_id = submit(
+        vina_hub,
+        target,
+        "histamine",
+        "NCCc1c[nH]cn1",
+        {"exhaustiveness": 4, "seed": 42, "protonation": "enumerate", "protonation_states": 3},
     )
-    job_id = vina_hub.manager.submit_job(sub).record["job_id"]
     run(vina_hub, predictor)
     results = vina_hub.manager.get(job_id)["results"]
     states = results["protonation_states"]
