@@ -177,4 +177,4 @@ def boltz_cache() -> Path:
     """CCD molecules + tiny random-weight checkpoints, built once and kept under .cache/ between runs."""
     from boltz_fixtures import build_cache
 
-    return build_cache(BOLTZ_CACHE, size="tiny", extra_codes=["BEN"])
+    return build_cache(BOLTZ_CACHE, size="tiny", extra_codes=["BEN", "ATP", "MG", "HEM", "ZN"])

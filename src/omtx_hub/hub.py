@@ -15,11 +15,13 @@ from omtx_hub.chem import clean_protein_sequence, control_character_in
 from omtx_hub.db import create_db_engine, migrate
 from omtx_hub.db.targets import TargetRepository
 from omtx_hub.errors import InvalidInput, StorageError
+from omtx_hub.models import ccd_code_known
+from omtx_hub.predictors.boltz2_input import MAX_PROTEIN_CHAINS, cofactor_entries, resolve_residues
 from omtx_hub.queue import QueueManager
 from omtx_hub.queue.retry import RetryPolicy
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore, refusal_reason
-from omtx_hub.targets import prepare_target_files, read_msa
+from omtx_hub.targets import hetero_residues, msa_files, prepare_target_files, sequence_chains
 from omtx_hub.webhooks import WebhookStore
 
 __all__ = ["Hub", "open_hub"]
@@ -109,13 +111,17 @@ class Hub:
         reference_ligand: bytes | None = None,
         reference_filename: str = "reference.sdf",
         protein_sequence: str | None = None,
-        msa: bytes | None = None,
+        msa: bytes | list[bytes] | None = None,
         repair: bool = False,
+        chains: list[dict[str, Any]] | None = None,
+        cofactors: list[str] | None = None,
+        keep_hetero: list[str] | None = None,
     ) -> dict[str, Any]:
         """Validate a target, store its files, then record it (files first, like results).
 
         A ``receptor`` target (structure + binding site) serves docking and co-folding; a ``sequence``
-        target (protein sequence only) serves co-folding. Either may carry an MSA (.a3m) for Boltz-2.
+        target (one ``protein_sequence``, or ``chains`` with copies) serves co-folding. Either may carry
+        MSAs (.a3m, matched to chains by their query sequence) and cofactors for Boltz-2.
         """
         if not name.strip():
             raise InvalidInput("target name is empty", code="invalid_target_name")
@@ -125,39 +131,68 @@ class Hub:
                 f"target name contains a control character ({control}); names must be printable",
                 code="invalid_target_name",
             )
+        given = sum(x is not None for x in (receptor, protein_sequence, chains))
+        if given != 1:
+            raise InvalidInput(
+                "give one of: a receptor structure (with a binding_site), a protein_sequence, or chains",
+                code="invalid_target",
+            )
         files: dict[str, bytes] = {}
         record: dict[str, Any] = {"name": name.strip(), "chains": [], "site": None, "warnings": []}
+        hetero: list[str] = []
         if receptor is not None:
             if site is None:
                 raise InvalidInput("a receptor target needs a binding_site", code="invalid_binding_site")
             prepared = prepare_target_files(
                 receptor, receptor_filename, site, reference_ligand, reference_filename, repair=repair
             )
+            if keep_hetero:
+                hetero = hetero_residues(receptor, receptor_filename, keep_hetero)
             files["receptor.pdb"] = prepared.receptor_pdb
             if prepared.receptor_pdbqt is not None:
                 files["receptor.pdbqt"] = prepared.receptor_pdbqt
             if prepared.reference_ligand_sdf is not None:
                 files["reference_ligand.sdf"] = prepared.reference_ligand_sdf
             sequence = prepared.protein_sequence
+            pocket, problems = resolve_residues(prepared.chains, prepared.site["pocket_residues"])
+            prepared.site["pocket"] = pocket
+            if problems:
+                prepared.warnings.append("pocket residues Boltz-2 cannot use: " + "; ".join(problems))
             record.update(kind="receptor", chains=prepared.chains, site=prepared.site, warnings=prepared.warnings)
-        elif protein_sequence is not None:
-            try:
-                sequence = clean_protein_sequence(protein_sequence, self.settings.max_sequence_length)
-            except ValueError as exc:
-                raise InvalidInput(str(exc), code="invalid_protein_sequence") from exc
-            record["kind"] = "sequence"
         else:
+            if keep_hetero:
+                raise InvalidInput("keep_hetero needs a receptor structure", code="invalid_cofactors")
+
+            def clean(raw: str) -> str:
+                return clean_protein_sequence(raw, self.settings.max_sequence_length)
+
+            if chains is None:
+                try:
+                    chains = [{"id": "A", "sequence": clean(protein_sequence or "")}]
+                except ValueError as exc:
+                    raise InvalidInput(str(exc), code="invalid_protein_sequence") from exc
+            record["chains"] = sequence_chains(chains, clean, MAX_PROTEIN_CHAINS)
+            sequence = max(record["chains"], key=lambda c: c["residues"])["sequence"]
+            record["kind"] = "sequence"
+        if len(record["chains"]) > MAX_PROTEIN_CHAINS:
             raise InvalidInput(
-                "give a receptor structure (with a binding_site) or a protein_sequence", code="invalid_target"
+                f"the receptor has {len(record['chains'])} protein chains; Boltz-2 jobs support at most "
+                f"{MAX_PROTEIN_CHAINS} (remove chains far from the binding site)",
+                code="invalid_chains",
             )
-        if protein_sequence is not None and receptor is not None:
+        cache = self.settings.resolved_boltz_cache()
+        entries, problems = cofactor_entries(
+            [*(cofactors or []), *(f"ccd:{code}" for code in hetero)], lambda code: ccd_code_known(cache, code)
+        )
+        if problems:
             raise InvalidInput(
-                "give a receptor or a protein_sequence, not both (the receptor's sequence is used)",
-                code="invalid_target",
+                "invalid cofactors: " + "; ".join(problems), code="invalid_cofactors", details={"problems": problems}
             )
+        record["cofactors"] = entries
         if msa is not None:
-            files["msa.a3m"], depth = read_msa(msa, sequence)
-            record["warnings"].append(f"MSA uploaded: {depth} sequences (Boltz-2 uses it with msa='auto')")
+            found, notes = msa_files(msa if isinstance(msa, list) else [msa], record["chains"])
+            files.update(found)
+            record["warnings"].extend(notes)
         target_id = f"tgt_{secrets.token_urlsafe(12)}"
         folder = self.store.target_dir(target_id)
         paths = {name: f"{folder}/{name}" for name in files}

@@ -20,7 +20,15 @@ import httpx
 
 from omtx_hub.settings import Settings
 
-__all__ = ["BOLTZ2_FILES", "PROTEIN_TOKENS", "ModelFile", "boltz2_status", "fetch_boltz2", "missing_boltz2_message"]
+__all__ = [
+    "BOLTZ2_FILES",
+    "PROTEIN_TOKENS",
+    "ModelFile",
+    "boltz2_status",
+    "ccd_code_known",
+    "fetch_boltz2",
+    "missing_boltz2_message",
+]
 
 PROTEIN_TOKENS = (
     "ALA",
@@ -83,6 +91,12 @@ def boltz2_status(cache: Path) -> list[ModelFile]:
     )
     items.append(ModelFile("mols/", mols, not missing, detail))
     return items
+
+
+def ccd_code_known(cache: Path, code: str) -> bool:
+    """Whether Boltz-2 can load this CCD component: its molecule file is in the cache's ``mols/``
+    (``models fetch boltz2`` unpacks the whole dictionary there)."""
+    return (cache / "mols" / f"{code}.pkl").is_file()
 
 
 def missing_boltz2_message(cache: Path) -> str | None:

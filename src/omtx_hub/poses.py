@@ -1,6 +1,7 @@
 """A job's best pose and the protein it sits in, read from the job's files: Vina's first pose
 (``poses.sdf``) against the target's receptor, or the ligand and the protein chains of a co-folded
-``structure.cif`` (model 0; the ligand is chain B, its bonds rebuilt from the job's SMILES).
+``structure.cif`` (model 0; the screened ligand is the residue boltz names ``LIG1``, whatever its
+chain, its bonds rebuilt from the job's SMILES).
 
 Used by the SDF export and by the pose checks. Errors are ``ValueError`` saying why there is no pose.
 """
@@ -10,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
-__all__ = ["LIGAND_CHAIN", "best_pose", "protein_pdb_of_structure"]
+__all__ = ["LIGAND_RESIDUE", "best_pose", "protein_pdb_of_structure"]
 
-LIGAND_CHAIN = "B"  # where the boltz2 predictor puts the screened ligand
+LIGAND_RESIDUE = "LIG1"  # boltz's name for the first SMILES ligand: the boltz2 predictor puts the screened one first
 
 
 def best_pose(read: Callable[[str], bytes], files: Collection[str], smiles: str) -> Any:
@@ -35,14 +36,14 @@ def best_pose(read: Callable[[str], bytes], files: Collection[str], smiles: str)
     from rdkit.Chem import AllChem
 
     structure = gemmi.read_structure_string(read("structure.cif").decode())
-    chain = next((c for c in structure[0] if c.name == LIGAND_CHAIN), None)
+    chain = next((c for c in structure[0] if any(r.name == LIGAND_RESIDUE for r in c)), None)
     if chain is None:
-        raise ValueError(f"structure.cif has no ligand chain {LIGAND_CHAIN}")
+        raise ValueError(f"structure.cif has no ligand residue {LIGAND_RESIDUE}")
     template = Chem.MolFromSmiles(smiles)
     template = max(Chem.GetMolFrags(template, asMols=True), key=lambda m: m.GetNumHeavyAtoms())
-    atoms = [a for r in chain for a in r if a.element.name != "H"]
+    atoms = [a for r in chain if r.name == LIGAND_RESIDUE for a in r if a.element.name != "H"]
     if len(atoms) != template.GetNumAtoms():
-        raise ValueError(f"chain {LIGAND_CHAIN} has {len(atoms)} heavy atoms, the SMILES {template.GetNumAtoms()}")
+        raise ValueError(f"{LIGAND_RESIDUE} has {len(atoms)} heavy atoms, the SMILES {template.GetNumAtoms()}")
     mol = Chem.Mol(template)
     conformer = Chem.Conformer(mol.GetNumAtoms())
     for i, atom in enumerate(atoms):

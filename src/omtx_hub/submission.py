@@ -14,6 +14,8 @@ from omtx_hub.domain import Ligand
 from omtx_hub.errors import InvalidInput, PayloadTooLarge, RateLimited
 from omtx_hub.ligands import apply_filters, ligand_properties, parse_filters
 from omtx_hub.parallel import map_chunks
+from omtx_hub.predictors.boltz2_input import AMINO_ACID_ATOMS, ligand_atom, resolve_residues
+from omtx_hub.predictors.boltz2_spec import Boltz2Params
 from omtx_hub.predictors.catalog import validate_params
 from omtx_hub.queue import BatchSubmission, JobSubmission
 from omtx_hub.registry import available_predictors
@@ -93,8 +95,89 @@ def _msa_policy(settings: Settings, predictor: str, params: dict[str, Any], targ
             details={"param": "msa"},
         )
     if wanted == "auto":
-        wanted = "upload" if "msa.a3m" in target_input.get("files", {}) else "empty"
+        wanted = "upload" if any(name.startswith("msa") for name in target_input.get("files", {})) else "empty"
     target_input["msa"] = wanted
+
+
+def _invalid_param(param: str, problems: list[str]) -> InvalidInput:
+    return InvalidInput(
+        f"invalid {param}: " + "; ".join(problems),
+        code="invalid_params",
+        details={"param": param, "problems": problems},
+    )
+
+
+def _chain_msa(chain: dict[str, Any], chains: list[dict[str, Any]], record: dict[str, Any], policy: str) -> str:
+    """One chain's MSA: ``msa_<chain>.a3m`` uploaded for its sequence (or the single-chain ``msa.a3m`` of
+    a target made before multimers), else ``empty`` or ``server`` as the job's policy says."""
+    files = record.get("files") or {}
+    if policy != "empty":
+        for other in chains:
+            name = f"msa_{other['chain']}.a3m"
+            if other["sequence"] == chain["sequence"] and name in files:
+                return name
+        if "msa.a3m" in files and chain["sequence"] == record.get("protein_sequence"):
+            return "msa.a3m"
+    return "server" if policy == "server" else "empty"
+
+
+def _cofold_plan(
+    predictor: str, params: dict[str, Any], record: dict[str, Any] | None, sequence: str, target_input: dict[str, Any]
+) -> None:
+    """Boltz-2: what the complex is (chains with their MSAs, cofactors, pocket, covalent bond,
+    template), checked against the target and written into the job's target input, where the worker
+    reads it (see :mod:`omtx_hub.predictors.boltz2_input`)."""
+    if predictor != "boltz2":
+        return
+    p = Boltz2Params.model_validate(params)
+    own = record is not None and sequence == record["protein_sequence"]
+    chains = (record or {}).get("chains") if own else None
+    if not chains:
+        chains = [{"chain": "A", "sequence": sequence}]
+    policy = target_input.get("msa", "empty")
+    target_input["chains"] = [
+        {"id": c["chain"], "sequence": c["sequence"], "msa": _chain_msa(c, chains, record or {} if own else {}, policy)}
+        for c in chains
+    ]
+    target_input["cofactors"] = ((record or {}).get("cofactors") or []) if own else []
+    site = (record or {}).get("site") if own else None
+    if p.pocket_residues is not None and p.pocket == "off":
+        raise _invalid_param("pocket_residues", ["give pocket_residues with pocket='auto', or drop them"])
+    if p.pocket == "auto":
+        labels = p.pocket_residues if p.pocket_residues is not None else (site or {}).get("pocket_residues") or []
+        positions, problems = resolve_residues(chains, labels)
+        if problems:
+            raise _invalid_param("pocket_residues" if p.pocket_residues is not None else "pocket", problems)
+        if positions:
+            target_input["pocket"] = positions
+            target_input["pocket_residues"] = labels
+    if p.template != "off":
+        if "receptor.pdb" not in target_input.get("files", {}) or not own:
+            raise _invalid_param(
+                "template", ["a template needs a receptor target (a sequence target has no structure to use)"]
+            )
+        target_input["template"] = "receptor.pdb"
+    if p.covalent is not None:
+        c = p.covalent
+        positions, problems = resolve_residues(chains, [f"{c.chain}:{c.residue}"])
+        if not problems:
+            chain_id, position = positions[0]
+            letter = next(x["sequence"] for x in chains if x["chain"] == chain_id)[position - 1]
+            atoms = AMINO_ACID_ATOMS.get(letter, ())
+            if c.atom not in atoms:
+                problems.append(
+                    f"residue {c.chain}:{c.residue} ({letter}) has no atom {c.atom!r}"
+                    + (f"; its heavy atoms: {', '.join(atoms)}" if atoms else "")
+                )
+        if problems:
+            raise _invalid_param("covalent", problems)
+        target_input["covalent"] = {
+            "chain": positions[0][0],
+            "position": positions[0][1],
+            "residue": c.residue,
+            "atom": c.atom,
+            "ligand_atom": c.ligand_atom,
+        }
 
 
 def _check_idempotency_key(key: str | None) -> None:
@@ -120,8 +203,22 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
-def _ligand_problem_for(predictor: str, name: str, smiles: str, max_heavy_atoms: int) -> str | None:
-    """Boltz-2 also takes a ligand as a CCD code, written ``ccd:ATP``."""
+def _ligand_problem_for(
+    predictor: str, name: str, smiles: str, max_heavy_atoms: int, covalent_atom: str | int | None = None
+) -> str | None:
+    """Boltz-2 also takes a ligand as a CCD code, written ``ccd:ATP``; a covalent job's ligand must
+    have the named atom."""
+    if covalent_atom is not None:
+        if smiles.strip().lower().startswith("ccd:"):
+            return "a covalent job needs a SMILES ligand (the bond names one of its atoms)"
+        problem = _ligand_problem(name, smiles, max_heavy_atoms)
+        if problem:
+            return problem
+        try:
+            ligand_atom(smiles.strip(), covalent_atom)
+        except ValueError as exc:
+            return f"covalent: {exc}"
+        return None
     if predictor == "boltz2" and smiles.strip().lower().startswith("ccd:"):
         code = smiles.strip()[4:]
         if not CCD_CODE.fullmatch(code):
@@ -130,8 +227,15 @@ def _ligand_problem_for(predictor: str, name: str, smiles: str, max_heavy_atoms:
     return _ligand_problem(name, smiles, max_heavy_atoms)
 
 
-def _ligand_problems(predictor: str, max_heavy_atoms: int, ligands: list[tuple[str, str]]) -> list[str | None]:
-    return [_ligand_problem_for(predictor, name, smiles, max_heavy_atoms) for name, smiles in ligands]
+def _ligand_problems(
+    predictor: str, max_heavy_atoms: int, covalent_atom: str | int | None, ligands: list[tuple[str, str]]
+) -> list[str | None]:
+    return [_ligand_problem_for(predictor, name, smiles, max_heavy_atoms, covalent_atom) for name, smiles in ligands]
+
+
+def _covalent_atom(target_input: dict[str, Any]) -> str | int | None:
+    covalent = target_input.get("covalent")
+    return covalent["ligand_atom"] if covalent else None
 
 
 def _predictor(settings: Settings, name: str | None) -> str:
@@ -183,7 +287,10 @@ def build_job_submission(
     sequence, target_input = _target_input(limits, chosen, protein_sequence, target)
     checked_params = validate_params(chosen, params or {})
     _msa_policy(settings, chosen, checked_params, target_input)
-    problem = _ligand_problem_for(chosen, ligand_name, ligand_smiles, limits.max_heavy_atoms)
+    _cofold_plan(chosen, checked_params, target, sequence, target_input)
+    problem = _ligand_problem_for(
+        chosen, ligand_name, ligand_smiles, limits.max_heavy_atoms, _covalent_atom(target_input)
+    )
     if problem:
         raise InvalidInput(
             f"ligand {ligand_name!r}: {problem}",
@@ -247,12 +354,16 @@ def build_batch_submission(
     sequence, target_input = _target_input(limits, chosen, protein_sequence, target)
     checked_params = validate_params(chosen, params or {})
     _msa_policy(settings, chosen, checked_params, target_input)
+    _cofold_plan(chosen, checked_params, target, sequence, target_input)
     checked_filters = parse_filters(filters)
 
     problems: list[dict[str, Any]] = []
     seen: dict[str, list[int]] = defaultdict(list)
     checks = map_chunks(
-        partial(_ligand_problems, chosen, limits.max_heavy_atoms), ligands, per_process=_CHECKS_PER_PROCESS, chunk=5_000
+        partial(_ligand_problems, chosen, limits.max_heavy_atoms, _covalent_atom(target_input)),
+        ligands,
+        per_process=_CHECKS_PER_PROCESS,
+        chunk=5_000,
     )
     for index, ((name, smiles), problem) in enumerate(zip(ligands, checks, strict=True)):
         seen[name.strip()].append(index)

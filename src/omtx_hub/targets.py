@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,7 +26,16 @@ from rdkit import Chem
 
 from omtx_hub.errors import InvalidInput
 
-__all__ = ["BindingSite", "PreparedTarget", "prepare_target_files", "read_msa"]
+__all__ = [
+    "POCKET_DISTANCE",
+    "BindingSite",
+    "PreparedTarget",
+    "hetero_residues",
+    "msa_files",
+    "prepare_target_files",
+    "read_msa",
+    "sequence_chains",
+]
 
 MAX_BOX_SIDE = 126.0  # Å; Vina's grids grow with the cube of this
 _RESIDUE = re.compile(r"^\s*([A-Za-z0-9]{1,4})\s*:\s*(-?\d+)([A-Za-z]?)\s*$")
@@ -206,14 +216,67 @@ def read_receptor(data: bytes, filename: str) -> gemmi.Structure:
 
 
 def _chains(structure: gemmi.Structure) -> list[dict[str, Any]]:
+    """The protein chains in file order: the sequence of the residues the structure has (gaps are not
+    filled) and their author numbering (``"315"``, ``"100A"``), which maps a residue to its 1-based
+    position in that sequence (what Boltz-2 is given)."""
     chains = []
     for chain in structure[0]:
         polymer = chain.get_polymer()
         if len(polymer) == 0:
             continue
         sequence = gemmi.one_letter_code([r.name for r in polymer]).upper().replace("-", "X")
-        chains.append({"chain": chain.name, "sequence": sequence, "residues": len(polymer)})
+        numbering = [f"{r.seqid.num}{r.seqid.icode.strip()}" for r in polymer]
+        chains.append({"chain": chain.name, "sequence": sequence, "residues": len(polymer), "numbering": numbering})
     return chains
+
+
+POCKET_DISTANCE = 6.0  # Å: a residue with a heavy atom this close to the reference ligand is in the pocket
+
+
+def _pocket_labels(structure: gemmi.Structure, near: np.ndarray | None, low: np.ndarray, high: np.ndarray) -> list[str]:
+    """Pocket residues of the protein chains as ``"A:315"``: those with a heavy atom within
+    ``POCKET_DISTANCE`` of a point of ``near`` (the reference ligand), or else inside the box."""
+    labels = []
+    for chain in structure[0]:
+        for res in chain.get_polymer():
+            xyz = np.array([a.pos.tolist() for a in res])
+            if near is not None:
+                hit = bool((np.linalg.norm(xyz[:, None, :] - near[None, :, :], axis=2) <= POCKET_DISTANCE).any())
+            else:
+                hit = bool(np.all((xyz >= low) & (xyz <= high), axis=1).any())
+            if hit:
+                labels.append(f"{chain.name}:{res.seqid.num}{res.seqid.icode.strip()}")
+    return labels
+
+
+def hetero_residues(data: bytes, filename: str, codes: list[str]) -> list[str]:
+    """The receptor's non-polymer residues named in ``codes`` (``keep_hetero``), one entry per copy,
+    in file order; 422 naming a code the file does not hold."""
+    wanted = [c.strip().upper() for c in codes if c.strip()]
+    text = data.decode("utf-8", errors="replace")
+    if is_pdbqt(data, filename):
+        text = _pdbqt_as_pdb(text, filename)
+    suffix = filename.lower().rsplit(".", 1)[-1]
+    structure = (
+        gemmi.make_structure_from_block(gemmi.cif.read_string(text).sole_block())
+        if suffix in ("cif", "mmcif")
+        else gemmi.read_pdb_string(text)
+    )
+    structure.setup_entities()
+    found = [
+        res.name
+        for chain in structure[0]
+        for res in chain
+        if res.name in wanted and res.het_flag == "H" and not res.is_water()
+    ]
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise _invalid(
+            f"keep_hetero: the receptor has no hetero residue named {', '.join(missing)}",
+            "invalid_cofactors",
+            missing=missing,
+        )
+    return found
 
 
 def _coords(structure: gemmi.Structure) -> np.ndarray:
@@ -375,6 +438,14 @@ def prepare_target_files(
             "binding_site_without_side_chains",
         )
     chains = _chains(structure)
+    if spec.mode == "residues":
+        pocket = [str(r).replace(" ", "") for r in spec.residues or []]
+    elif spec.mode == "ligand" and reference is not None:
+        pocket = _pocket_labels(structure, np.array(Chem.RemoveHs(reference).GetConformer().GetPositions()), low, high)
+    elif spec.mode == "box":
+        pocket = _pocket_labels(structure, None, low, high)
+    else:
+        pocket = []
     longest = max(chains, key=lambda c: c["residues"]) if chains else {"sequence": ""}
     sdf = None
     if reference is not None:
@@ -401,6 +472,7 @@ def prepare_target_files(
             "padding": spec.padding,
             "residues": spec.residues,
             "receptor_atoms_in_box": inside,
+            "pocket_residues": pocket,
             **({"repaired": rebuilt} if repair else {}),
         },
         reference_ligand_sdf=sdf,
@@ -408,11 +480,9 @@ def prepare_target_files(
     )
 
 
-def read_msa(data: bytes, protein_sequence: str) -> tuple[bytes, int]:
-    """Check an uploaded MSA (.a3m): text, FASTA-like, its first (query) sequence the target's sequence.
-
-    Returns the file as given and its number of sequences.
-    """
+def read_msa(data: bytes) -> tuple[str, int]:
+    """Check an uploaded MSA (.a3m): UTF-8 text, FASTA-like. Returns its first (query) sequence,
+    gaps removed, and its number of sequences."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -425,11 +495,69 @@ def read_msa(data: bytes, protein_sequence: str) -> tuple[bytes, int]:
         if line.startswith(">"):
             break
         query.append(line)
-    found = "".join(query).replace("-", "").upper()
-    if found != protein_sequence:
-        raise _invalid(
-            "the MSA's first (query) sequence is not the target's protein sequence "
-            f"({len(found)} vs {len(protein_sequence)} residues)",
-            "msa_mismatch",
-        )
-    return data, sum(1 for line in lines if line.startswith(">"))
+    return "".join(query).replace("-", "").upper(), sum(1 for line in lines if line.startswith(">"))
+
+
+def msa_files(msas: list[bytes], chains: list[dict[str, Any]]) -> tuple[dict[str, bytes], list[str]]:
+    """Match uploaded MSAs to the target's chains by their query sequence: ``msa_<chain>.a3m`` for the
+    first chain of each sequence (its copies share it). 422 for an MSA that matches no chain, or two
+    for one sequence. Returns the files and a note for each."""
+    files: dict[str, bytes] = {}
+    notes: list[str] = []
+    for number, data in enumerate(msas, start=1):
+        query, depth = read_msa(data)
+        chain = next((c for c in chains if c["sequence"] == query), None)
+        if chain is None:
+            raise _invalid(
+                f"MSA {number}: its first (query) sequence ({len(query)} residues) is not the sequence of any of "
+                f"the target's chains ({', '.join(c['chain'] for c in chains)})",
+                "msa_mismatch",
+            )
+        name = f"msa_{chain['chain']}.a3m"
+        if name in files:
+            raise _invalid(f"MSA {number}: chain {chain['chain']} already has an MSA", "msa_mismatch")
+        files[name] = data
+        notes.append(f"MSA uploaded for chain {chain['chain']}: {depth} sequences (Boltz-2 uses it with msa='auto')")
+    return files, notes
+
+
+def sequence_chains(given: list[dict[str, Any]], clean: Callable[[str], str], max_chains: int) -> list[dict[str, Any]]:
+    """The chains of a sequence target from ``[{"id": "A", "sequence": "…", "copies": 2}]``: each copy
+    after the first takes the next capital letter no chain uses. 422 for a bad id, a repeated id, a
+    bad sequence or too many chains."""
+    chains: list[dict[str, Any]] = []
+    problems: list[str] = []
+    ids = [str(c.get("id", "")).strip() for c in given]
+    for number, (spec, chain_id) in enumerate(zip(given, ids, strict=True), start=1):
+        unknown = set(spec) - {"id", "sequence", "copies"}
+        copies = spec.get("copies", 1)
+        if unknown:
+            problems.append(f"chain {number}: unknown field(s) {sorted(unknown)} (id, sequence, copies)")
+        if not re.fullmatch(r"[A-Za-z0-9]{1,4}", chain_id):
+            problems.append(f"chain {number}: id {chain_id!r} must be 1 to 4 letters or digits")
+        if ids.count(chain_id) > 1:
+            problems.append(f"chain {number}: id {chain_id!r} is used twice")
+        if not isinstance(copies, int) or isinstance(copies, bool) or not 1 <= copies <= max_chains:
+            problems.append(f"chain {number}: copies must be a whole number from 1 to {max_chains}")
+            copies = 1
+        try:
+            sequence = clean(str(spec.get("sequence", "")))
+        except ValueError as exc:
+            problems.append(f"chain {number}: {exc}")
+            continue
+        chains.append({"chain": chain_id, "sequence": sequence, "residues": len(sequence), "copies": copies})
+    total = sum(c["copies"] for c in chains)
+    if total > max_chains:
+        problems.append(f"{total} protein chains; at most {max_chains} are supported")
+    if not given:
+        problems.append("give at least one chain")
+    if problems:
+        raise _invalid("invalid chains: " + "; ".join(problems), "invalid_chains", problems=problems)
+    taken = set(ids)
+    free = iter(c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ" if c not in taken)
+    expanded: list[dict[str, Any]] = []
+    for chain in chains:
+        copies = chain.pop("copies")
+        expanded.append(chain)
+        expanded.extend({**chain, "chain": next(free), "copy_of": chain["chain"]} for _ in range(copies - 1))
+    return expanded

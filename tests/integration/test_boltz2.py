@@ -82,6 +82,7 @@ def test_real_boltz_for_smiles_and_ccd_ligands_with_a_bad_ligand_failing_alone(
         assert outcome.error is None, outcome.error
         r = outcome.results
         assert set(outcome.files) == {
+            "boltz_input.yaml",
             "structure.cif",
             "confidence.json",
             "affinity.json",
@@ -104,7 +105,15 @@ def test_real_boltz_for_smiles_and_ccd_ligands_with_a_bad_ligand_failing_alone(
             "chains_ptm",
             "pair_chains_iptm",
         ):
-            assert key in confidence and r[key] == confidence[key]  # stored under boltz's own names
+            assert key in confidence  # stored under boltz's own names
+            if key.startswith(("chains_", "pair_chains_")):  # keyed by chain id instead of index
+                ids = {"0": "A", "1": "B"}
+                assert r[key] == {
+                    ids[k]: {ids[j]: v for j, v in row.items()} if isinstance(row, dict) else row
+                    for k, row in confidence[key].items()
+                }
+            else:
+                assert r[key] == confidence[key]
         for key in (
             "affinity_pred_value",
             "affinity_probability_binary",
@@ -116,7 +125,8 @@ def test_real_boltz_for_smiles_and_ccd_ligands_with_a_bad_ligand_failing_alone(
             assert r[key] == affinity[key]
         extra = (set(confidence) | set(affinity)) - set(r)
         assert not extra  # every key boltz wrote, known or not, is kept
-        assert set(r["chains_ptm"]) == {"0", "1"}
+        assert set(r["chains_ptm"]) == {"A", "B"}  # keyed by the hub's chain ids: protein A, ligand B
+        assert r["ligand_chain"] == "B" and r["tokens"] == len(PEPTIDE) + heavy
         assert r["pic50_derived"] == pytest.approx(6 - r["affinity_pred_value"])
         assert r["delta_g_kcal_mol_derived"] == pytest.approx(-1.36434 * r["pic50_derived"], rel=1e-4)
         assert r["model_weights"] == "random-test-fixture" and r["msa_mode"] == "empty" and "msa_warning" in r
@@ -241,19 +251,21 @@ def test_msa_from_a_colabfold_compatible_server_once_per_target(
     artifacts = predictor.prepare_target(_target("server"), first)
     assert [c[:2] for c in stub_server.calls if c[0] == "POST"] == [("POST", "/ticket/msa")]
     assert PEPTIDE in stub_server.calls[0][2] and "mode=env" in stub_server.calls[0][2]
-    assert (first / "msa.a3m").read_text().count(">") == 4 and (first / "msa.npz").exists()
-    assert artifacts.data["info"]["msa_sequences"] == 4
+    assert (first / "server_A.a3m").read_text().count(">") == 4 and (first / "server_A.npz").exists()
+    assert artifacts.data["info"]["msa_sequences"] == {"A": 4}
 
     # a second worker finds both files in the target cache (the worker copies them in): no new request
     second = tmp_path / "second"
     shutil.copytree(first, second)
     calls = len(stub_server.calls)
     again = predictor.prepare_target(_target("server"), second)
-    assert len(stub_server.calls) == calls and again.data["npz"]
+    assert len(stub_server.calls) == calls and again.data["msa"] == {"A": "server_A.a3m"}
 
     out = _run(predictor, _target("server"), [("aspirin", ASPIRIN)], tmp_path / "run", affinity=False)
     result = out["aspirin"]
-    assert result.error is None and result.results["msa_mode"] == "server" and result.results["msa_sequences"] == 4
+    assert (
+        result.error is None and result.results["msa_mode"] == "server" and result.results["msa_sequences"] == {"A": 4}
+    )
     assert "msa_warning" not in result.results and "affinity.json" not in result.files
     assert "affinity_pred_value" not in result.results
 
@@ -270,7 +282,7 @@ def test_worker_runs_an_uploaded_msa_target_once_per_target(boltz_cache: Path, t
     try:
         a3m = f">query\n{PEPTIDE}\n>hit1\nMKTAYIAKQRQLSFVKSHFSRQ\n>hit2\nMK-AYIAKQRQISFVKSHFSaRQ\n".encode()
         target = hub.create_target(owner="local", name="peptide", protein_sequence=PEPTIDE.lower(), msa=a3m)
-        assert target["kind"] == "sequence" and "msa.a3m" in target["files"]
+        assert target["kind"] == "sequence" and "msa_A.a3m" in target["files"]
         sub = build_batch_submission(
             settings,
             owner="local",
@@ -287,7 +299,7 @@ def test_worker_runs_an_uploaded_msa_target_once_per_target(boltz_cache: Path, t
         parent = hub.manager.get(batch_id)
         assert (parent["status"], parent["n_completed"]) == ("completed", 2)
         for child in hub.manager.iter_children(batch_id):
-            assert child["results"]["msa_mode"] == "upload" and child["results"]["msa_sequences"] == 3
+            assert child["results"]["msa_mode"] == "upload" and child["results"]["msa_sequences"] == {"A": 3}
             # the pose checks ran on model 0 (random weights: whatever PoseBusters finds is recorded)
             r = child["results"]
             assert "pose_checks_error" not in r, r.get("pose_checks_error")
@@ -301,7 +313,7 @@ def test_worker_runs_an_uploaded_msa_target_once_per_target(boltz_cache: Path, t
                 "FragmentedResidueError"
             )
         cached = hub.store.list_files(hub.store.target_cache_dir(hub.manager.get(batch_id)["target_key"]))
-        assert {"msa.a3m", "msa.npz"} <= set(cached)
+        assert {"msa_A.a3m", "msa_A.npz"} <= set(cached)
         ranked = json.loads(hub.store.read_bytes(f"{hub.store.batch_dir(batch_id)}/batch_results.json"))
         assert (ranked["rank_by"], ranked["direction"]) == ("affinity_probability_binary", "desc")
         scores = [row["affinity_probability_binary"] for row in ranked["results"]]
@@ -330,7 +342,8 @@ def test_submission_checks_for_boltz2(boltz_cache: Path, tmp_path: Path) -> None
     ok = build_job_submission(
         settings, owner="o", protein_sequence=PEPTIDE, ligand_smiles="ccd:ATP", ligand_name="atp", predictor="boltz2"
     )
-    assert ok.params["sampling_steps"] == 200 and ok.target == {"msa": "empty"}
+    assert ok.params["sampling_steps"] == 200
+    assert ok.target == {"msa": "empty", "chains": [{"id": "A", "sequence": PEPTIDE, "msa": "empty"}], "cofactors": []}
     cases = [
         ({"params": {"samples": 3}}, "invalid_params"),
         ({"params": {"msa": "server"}}, "msa_server_not_configured"),

@@ -41,6 +41,8 @@ _SIZES: dict[str, dict[str, int]] = {
         "confidence_blocks": 1,
         "affinity_blocks": 1,
         "affinity_s": 32,
+        "template_dim": 8,
+        "template_blocks": 1,
     },
     "full": {
         "atom_s": 128,
@@ -52,6 +54,8 @@ _SIZES: dict[str, dict[str, int]] = {
         "confidence_blocks": 8,
         "affinity_blocks": 4,
         "affinity_s": 384,
+        "template_dim": 64,
+        "template_blocks": 2,
     },
 }
 
@@ -176,6 +180,15 @@ def hyper_parameters(size: str, affinity: bool) -> dict[str, Any]:
             "confidence_args": {"num_plddt_bins": 50, "num_pde_bins": 64, "num_pae_bins": 64},
             "pairformer_args": pairformer,
         },
+        "use_templates": True,  # the template module, so template tests run it
+        "use_templates_v2": True,
+        "template_args": {
+            "template_dim": s["template_dim"],
+            "template_blocks": s["template_blocks"],
+            "pairwise_head_width": 32 if size == "full" else 8,
+            "pairwise_num_heads": 4 if size == "full" else 2,
+            "dropout": 0.0,
+        },
         "confidence_prediction": True,
         "alpha_pae": 1.0,  # 0 would drop pTM/ipTM from the confidence output
         "validate_structure": False,
@@ -246,7 +259,7 @@ def build_checkpoint(path: Path, size: str = "tiny", affinity: bool = False, see
 def build_cache(cache: Path, size: str = "tiny", extra_codes: list[str] | None = None) -> Path:
     """A boltz cache folder with mols/ and both random checkpoints; reused when already built."""
     stamp = cache / "fixture.json"
-    want = {"size": size, "codes": sorted([*PROTEIN_TOKENS, *(extra_codes or [])]), "version": 1}
+    want = {"size": size, "codes": sorted([*PROTEIN_TOKENS, *(extra_codes or [])]), "version": 2}
     if stamp.exists() and json.loads(stamp.read_text()) == want:
         return cache
     build_mols(cache / "mols", want["codes"])

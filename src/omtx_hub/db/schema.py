@@ -131,6 +131,7 @@ targets = sa.Table(
     sa.Column("site", sa.JSON(), nullable=False),
     sa.Column("files", sa.JSON(), nullable=False),
     sa.Column("warnings", sa.JSON(), nullable=False),
+    sa.Column("cofactors", sa.JSON(), nullable=True),  # Boltz-2 cofactors and ions; NULL: none (before 0006)
     sa.Column("created_at", sa.Float(), nullable=False),
     sa.Index("ix_targets_owner_id", "owner", "id"),
 )

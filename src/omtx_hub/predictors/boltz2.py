@@ -54,6 +54,7 @@ from omtx_hub.domain import Target
 from omtx_hub.errors import PermanentPredictionError, PredictorUnavailable, TransientPredictionError
 from omtx_hub.models import missing_boltz2_message
 from omtx_hub.predictors.base import Outcome, PredictionTask, TargetArtifacts
+from omtx_hub.predictors.boltz2_input import boltz_document, chain_letters
 from omtx_hub.predictors.boltz2_spec import BOLTZ2, Boltz2Params
 from omtx_hub.settings import Settings
 
@@ -74,6 +75,7 @@ _PASS_KEYS = (
     "affinity_mw_correction",
     "use_potentials",
     "output_format",
+    "method",
 )
 _MAX_PARALLEL_SAMPLES = 5  # boltz predict's default
 
@@ -222,36 +224,51 @@ class Boltz2Predictor:
     # ------------------------------------------------------------------ per target
 
     def prepare_target(self, target: Target, workdir: Path) -> TargetArtifacts:
-        """Resolve the target's MSA once: ``msa.a3m`` (uploaded or from the server) parsed to ``msa.npz``."""
-        policy = target.extra.get("msa", "empty")
-        a3m = workdir / "msa.a3m"
-        info: dict[str, Any] = {"msa_mode": policy}
-        if policy == "upload":
-            upload = target.files.get("msa.a3m")
-            if upload is None:
-                raise PermanentPredictionError("the target has no uploaded msa.a3m", code="msa_missing")
-            if not a3m.exists():
-                shutil.copyfile(upload, a3m)
-        elif policy == "server":
-            if not a3m.exists():
-                self._msa_from_server(target.protein_sequence, a3m)
-                info["msa_computed"] = "now"
-        elif policy != "empty":
-            raise PermanentPredictionError(f"unknown MSA policy {policy!r}", code="invalid_params")
-        npz = workdir / "msa.npz"
-        if a3m.exists() and not npz.exists():
-            from boltz.data.parse.a3m import parse_a3m
+        """Resolve each chain's MSA once per target: an uploaded ``.a3m``, or the server's (one request
+        per distinct sequence, ``server_<chain>.a3m``), each parsed once to ``<name>.npz``."""
+        plan = _plan(target)
+        info: dict[str, Any] = {"msa_mode": target.extra.get("msa", "empty")}
+        msa: dict[str, str] = {}  # chain id → a3m file name in workdir, or "empty"
+        by_sequence: dict[str, str] = {}
+        for chain in plan["chains"]:
+            wanted = chain["msa"]
+            if wanted == "empty":
+                msa[chain["id"]] = "empty"
+                continue
+            if chain["sequence"] in by_sequence:  # copies share one MSA (boltz requires it)
+                msa[chain["id"]] = by_sequence[chain["sequence"]]
+                continue
+            if wanted == "server":
+                name = f"server_{chain['id']}.a3m"
+                if not (workdir / name).exists():
+                    self._msa_from_server(chain["sequence"], workdir / name)
+                    info["msa_computed"] = "now"
+            else:
+                name = wanted
+                upload = target.files.get(name)
+                if upload is None:
+                    raise PermanentPredictionError(f"the target has no uploaded {name}", code="msa_missing")
+                if not (workdir / name).exists():
+                    shutil.copyfile(upload, workdir / name)
+            by_sequence[chain["sequence"]] = msa[chain["id"]] = name
+        depth = {}
+        for name in sorted(set(by_sequence.values())):
+            a3m, npz = workdir / name, workdir / f"{Path(name).stem}.npz"
+            if not npz.exists():
+                from boltz.data.parse.a3m import parse_a3m
 
-            started = time.monotonic()
-            msa = parse_a3m(a3m, taxonomy=None, max_seqs=8192)
-            tmp = workdir / "msa.tmp.npz"
-            msa.dump(tmp)
-            tmp.replace(npz)
-            info["msa_parse_seconds"] = round(time.monotonic() - started, 3)
-        if a3m.exists():
-            info["msa_sequences"] = _a3m_depth(a3m)
-        data = {"a3m": str(a3m) if a3m.exists() else None, "npz": str(npz) if npz.exists() else None, "info": info}
-        return TargetArtifacts(directory=workdir, data=data)
+                started = time.monotonic()
+                parsed = parse_a3m(a3m, taxonomy=None, max_seqs=8192)
+                tmp = workdir / f"{Path(name).stem}.tmp.npz"
+                parsed.dump(tmp)
+                tmp.replace(npz)
+                info["msa_parse_seconds"] = round(info.get("msa_parse_seconds", 0) + time.monotonic() - started, 3)
+            depth[name] = _a3m_depth(a3m)
+        if depth:
+            info["msa_sequences"] = {chain: depth[name] for chain, name in msa.items() if name in depth}
+        template = target.files.get(plan["template"]) if plan.get("template") else None
+        data = {"plan": plan, "msa": msa, "workdir": str(workdir), "template": str(template) if template else None}
+        return TargetArtifacts(directory=workdir, data={**data, "info": info})
 
     def _msa_from_server(self, sequence: str, dest: Path) -> None:
         """Ask the ColabFold-compatible server (``OMTX_MSA_SERVER_URL``) for the unpaired MSA of one chain."""
@@ -319,7 +336,7 @@ class Boltz2Predictor:
             if should_stop(task.job_id):
                 continue
             record_id = f"r{index}"
-            problem = self._featurise(record_id, target, artifacts, task, params, dirs)
+            problem = self._featurise(record_id, target, artifacts, task, task_params, dirs)
             if problem:
                 yield Outcome(
                     task.job_id,
@@ -365,17 +382,31 @@ class Boltz2Predictor:
         """Write the record's YAML and featurise it with boltz; return boltz's error, if any."""
         from boltz.main import process_input
 
-        smiles = task.ligand.smiles.strip()
-        ligand = {"id": "B", "ccd": smiles[4:]} if smiles.lower().startswith("ccd:") else {"id": "B", "smiles": smiles}
-        protein: dict[str, Any] = {"id": "A", "sequence": target.protein_sequence}
-        protein["msa"] = artifacts.data["a3m"] or "empty"
-        document: dict[str, Any] = {"version": 1, "sequences": [{"protein": protein}, {"ligand": ligand}]}
-        if params.affinity:
-            document["properties"] = [{"affinity": {"binder": "B"}}]
+        plan = artifacts.data["plan"]
+        workdir = Path(artifacts.data["workdir"])
+        for name in set(artifacts.data["msa"].values()) - {"empty"}:  # beside the YAML, as the recipe has them
+            if not (dirs.inputs / name).exists():
+                os.link(workdir / name, dirs.inputs / name)
+        template = None
+        if artifacts.data["template"] and params.template != "off":
+            template = "receptor.pdb"
+            if not (dirs.inputs / template).exists():
+                _write_template(Path(artifacts.data["template"]), dirs.inputs / template, self._canonicals or {})
+        try:
+            document = boltz_document(
+                plan, task.ligand.smiles.strip(), params, msa=artifacts.data["msa"], template=template
+            )
+        except ValueError as exc:
+            return str(exc)
         path = dirs.inputs / f"{record_id}.yaml"
         path.write_text(yaml.safe_dump(document, sort_keys=False))
-        if artifacts.data["npz"]:  # the target's MSA, parsed once: boltz skips parsing when this file exists
-            os.link(artifacts.data["npz"], dirs.msa / f"{record_id}_0.npz")
+        # each distinct MSA parsed once per target: boltz numbers them in the sorted order of their paths
+        # and skips parsing where the processed file exists
+        names = sorted(
+            {n for n in artifacts.data["msa"].values() if n != "empty"}, key=lambda n: str((dirs.inputs / n).resolve())
+        )
+        for index, name in enumerate(names):
+            os.link(workdir / f"{Path(name).stem}.npz", dirs.msa / f"{record_id}_{index}.npz")
         error: str | None = process_input(
             path,
             ccd=self._canonicals,
@@ -564,6 +595,20 @@ class Boltz2Predictor:
             files["affinity.json"] = affinity.read_bytes()
             results.update(json.loads(affinity.read_text()))
             results.update(_derived(results["affinity_pred_value"]))
+        record = json.loads((dirs.records / f"{rid}.json").read_text())
+        names = {str(c["chain_id"]): c["chain_name"] for c in record["chains"]}
+        _name_chains(results, names)
+        document = (dirs.inputs / f"{rid}.yaml").read_text()
+        files["boltz_input.yaml"] = (_recipe(params) + document).encode()
+        plan = artifacts.data["plan"]
+        results["ligand_chain"] = chain_letters([c["id"] for c in plan["chains"]], 1)[0]
+        results["tokens"] = _tokens(dirs.structures / f"{rid}.npz")
+        if plan.get("pocket") and params.pocket == "auto":
+            results["pocket_residues"] = plan.get("pocket_residues")
+        if plan.get("cofactors"):
+            results["cofactors"] = [c.get("ccd") or c.get("smiles") for c in plan["cofactors"]]
+        if record.get("templates"):
+            results["template_residues"] = sum(t["query_end"] - t["query_st"] for t in record["templates"])
         info = artifacts.data["info"]
         results["msa_mode"] = info["msa_mode"]
         if info["msa_mode"] == "empty":
@@ -577,6 +622,79 @@ class Boltz2Predictor:
 
 
 # ---------------------------------------------------------------------------------- helpers
+
+
+def _plan(target: Target) -> dict[str, Any]:
+    """The job's co-folding plan (written at submission); a job queued before multimers carries none:
+    its plan is the one chain A, with the single-chain MSA policy of then."""
+    if "chains" in target.extra:
+        return target.extra
+    policy = target.extra.get("msa", "empty")
+    msa = {"upload": "msa.a3m", "server": "server"}.get(policy, "empty")
+    return {**target.extra, "chains": [{"id": "A", "sequence": target.protein_sequence, "msa": msa}]}
+
+
+def _write_template(source: Path, dest: Path, canonicals: dict[str, Any]) -> None:
+    """The target's receptor as a template boltz can read offline: protein residues only, and only
+    those boltz has a molecule for (the canonical ones; others would make it look the code up online)."""
+    import gemmi
+
+    structure = gemmi.read_structure(str(source))
+    structure.setup_entities()
+    structure.remove_ligands_and_waters()
+    for chain in structure[0]:
+        for index in reversed(range(len(chain))):
+            if chain[index].name not in canonicals:
+                del chain[index]
+    structure.remove_empty_chains()
+    structure.setup_entities()
+    tmp = dest.with_suffix(".tmp")
+    tmp.write_text(structure.make_pdb_string())
+    tmp.replace(dest)
+
+
+def _name_chains(results: dict[str, Any], names: dict[str, str]) -> None:
+    """boltz keys its per-chain values (``chains_ptm``, ``pair_chains_iptm``, boltz-community's
+    ``chains_pae``…) by chain index; the hub keys them by chain id (``confidence.json`` keeps boltz's)."""
+    for key, value in results.items():
+        if not (key.startswith(("chains_", "pair_chains_")) and isinstance(value, dict)):
+            continue
+        results[key] = {
+            names.get(k, k): {names.get(j, j): v for j, v in row.items()} if isinstance(row, dict) else row
+            for k, row in value.items()
+        }
+
+
+def _tokens(structure: Path) -> int:
+    """Tokens boltz makes of the complex: one per standard residue, one per atom of anything else."""
+    import numpy as np
+
+    with np.load(structure) as data:
+        residues = data["residues"]
+    standard = residues["is_standard"].astype(bool)
+    return int(standard.sum() + residues["atom_num"][~standard].sum())
+
+
+def _recipe(params: Boltz2Params) -> str:
+    """The ``boltz predict`` command that reproduces a job from its ``boltz_input.yaml``."""
+    options = [
+        f"--recycling_steps {params.recycling_steps}",
+        f"--sampling_steps {params.sampling_steps}",
+        f"--diffusion_samples {params.diffusion_samples}",
+        f"--step_scale {params.step_scale}",
+        f"--sampling_steps_affinity {params.sampling_steps_affinity}",
+        f"--diffusion_samples_affinity {params.diffusion_samples_affinity}",
+        f"--output_format {params.output_format}",
+        f"--seed {params.seed}",
+    ]
+    options += ["--affinity_mw_correction"] if params.affinity_mw_correction else []
+    options += ["--use_potentials"] if params.use_potentials else []
+    options += [f"--method '{params.method}'"] if params.method else []
+    return (
+        "# What this job gave Boltz-2. Reproduce it with the target's files (msa_*.a3m, receptor.pdb) beside\n"
+        "# this file (server MSAs: the worker cache's server_*.a3m, or --use_msa_server):\n"
+        f"#   boltz predict boltz_input.yaml {' '.join(options)}\n"
+    )
 
 
 class _Dirs:

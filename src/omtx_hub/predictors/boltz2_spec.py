@@ -5,11 +5,52 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from omtx_hub.predictors.spec import PredictorSpec, ResultField
 
-__all__ = ["BOLTZ2", "Boltz2Params"]
+__all__ = ["BOLTZ2", "METHODS", "Boltz2Params", "Covalent"]
+
+#: boltz-community 2.13's method types (``boltz.data.const.method_types_ids``; the placeholders left
+#: out): the experimental method the structure is conditioned on. ``boltz predict`` uses x-ray
+#: diffraction when none is given; a test checks this list against boltz's.
+METHODS = (
+    "md",
+    "x-ray diffraction",
+    "electron microscopy",
+    "solution nmr",
+    "solid-state nmr",
+    "neutron diffraction",
+    "electron crystallography",
+    "fiber diffraction",
+    "powder diffraction",
+    "infrared spectroscopy",
+    "fluorescence transfer",
+    "epr",
+    "theoretical model",
+    "solution scattering",
+    "other",
+    "afdb",
+    "boltz-1",
+)
+
+
+class Covalent(BaseModel):
+    """A covalent bond between a receptor atom and the ligand (experimental)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chain: str = Field(description="Receptor chain id.", min_length=1, max_length=4)
+    residue: str = Field(description="Residue number in the target's numbering (author numbering of a structure).")
+    atom: str = Field(description="Receptor atom name, e.g. SG of a cysteine.", min_length=1, max_length=4)
+    ligand_atom: str | int = Field(
+        description="The ligand atom: a heavy-atom index of the SMILES, or a SMARTS whose first matched atom is it."
+    )
+
+    @field_validator("residue", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
 
 
 class Boltz2Params(BaseModel):
@@ -35,6 +76,40 @@ class Boltz2Params(BaseModel):
         description="auto: the target's uploaded .a3m if any, else single-sequence; empty: single-sequence; "
         "server: the configured MSA server (OMTX_MSA_SERVER_URL), once per target.",
     )
+    pocket: Literal["auto", "off"] = Field(
+        "auto",
+        description="auto: condition on the target's pocket (its binding site's residues, or pocket_residues); "
+        "off: no pocket.",
+    )
+    pocket_residues: list[str] | None = Field(
+        None,
+        max_length=200,
+        description="Pocket residues instead of the target's site, CHAIN:NUMBER in the target's numbering.",
+    )
+    pocket_max_distance: float = Field(
+        6.0, ge=4.0, le=20.0, description="Pocket contact distance, Å (boltz's trained range: 4–20)."
+    )
+    pocket_force: bool = Field(False, description="Enforce the pocket with a steering potential (slower).")
+    template: Literal["off", "on", "force"] = Field(
+        "off", description="Use the target's receptor structure as a template: off, on, or force (within threshold)."
+    )
+    template_threshold: float = Field(
+        2.0, gt=0, le=20.0, description="template=force: how far (Å) the structure may move from the template."
+    )
+    method: Literal[METHODS] | None = Field(  # type: ignore[valid-type]
+        None, description="Experimental method to condition on (boltz's method types); none = x-ray diffraction."
+    )
+    covalent: Covalent | None = Field(
+        None, description="Experimental: a covalent bond from a receptor atom to the ligand (needs affinity=false)."
+    )
+
+    @model_validator(mode="after")
+    def _covalent_without_affinity(self) -> Boltz2Params:
+        if self.covalent is not None and self.affinity:
+            raise ValueError(
+                "covalent needs affinity=false: Boltz-2's affinity head was trained on non-covalent binders"
+            )
+        return self
 
 
 # The primary score is the binder probability (hit finding); for lead optimisation sort by
