@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import socket
 import sys
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +23,7 @@ from moto.server import ThreadedMotoServer
 SUPPORT = Path(__file__).parent / "support"
 sys.path.insert(0, str(SUPPORT))
 
-from hub_testing import ApiClient  # noqa: E402
+from hub_testing import ApiClient, loopback_server  # noqa: E402
 from omtx_hub.app import create_app  # noqa: E402
 from omtx_hub.hub import Hub, open_hub  # noqa: E402
 from omtx_hub.settings import Settings  # noqa: E402
@@ -169,6 +173,7 @@ def s3_hub(tmp_path: Path, s3: tuple[ThreadedMotoServer, str]) -> Iterator[Hub]:
 # ---------------------------------------------------------------- Boltz-2 offline fixtures
 
 BOLTZ_CACHE = Path(__file__).parents[1] / ".cache" / "boltz-tiny"
+BOLTZ_PEPTIDE = "MKTAYIAKQRQISFVKSHFSRQ"  # the peptide of the Boltz-2 tests
 TINY_BOLTZ = {"recycling_steps": 0, "sampling_steps": 2, "sampling_steps_affinity": 2, "diffusion_samples_affinity": 1}
 
 
@@ -178,3 +183,51 @@ def boltz_cache() -> Path:
     from boltz_fixtures import build_cache
 
     return build_cache(BOLTZ_CACHE, size="tiny", extra_codes=["BEN", "ATP", "MG", "HEM", "ZN"])
+
+
+class _Stub(BaseHTTPRequestHandler):
+    """A stand-in on loopback for a ColabFold MSA server and a model-file mirror (same protocols)."""
+
+    server: Any
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _send(self, code: int, body: bytes, kind: str = "application/json") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", 0))
+        self.server.calls.append(("POST", self.path, self.rfile.read(length).decode()))
+        self._send(200, json.dumps({"id": "job-1", "status": "COMPLETE"}).encode())
+
+    def do_GET(self) -> None:
+        self.server.calls.append(("GET", self.path, ""))
+        if self.path == "/ticket/job-1":
+            self._send(200, json.dumps({"id": "job-1", "status": "COMPLETE"}).encode())
+        elif self.path == "/result/download/job-1":
+            self._send(200, self.server.msa_archive, "application/gzip")
+        elif self.path.lstrip("/") in self.server.files:
+            self._send(200, self.server.files[self.path.lstrip("/")], "application/octet-stream")
+        else:
+            self._send(404, b"{}")
+
+
+@pytest.fixture
+def stub_server() -> Iterator[Any]:
+    homologs = ["MKTAYIAKQRQLSFVKSHFSRQ", "MKSAYIAKQRQISFVKAHFSRE", "MRTAYIAKQ-QISFVKSHFSRQ"]
+    uniref = ">101\n" + BOLTZ_PEPTIDE + "\n" + "".join(f">101\n{h}\n" for h in homologs[:2])
+    env = f">101\n{homologs[2]}\n"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in (("uniref.a3m", uniref), ("bfd.mgnify30.metaeuk30.smag30.a3m", env)):
+            info = tarfile.TarInfo(name)
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    with loopback_server(_Stub) as server:
+        server.calls, server.files, server.msa_archive = [], {}, buffer.getvalue()  # type: ignore[attr-defined]
+        yield server

@@ -8,8 +8,6 @@ import io
 import json
 import shutil
 import tarfile
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import pytest
 from rdkit import Chem
 
 from conftest import TINY_BOLTZ, make_settings
-from hub_testing import ApiClient, loopback_server
+from hub_testing import ApiClient
 from omtx_hub.access import SESSION_COOKIE
 from omtx_hub.app import create_app
 from omtx_hub.domain import Ligand, Target
@@ -190,54 +188,6 @@ def test_out_of_memory_in_either_pass_fails_only_its_ligand_as_transient(
     }
     assert "structure pass" in out["a"].error.message and "affinity pass" in out["b"].error.message
     assert out["c"].error is None and "affinity_pred_value" in out["c"].results
-
-
-class _Stub(BaseHTTPRequestHandler):
-    """A stand-in on loopback for a ColabFold MSA server and a model-file mirror (same protocols)."""
-
-    server: Any
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _send(self, code: int, body: bytes, kind: str = "application/json") -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length", 0))
-        self.server.calls.append(("POST", self.path, self.rfile.read(length).decode()))
-        self._send(200, json.dumps({"id": "job-1", "status": "COMPLETE"}).encode())
-
-    def do_GET(self) -> None:
-        self.server.calls.append(("GET", self.path, ""))
-        if self.path == "/ticket/job-1":
-            self._send(200, json.dumps({"id": "job-1", "status": "COMPLETE"}).encode())
-        elif self.path == "/result/download/job-1":
-            self._send(200, self.server.msa_archive, "application/gzip")
-        elif self.path.lstrip("/") in self.server.files:
-            self._send(200, self.server.files[self.path.lstrip("/")], "application/octet-stream")
-        else:
-            self._send(404, b"{}")
-
-
-@pytest.fixture
-def stub_server() -> Iterator[Any]:
-    homologs = ["MKTAYIAKQRQLSFVKSHFSRQ", "MKSAYIAKQRQISFVKAHFSRE", "MRTAYIAKQ-QISFVKSHFSRQ"]
-    uniref = ">101\n" + PEPTIDE + "\n" + "".join(f">101\n{h}\n" for h in homologs[:2])
-    env = f">101\n{homologs[2]}\n"
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in (("uniref.a3m", uniref), ("bfd.mgnify30.metaeuk30.smag30.a3m", env)):
-            info = tarfile.TarInfo(name)
-            info.size = len(text.encode())
-            tar.addfile(info, io.BytesIO(text.encode()))
-    with loopback_server(_Stub) as server:
-        server.calls, server.files, server.msa_archive = [], {}, buffer.getvalue()  # type: ignore[attr-defined]
-        yield server
 
 
 # boltz's run_mmseqs2 reads the a3m files with bare open() (mmseqs2.py, "for line in open(a3m_file)")

@@ -389,7 +389,7 @@ class Boltz2Predictor:
                 os.link(workdir / name, dirs.inputs / name)
         template = None
         if artifacts.data["template"] and params.template != "off":
-            template = "receptor.pdb"
+            template = "receptor.cif"
             if not (dirs.inputs / template).exists():
                 _write_template(Path(artifacts.data["template"]), dirs.inputs / template, self._canonicals or {})
         try:
@@ -608,7 +608,7 @@ class Boltz2Predictor:
         if plan.get("cofactors"):
             results["cofactors"] = [c.get("ccd") or c.get("smiles") for c in plan["cofactors"]]
         if record.get("templates"):
-            results["template_residues"] = sum(t["query_end"] - t["query_st"] for t in record["templates"])
+            results["template_residues"] = sum(t["query_en"] - t["query_st"] for t in record["templates"])
         info = artifacts.data["info"]
         results["msa_mode"] = info["msa_mode"]
         if info["msa_mode"] == "empty":
@@ -635,8 +635,9 @@ def _plan(target: Target) -> dict[str, Any]:
 
 
 def _write_template(source: Path, dest: Path, canonicals: dict[str, Any]) -> None:
-    """The target's receptor as a template boltz can read offline: protein residues only, and only
-    those boltz has a molecule for (the canonical ones; others would make it look the code up online)."""
+    """The target's receptor as an mmCIF template boltz can read offline: protein residues only, only
+    those boltz has a molecule for (the canonical ones; others would make it look the code up), and
+    each chain's label_asym_id its own id, which is how boltz names template chains."""
     import gemmi
 
     structure = gemmi.read_structure(str(source))
@@ -647,9 +648,12 @@ def _write_template(source: Path, dest: Path, canonicals: dict[str, Any]) -> Non
             if chain[index].name not in canonicals:
                 del chain[index]
     structure.remove_empty_chains()
+    for chain in structure[0]:
+        for residue in chain:
+            residue.subchain = chain.name
     structure.setup_entities()
     tmp = dest.with_suffix(".tmp")
-    tmp.write_text(structure.make_pdb_string())
+    structure.make_mmcif_document().write_file(str(tmp))
     tmp.replace(dest)
 
 

@@ -247,7 +247,7 @@ def boltz_document(
         document["constraints"] = constraints
     if params.template != "off" and template is not None:
         ids = [c["id"] for c in chains]
-        entry: dict[str, Any] = {"pdb": template, "chain_id": ids, "template_id": ids}
+        entry: dict[str, Any] = {"cif": template, "chain_id": ids, "template_id": ids}
         if params.template == "force":
             entry.update(force=True, threshold=params.template_threshold)
         document["templates"] = [entry]
