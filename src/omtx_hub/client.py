@@ -195,20 +195,31 @@ class HubClient:
         *,
         reference_ligand: Path | None = None,
         protein_sequence: str | None = None,
-        msa: Path | None = None,
+        msa: Path | list[Path] | None = None,
         repair: bool = False,
+        chains: list[dict[str, Any]] | None = None,
+        cofactors: list[str] | None = None,
+        keep_hetero: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Create a target: a receptor (.pdb/.cif/.pdbqt) with its binding site, or a ``protein_sequence``;
-        either with an optional MSA (.a3m). ``repair`` rebuilds missing side-chain atoms (PDBFixer).
-        Returns the target (``target_id``)."""
-        files = {}
+        """Create a target: a receptor (.pdb/.cif/.pdbqt) with its binding site, a ``protein_sequence``,
+        or ``chains`` (``[{"id": "A", "sequence": "…", "copies": 2}]``); each with optional MSAs
+        (.a3m, one per distinct chain) and Boltz-2 ``cofactors`` (CCD codes or SMILES). ``keep_hetero``
+        keeps those hetero residues of the receptor file as cofactors; ``repair`` rebuilds missing
+        side-chain atoms (PDBFixer). Returns the target (``target_id``)."""
+        files: list[tuple[str, tuple[str, bytes]]] = []
         if receptor is not None:
-            files["receptor"] = (receptor.name, receptor.read_bytes())
+            files.append(("receptor", (receptor.name, receptor.read_bytes())))
         if reference_ligand is not None:
-            files["reference_ligand"] = (reference_ligand.name, reference_ligand.read_bytes())
-        if msa is not None:
-            files["msa"] = (msa.name, msa.read_bytes())
+            files.append(("reference_ligand", (reference_ligand.name, reference_ligand.read_bytes())))
+        for path in [msa] if isinstance(msa, Path) else msa or []:
+            files.append(("msa", (path.name, path.read_bytes())))
         data = {"name": name}
+        if chains is not None:
+            data["chains"] = json.dumps(chains)
+        if cofactors:
+            data["cofactors"] = json.dumps(cofactors)
+        if keep_hetero:
+            data["keep_hetero"] = json.dumps(keep_hetero)
         if binding_site is not None:
             data["binding_site"] = json.dumps(binding_site)
         if protein_sequence is not None:

@@ -154,10 +154,15 @@ class Hub:
             if prepared.reference_ligand_sdf is not None:
                 files["reference_ligand.sdf"] = prepared.reference_ligand_sdf
             sequence = prepared.protein_sequence
-            pocket, problems = resolve_residues(prepared.chains, prepared.site["pocket_residues"])
-            prepared.site["pocket"] = pocket
+            labels, pocket, problems = [], [], []
+            for label in prepared.site["pocket_residues"]:  # each to its Boltz-2 position, or why not
+                position, problem = resolve_residues(prepared.chains, [label])
+                labels += [label] if position else []
+                pocket += position
+                problems += problem
+            prepared.site.update(pocket_residues=labels, pocket=pocket)
             if problems:
-                prepared.warnings.append("pocket residues Boltz-2 cannot use: " + "; ".join(problems))
+                prepared.warnings.append("pocket residues Boltz-2 cannot use, left out: " + "; ".join(problems))
             record.update(kind="receptor", chains=prepared.chains, site=prepared.site, warnings=prepared.warnings)
         else:
             if keep_hetero:

@@ -121,8 +121,9 @@ def rescore_choice(
 def target_residues(hub: Hub, predictor: str, target: Record | None, protein_sequence: str | None) -> set[str] | None:
     """The ``CHAIN:RESIDUE`` keys a pose of this predictor can touch, for checking required
     interactions at submission: the receptor's own (author numbering) for a predictor that docks into
-    it, chain A of the sequence (1-based, as a co-folded structure numbers it) for one that co-folds.
-    None when it cannot be known (a plugin without a declared pose file)."""
+    it, each chain of the target's sequences (1-based, as a co-folded structure numbers them; chain A
+    of ``protein_sequence`` without a target) for one that co-folds. None when it cannot be known (a
+    plugin without a declared pose file)."""
     import gemmi
 
     spec = SPECS.get(predictor)
@@ -137,9 +138,14 @@ def target_residues(hub: Hub, predictor: str, target: Record | None, protein_seq
             for chain in structure[0]
             for res in chain
         }
-    sequence = (target or {}).get("protein_sequence") or protein_sequence or ""
-    names = gemmi.expand_one_letter_sequence(sequence, gemmi.ResidueKind.AA)
-    return {f"A:{name}{i}" for i, name in enumerate(names, start=1)}
+    chains = [(c["chain"], c["sequence"]) for c in (target or {}).get("chains") or []]
+    if not chains or (protein_sequence and target and protein_sequence != target["protein_sequence"]):
+        chains = [("A", protein_sequence or (target or {}).get("protein_sequence") or "")]
+    return {
+        f"{chain}:{name}{i}"
+        for chain, sequence in chains
+        for i, name in enumerate(gemmi.expand_one_letter_sequence(sequence, gemmi.ResidueKind.AA), start=1)
+    }
 
 
 def estimate(hub: Hub, sub: BatchSubmission) -> dict[str, Any]:

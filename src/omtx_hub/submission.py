@@ -144,10 +144,13 @@ def _cofold_plan(
     if p.pocket_residues is not None and p.pocket == "off":
         raise _invalid_param("pocket_residues", ["give pocket_residues with pocket='auto', or drop them"])
     if p.pocket == "auto":
-        labels = p.pocket_residues if p.pocket_residues is not None else (site or {}).get("pocket_residues") or []
-        positions, problems = resolve_residues(chains, labels)
-        if problems:
-            raise _invalid_param("pocket_residues" if p.pocket_residues is not None else "pocket", problems)
+        if p.pocket_residues is not None:
+            labels = p.pocket_residues
+            positions, problems = resolve_residues(chains, labels)
+            if problems:
+                raise _invalid_param("pocket_residues", problems)
+        else:  # the target's site, resolved when the target was made
+            labels, positions = (site or {}).get("pocket_residues") or [], (site or {}).get("pocket") or []
         if positions:
             target_input["pocket"] = positions
             target_input["pocket_residues"] = labels

@@ -444,3 +444,65 @@ def test_method_types_are_boltzs() -> None:
     from boltz.data import const
 
     assert set(METHODS) == {m for m in const.method_types_ids if not m.startswith("future")}
+
+
+def test_targets_and_jobs_through_the_api(api: Any) -> None:
+    other = "GSHMKTAYIAKQRQISFVKSHFSRQ"
+    a3m = {seq: f">query\n{seq}\n>hit\n{seq[:-1]}A\n".encode() for seq in (PEPTIDE, other)}
+    r = api.post(
+        "/api/v1/targets",
+        data={
+            "name": "hetero",
+            "chains": json.dumps([{"id": "A", "sequence": PEPTIDE, "copies": 2}, {"id": "H", "sequence": other}]),
+            "cofactors": "ATP, [Zn+2]",
+        },
+        files=[("msa", ("h.a3m", a3m[other])), ("msa", ("a.a3m", a3m[PEPTIDE]))],
+    )
+    assert r.status_code == 201, r.text
+    target = r.json()
+    assert [(c["chain"], c.get("copy_of")) for c in target["chains"]] == [("A", None), ("B", "A"), ("H", None)]
+    assert target["cofactors"] == [{"ccd": "ATP"}, {"smiles": "[Zn+2]"}]
+    assert {"msa_A.a3m", "msa_H.a3m"} <= set(target["files"])
+    job = {"predictor": "boltz2", "target_id": target["target_id"], "ligand_smiles": ASPIRIN, "ligand_name": "a"}
+    queued = api.post("/api/v1/jobs/predict", json={**job, "params": dict(TINY_BOLTZ)})
+    assert queued.status_code in (200, 201, 202), queued.text
+    for params, param, words in (
+        ({"pocket_residues": ["H:26"]}, "pocket_residues", "residues 1 to 25"),
+        ({"pocket_residues": ["Q:1"]}, "pocket_residues", "no chain Q"),
+        ({"template": "on"}, "template", "needs a receptor target"),
+    ):
+        refused = api.post("/api/v1/jobs/predict", json={**job, "params": params})
+        assert refused.status_code == 422, refused.text
+        error = refused.json()["error"]
+        assert error["code"] == "invalid_params" and error["details"]["param"] == param
+        assert words in error["message"]
+    bad = api.post("/api/v1/jobs/predict", json={**job, "params": {"pocket_max_distance": 30}})
+    assert bad.status_code == 422 and "pocket_max_distance" in bad.text
+
+    for data, upload, code in (
+        ({"cofactors": '["ATPX1"]'}, None, "invalid_cofactors"),
+        ({"chains": "[{"}, None, "invalid_chains"),
+        ({"chains": '["MKT"]'}, None, "invalid_chains"),
+        ({}, [("msa", ("x.a3m", a3m[other]))], "msa_mismatch"),
+    ):
+        fields = {"name": "bad", **({"protein_sequence": PEPTIDE} if "chains" not in data else {}), **data}
+        refused = api.post("/api/v1/targets", data=fields, files=upload)
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == code, refused.text
+
+    # keep_hetero: the receptor's own MG becomes a cofactor; a code the file lacks is a 422
+    receptor = _gapped_dimer().decode().replace("END", "")
+    receptor += "HETATM 9999 MG    MG C 901       1.000   2.000   3.000  1.00 20.00          MG\nEND\n"
+    site = json.dumps({"mode": "residues", "residues": ["A:115"]})
+    kept = api.post(
+        "/api/v1/targets",
+        data={"name": "mg", "binding_site": site, "keep_hetero": "MG"},
+        files={"receptor": ("r.pdb", receptor.encode())},
+    )
+    assert kept.status_code == 201, kept.text
+    assert kept.json()["cofactors"] == [{"ccd": "MG"}] and [c["chain"] for c in kept.json()["chains"]] == ["A", "B"]
+    missing = api.post(
+        "/api/v1/targets",
+        data={"name": "mg", "binding_site": site, "keep_hetero": "HEM"},
+        files={"receptor": ("r.pdb", receptor.encode())},
+    )
+    assert missing.status_code == 422 and "HEM" in missing.json()["error"]["message"]

@@ -11,8 +11,8 @@ from starlette.concurrency import run_in_threadpool
 
 from omtx_hub.access import authenticate, get_hub, principal_of, scope_of
 from omtx_hub.api.schemas import ERROR_RESPONSES
-from omtx_hub.api.uploads import json_object_field, read_upload
-from omtx_hub.errors import NotFound
+from omtx_hub.api.uploads import json_list_field, json_object_field, read_upload
+from omtx_hub.errors import InvalidInput, NotFound
 from omtx_hub.presenters import decode_cursor, encode_cursor, iso
 
 __all__ = ["router"]
@@ -29,6 +29,7 @@ def _view(r: dict[str, Any]) -> dict[str, Any]:
         "kind": r["kind"],
         "protein_sequence": r["protein_sequence"],
         "chains": r["chains"],
+        "cofactors": r.get("cofactors") or [],
         "binding_site": r["site"],
         "files": sorted(r["files"]),
         "warnings": r["warnings"],
@@ -52,9 +53,27 @@ async def create_target(
     protein_sequence: Annotated[
         str | None, Form(description="Instead of a receptor: the protein sequence (a sequence target, for co-folding).")
     ] = None,
+    chains: Annotated[
+        str | None,
+        Form(
+            description='Instead of a receptor: the chains of a sequence target, JSON, e.g. [{"id": "A", '
+            '"sequence": "MKT…", "copies": 2}] (copies take the next free letters).'
+        ),
+    ] = None,
     msa: Annotated[
-        UploadFile | None,
-        File(description="Optional MSA (.a3m) of the protein, first sequence = the target's; used by Boltz-2."),
+        list[UploadFile] | None,
+        File(description="Optional MSAs (.a3m), one per distinct chain, matched by their first (query) sequence."),
+    ] = None,
+    cofactors: Annotated[
+        str | None,
+        Form(
+            description="Boltz-2 cofactors and ions co-folded with every ligand: CCD codes or SMILES, JSON list or "
+            'comma-separated, e.g. ["ATP", "MG"] or [Zn+2].'
+        ),
+    ] = None,
+    keep_hetero: Annotated[
+        str | None,
+        Form(description="Hetero residues of the receptor file to keep as cofactors, e.g. HEM (comma-separated)."),
     ] = None,
     repair: Annotated[
         bool,
@@ -63,10 +82,19 @@ async def create_target(
 ) -> Any:
     hub = get_hub(request)
     site = json_object_field(binding_site, "binding_site", "invalid_binding_site") if binding_site else None
+    chain_list = json_list_field(chains, "chains", "invalid_chains") if chains else None
+    if chain_list is not None and not all(isinstance(c, dict) for c in chain_list):
+        raise InvalidInput('chains must be a JSON list of {"id", "sequence", "copies"} objects', code="invalid_chains")
+    cofactor_list = (
+        [str(c) for c in json_list_field(cofactors, "cofactors", "invalid_cofactors")] if cofactors else None
+    )
+    hetero_list = (
+        [str(c) for c in json_list_field(keep_hetero, "keep_hetero", "invalid_cofactors")] if keep_hetero else None
+    )
     limit = hub.settings.max_upload_bytes
     receptor_data = await run_in_threadpool(read_upload, receptor, limit) if receptor else None
     ref_data = await run_in_threadpool(read_upload, reference_ligand, limit) if reference_ligand else None
-    msa_data = await run_in_threadpool(read_upload, msa, limit) if msa else None
+    msa_data = [await run_in_threadpool(read_upload, m, limit) for m in msa] if msa else None
     record = hub.create_target(
         owner=principal_of(request).owner,
         name=name,
@@ -78,6 +106,9 @@ async def create_target(
         protein_sequence=protein_sequence,
         msa=msa_data,
         repair=repair,
+        chains=chain_list,
+        cofactors=cofactor_list,
+        keep_hetero=hetero_list,
     )
     return _view(record)
 
@@ -97,7 +128,9 @@ def get_target(target_id: str, request: Request) -> Any:
     return _view(hub.targets.get(target_id, scope_of(request)))
 
 
-@router.get("/{target_id}/files/{name}", summary="Download a target file (receptor.pdb, reference_ligand.sdf, msa.a3m)")
+@router.get(
+    "/{target_id}/files/{name}", summary="Download a target file (receptor.pdb, reference_ligand.sdf, msa_A.a3m)"
+)
 def target_file(target_id: str, name: str, request: Request) -> Any:
     from fastapi.responses import Response
 

@@ -13,7 +13,7 @@ from fastapi import UploadFile
 from omtx_hub.errors import InvalidInput, PayloadTooLarge
 from omtx_hub.ligand_files import read_ligands
 
-__all__ = ["json_object_field", "read_ligand_upload", "read_upload"]
+__all__ = ["json_list_field", "json_object_field", "read_ligand_upload", "read_upload"]
 
 
 def read_upload(file: UploadFile, limit: int) -> bytes:
@@ -34,6 +34,20 @@ def json_object_field(text: str, field: str, code: str) -> dict[str, Any]:
         raise InvalidInput(f"{field} is not valid JSON", code=code) from exc
     if not isinstance(value, dict):
         raise InvalidInput(f"{field} must be a JSON object", code=code)
+    return value
+
+
+def json_list_field(text: str, field: str, code: str) -> list[Any]:
+    """A form field holding a JSON list, or (for lists of words) comma-separated words; 422 with ``code``."""
+    stripped = text.strip()
+    if not stripped.startswith("["):
+        return [word.strip() for word in stripped.split(",") if word.strip()]
+    try:
+        value = json.loads(stripped)
+    except ValueError as exc:
+        raise InvalidInput(f"{field} is not valid JSON", code=code) from exc
+    if not isinstance(value, list):
+        raise InvalidInput(f"{field} must be a JSON list", code=code)
     return value
 
 

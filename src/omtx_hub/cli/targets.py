@@ -45,9 +45,24 @@ def target_create(
     blind: Annotated[bool, typer.Option(help="Box around the whole receptor (slower, less reliable).")] = False,
     padding: Annotated[float, typer.Option(help="Å added on each side (reference ligand, residues, blind).")] = 5.0,
     sequence: Annotated[
-        str | None, typer.Option(help="No receptor: a sequence target for co-folding (Boltz-2).")
+        list[str] | None,
+        typer.Option(help="No receptor: a sequence target for co-folding (Boltz-2); repeat for more chains (A, B, …)."),
     ] = None,
-    msa: Annotated[Path | None, typer.Option(help="MSA of the protein (.a3m), used by Boltz-2.", exists=True)] = None,
+    copies: Annotated[
+        int, typer.Option(help="Copies of each --sequence chain (2: a homodimer); copies take the next letters.")
+    ] = 1,
+    msa: Annotated[
+        list[Path] | None,
+        typer.Option(help="MSA (.a3m) of a chain, matched by its first sequence; repeat per chain.", exists=True),
+    ] = None,
+    cofactor: Annotated[
+        list[str] | None,
+        typer.Option(help="Boltz-2 cofactor or ion co-folded with every ligand: a CCD code or SMILES; repeatable."),
+    ] = None,
+    keep_hetero: Annotated[
+        list[str] | None,
+        typer.Option(help="Keep this hetero residue of the receptor file (e.g. HEM) as a cofactor; repeatable."),
+    ] = None,
     repair: Annotated[
         bool, typer.Option(help="Rebuild missing side-chain atoms of the receptor with PDBFixer first.")
     ] = False,
@@ -59,7 +74,7 @@ def target_create(
         raise typer.Exit(1)
     site: dict[str, Any] | None = None
     if receptor is None:
-        if sequence is None:
+        if not sequence:
             err.print("[red]error:[/red] give a receptor file, or --sequence for a sequence target")
             raise typer.Exit(1)
     else:
@@ -83,8 +98,22 @@ def target_create(
         else:
             site = {"mode": "ligand", "padding": padding}
     with hub_client(url) as hub:
+        chains = (
+            [{"id": chr(ord("A") + i), "sequence": seq, "copies": copies} for i, seq in enumerate(sequence[:26])]
+            if sequence and (len(sequence) > 1 or copies > 1)
+            else None
+        )
         target = hub.create_target(
-            name, receptor, site, reference_ligand=reference_ligand, protein_sequence=sequence, msa=msa, repair=repair
+            name,
+            receptor,
+            site,
+            reference_ligand=reference_ligand,
+            protein_sequence=sequence[0] if sequence and chains is None else None,
+            msa=msa,
+            repair=repair,
+            chains=chains,
+            cofactors=cofactor,
+            keep_hetero=keep_hetero,
         )
     where = (
         f"box center {target['binding_site']['center']} size {target['binding_site']['size']}"
@@ -92,8 +121,18 @@ def target_create(
         else f"sequence of {len(target['protein_sequence'])} residues"
     )
     console.print(f"{target['target_id']}  {target['name']}  {where}")
+    console.print("chains: " + ", ".join(f"{c['chain']} ({c['residues']} residues)" for c in target["chains"]))
+    if target["cofactors"]:
+        console.print("cofactors: " + ", ".join(c.get("ccd") or c.get("smiles", "") for c in target["cofactors"]))
+    if (target["binding_site"] or {}).get("pocket_residues"):
+        console.print("pocket (Boltz-2): " + ", ".join(target["binding_site"]["pocket_residues"]))
     for warning in target["warnings"]:
         err.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def _msa_chain(name: str) -> str:
+    """The chain an uploaded MSA file belongs to: msa_B.a3m → B (msa.a3m: a single-chain target's A)."""
+    return name[:-4].removeprefix("msa_") if name.startswith("msa_") else "A"
 
 
 @target_app.command("list")
@@ -113,7 +152,7 @@ def target_list(url: UrlOption = DEFAULT_URL) -> None:
             site["mode"],
             str(site["center"]),
             str(site["size"]),
-            "yes" if "msa.a3m" in t["files"] else "-",
+            ", ".join(_msa_chain(f) for f in t["files"] if f.startswith("msa")) or "-",
             t["created_at"][:19],
         )
     console.print(table)

@@ -18,6 +18,7 @@ from omtx_hub.chem import check_smiles
 from omtx_hub.domain import JobType
 from omtx_hub.errors import InvalidInput
 from omtx_hub.hub import Hub
+from omtx_hub.predictors.boltz2_spec import METHODS
 from omtx_hub.predictors.catalog import field_help
 from omtx_hub.presenters import iso, progress
 from omtx_hub.registry import available_predictors
@@ -137,6 +138,7 @@ def index(request: Request) -> Any:
             "predictors": sorted(available_predictors(hub.settings)),
             "default_predictor": hub.settings.default_predictor,
             "targets": hub.targets.list(principal.scope, limit=100),
+            "boltz2_methods": METHODS,
             "recent": hub.manager.list_jobs(owner=principal.scope, limit=10),
             "progress": progress,
         },

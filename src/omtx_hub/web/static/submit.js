@@ -16,6 +16,16 @@ function commonBody(form) {
   if (raw) params = JSON.parse(raw);  // a SyntaxError is shown to the user by the caller
   const exh = field(form, "exhaustiveness").value;
   if (body.predictor === "vina" && exh) params.exhaustiveness = Number(exh);
+  if (body.predictor === "boltz2") {
+    // the form's Boltz-2 choices; the same keys in the JSON box win
+    const choices = { pocket: field(form, "pocket").value, template: field(form, "template").value,
+      method: field(form, "method").value };
+    for (const [key, value] of Object.entries(choices)) {
+      if (value && !(key in params) && !(key === "pocket" && value === "auto") && !(key === "template" && value === "off")) {
+        params[key] = value;
+      }
+    }
+  }
   body.params = params;
   return body;
 }
@@ -32,14 +42,14 @@ function showErrors(box, error) {
   const head = document.createElement("p");
   head.textContent = error.message;
   box.append(head);
-  const rows = (error.details && (error.details.ligands || error.details.params)) || [];
+  const rows = (error.details && (error.details.ligands || error.details.params || error.details.problems)) || [];
   if (rows.length) {
     const list = document.createElement("ul");
     list.className = "ligand-errors";
     for (const row of rows.slice(0, 200)) {
       const item = document.createElement("li");
-      item.textContent = row.index !== undefined
-        ? `line ${row.index + 1} (${row.name}): ${row.smiles} — ${row.reason}`
+      item.textContent = typeof row === "string" ? `${error.details.param}: ${row}`
+        : row.index !== undefined ? `line ${row.index + 1} (${row.name}): ${row.smiles} — ${row.reason}`
         : `${row.param}: ${row.reason}`;
       list.append(item);
     }
