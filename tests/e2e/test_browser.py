@@ -19,12 +19,15 @@ import httpx
 import pytest
 from PIL import Image
 
-from conftest import make_settings
+from conftest import TINY_BOLTZ, make_settings
+from hub_testing import gapped_dimer
 from omtx_hub.db.schema import jobs
 from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub, open_hub
+from omtx_hub.predictors.boltz2 import Boltz2Predictor
 from omtx_hub.queue import BatchSubmission
 from omtx_hub.server import BackgroundServer
+from omtx_hub.worker import Worker
 from omtx_hub.worker_process import WorkerProcess
 
 pytestmark = pytest.mark.e2e
@@ -58,14 +61,21 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def hub_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Hub, str, str]]:
+def hub_url(tmp_path_factory: pytest.TempPathFactory, boltz_cache: Path) -> Iterator[tuple[str, Hub, str, str]]:
     if not Path(CHROMIUM).exists():
         message = f"Chromium is not installed at {CHROMIUM} (make installs Debian's chromium package)"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
         pytest.skip(message)
     tmp = tmp_path_factory.mktemp("ui")
-    settings = make_settings(tmp, f"sqlite:///{tmp / 'hub.db'}", default_predictor="vina", heartbeat_seconds=2.0)
+    settings = make_settings(
+        tmp,
+        f"sqlite:///{tmp / 'hub.db'}",
+        default_predictor="vina",
+        heartbeat_seconds=2.0,
+        boltz_cache=boltz_cache,
+        boltz_cpu_threads=1,
+    )
     hub = open_hub(settings)
     target = hub.create_target(
         owner="local",
@@ -190,6 +200,49 @@ def test_submit_watch_rank_and_view_in_3d(page: Any, hub_url: tuple[str, Hub, st
     page.goto("/")
     page.screenshot(path=str(shots / "submit.png"), full_page=True)
     assert hub.manager.get(batch_id)["n_completed"] == 4
+
+
+def test_boltz2_job_with_a_cofactor_and_the_targets_pocket(
+    page: Any, hub_url: tuple[str, Hub, str, str], shots: Path
+) -> None:
+    """A Boltz-2 job on a target with MG and a residue binding site, submitted through the form; the
+    target page lists the pocket residues with the positions Boltz-2 was given."""
+    url, hub, _, key = hub_url
+    target = hub.create_target(
+        owner="local",
+        name="dimer with Mg",
+        receptor=gapped_dimer(),
+        site={"mode": "residues", "residues": ["A:115A", "B:103"]},
+        cofactors=["MG"],
+    )
+    page.goto("/")
+    if "/login" in page.url:
+        page.locator("#api-key").fill(key)
+        page.locator("form button[type=submit]").click()
+        page.wait_for_url(f"{url}/")
+    form = page.locator("#batch-form")
+    form.locator("#predictor").select_option("boltz2")
+    form.locator("#target").select_option(target["target_id"])
+    form.locator("#pocket").select_option("auto")
+    form.locator("#method").select_option("x-ray diffraction")
+    form.locator("#params").fill(json.dumps(TINY_BOLTZ))
+    form.locator("#batch-name").fill("cofold")
+    page.locator("#ligands").fill("CCO ethanol")
+    form.locator("button[type=submit]").click()
+    page.wait_for_url("**/jobs/batch_*")
+    batch_id = page.url.rsplit("/", 1)[-1]
+    settings = hub.settings
+    Worker(settings, hub.manager, hub.store, {"boltz2": Boltz2Predictor(settings)}).run(exit_when_idle=True)
+    page.wait_for_selector("#batch[data-state=completed]", timeout=60_000)
+    child = next(hub.manager.iter_children(batch_id))
+    assert (child["params"]["method"], child["params"]["pocket"]) == ("x-ray diffraction", "auto")
+    assert (child["results"]["pocket_residues"], child["results"]["cofactors"]) == (["A:115A", "B:103"], ["MG"])
+
+    page.goto(f"/targets/{target['target_id']}")
+    rows = [row.split("\t") for row in page.locator("#pocket tbody tr").all_inner_texts()]
+    assert rows == [["A:115A", "A", "12"], ["B:103", "B", "3"]]
+    assert page.locator("#cofactors").inner_text().strip() == "MG"
+    page.screenshot(path=str(shots / "target.png"), full_page=True)
 
 
 def _seed_large_batch(hub: Hub, n: int, best_at: int, worst_at: int) -> str:

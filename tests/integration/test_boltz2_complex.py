@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from importlib.resources import files as package_files
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from rdkit import Chem
 from rdkit.Chem import AllChem
 
 from conftest import TINY_BOLTZ, make_settings
+from hub_testing import NUMBERS, gapped_dimer
 from omtx_hub.domain import Ligand, Target
 from omtx_hub.errors import InvalidInput
 from omtx_hub.hub import Hub, open_hub
@@ -30,12 +30,9 @@ from omtx_hub.settings import Settings
 from omtx_hub.submission import build_job_submission
 from omtx_hub.worker import Worker
 
-DATA = Path(str(package_files("omtx_hub.demo"))) / "1iep"
 PEPTIDE = "MKTAYIAKQRQISFVKSHFSRQ"
 ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
 ACRYLAMIDE = "C=CC(=O)NC"
-# the hand-made receptor's author numbering: 101-110, a gap, 115, an insertion 115A, then 116-133
-NUMBERS = [(101 + i, "") for i in range(10)] + [(115, ""), (115, "A")] + [(116 + i, "") for i in range(18)]
 BINDER_TO_POCKET = 3  # boltz.data.const.contact_conditioning_info["BINDER>POCKET"]
 
 
@@ -50,30 +47,6 @@ def hub(boltz_cache: Path, tmp_path: Path) -> Any:
     opened = open_hub(settings)
     yield opened
     opened.close()
-
-
-def _gapped_dimer() -> bytes:
-    """Two copies (A, and B 30 Å away) of 30 residues of 1IEP chain A, renumbered with a gap and an
-    insertion code (NUMBERS)."""
-    source = gemmi.read_structure(str(DATA / "1iep_receptorH.pdb"))
-    source.remove_hydrogens()
-    residues = [source[0]["A"][i] for i in range(1, 31)]
-    made = gemmi.Structure()
-    made.add_model(gemmi.Model("1"))
-    for name, shift in (("A", 0.0), ("B", 30.0)):
-        chain = gemmi.Chain(name)
-        for residue, (number, icode) in zip(residues, NUMBERS, strict=True):
-            copy = gemmi.Residue()
-            copy.name, copy.seqid, copy.het_flag = residue.name, gemmi.SeqId(number, icode or " "), "A"
-            for atom in residue:
-                moved = gemmi.Atom()
-                moved.name, moved.element = atom.name, atom.element
-                moved.pos = gemmi.Position(atom.pos.x + shift, atom.pos.y, atom.pos.z)
-                copy.add_atom(moved)
-            chain.add_residue(copy)
-        made[0].add_chain(chain)
-    made.setup_entities()
-    return made.make_pdb_string().encode()
 
 
 def _near(structure: bytes, chain: str, number: int, icode: str = "") -> bytes:
@@ -155,7 +128,7 @@ def _pocket_tokens(features: dict[str, Any], binder_token: int) -> set[int]:
 def test_pocket_from_listed_residues_maps_author_numbering_across_a_gap_and_an_insertion(
     predictor: Boltz2Predictor, hub: Hub, tmp_path: Path
 ) -> None:
-    receptor = _gapped_dimer()
+    receptor = gapped_dimer()
     target = hub.create_target(
         owner="o",
         name="dimer",
@@ -191,7 +164,7 @@ def test_pocket_from_listed_residues_maps_author_numbering_across_a_gap_and_an_i
 def test_pocket_from_a_reference_ligand_and_residues_boltz_would_ignore_are_refused(
     predictor: Boltz2Predictor, hub: Hub, tmp_path: Path
 ) -> None:
-    receptor = _gapped_dimer()
+    receptor = gapped_dimer()
     target = hub.create_target(
         owner="o",
         name="dimer",
@@ -239,7 +212,7 @@ def test_pocket_from_a_reference_ligand_and_residues_boltz_would_ignore_are_refu
 
 def test_template_on_force_and_off(predictor: Boltz2Predictor, hub: Hub, tmp_path: Path) -> None:
     target = hub.create_target(
-        owner="o", name="dimer", receptor=_gapped_dimer(), site={"mode": "residues", "residues": ["A:115"]}
+        owner="o", name="dimer", receptor=gapped_dimer(), site={"mode": "residues", "residues": ["A:115"]}
     )
     document, record, features = _featurise(predictor, hub, target, ASPIRIN, tmp_path, template="on")
     assert document["templates"] == [{"cif": "receptor.cif", "chain_id": ["A", "B"], "template_id": ["A", "B"]}]
@@ -279,7 +252,7 @@ def test_covalent_bond_reaches_boltz_with_its_atom_names(predictor: Boltz2Predic
     from boltz.data.types import StructureV2
 
     target = hub.create_target(
-        owner="o", name="dimer", receptor=_gapped_dimer(), site={"mode": "residues", "residues": ["A:115"]}
+        owner="o", name="dimer", receptor=gapped_dimer(), site={"mode": "residues", "residues": ["A:115"]}
     )
     serine = next(
         f"{n}{i}" for (n, i), letter in zip(NUMBERS, target["chains"][0]["sequence"], strict=True) if letter == "S"
@@ -490,7 +463,7 @@ def test_targets_and_jobs_through_the_api(api: Any) -> None:
         assert refused.status_code == 422 and refused.json()["error"]["code"] == code, refused.text
 
     # keep_hetero: the receptor's own MG becomes a cofactor; a code the file lacks is a 422
-    receptor = _gapped_dimer().decode().replace("END", "")
+    receptor = gapped_dimer().decode().replace("END", "")
     receptor += "HETATM 9999 MG    MG C 901       1.000   2.000   3.000  1.00 20.00          MG\nEND\n"
     site = json.dumps({"mode": "residues", "residues": ["A:115"]})
     kept = api.post(

@@ -8,6 +8,7 @@ import errno
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,33 @@ def fill_disk(path: Path) -> None:
         except OSError as exc:
             if exc.errno != errno.ENOSPC:
                 raise
+
+
+# the hand-made receptor's author numbering: 101-110, a gap, 115, an insertion 115A, then 116-133
+NUMBERS = [(101 + i, "") for i in range(10)] + [(115, ""), (115, "A")] + [(116 + i, "") for i in range(18)]
+
+
+def gapped_dimer() -> bytes:
+    """Two copies (A, and B 30 Å away) of 30 residues of 1IEP chain A, renumbered with a gap and an
+    insertion code (NUMBERS)."""
+    import gemmi
+
+    source = gemmi.read_structure(str(Path(str(files("omtx_hub.demo"))) / "1iep" / "1iep_receptorH.pdb"))
+    source.remove_hydrogens()
+    residues = [source[0]["A"][i] for i in range(1, 31)]
+    made = gemmi.Structure()
+    made.add_model(gemmi.Model("1"))
+    for name, shift in (("A", 0.0), ("B", 30.0)):
+        chain = gemmi.Chain(name)
+        for residue, (number, icode) in zip(residues, NUMBERS, strict=True):
+            copy = gemmi.Residue()
+            copy.name, copy.seqid, copy.het_flag = residue.name, gemmi.SeqId(number, icode or " "), "A"
+            for atom in residue:
+                moved = gemmi.Atom()
+                moved.name, moved.element = atom.name, atom.element
+                moved.pos = gemmi.Position(atom.pos.x + shift, atom.pos.y, atom.pos.z)
+                copy.add_atom(moved)
+            chain.add_residue(copy)
+        made[0].add_chain(chain)
+    made.setup_entities()
+    return made.make_pdb_string().encode()
