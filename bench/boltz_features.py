@@ -47,8 +47,8 @@ def main() -> None:
 
     from boltz.data.module.inferencev2 import Boltz2InferenceDataModule
     from boltz.data.types import Manifest, Record
-    from boltz_fixtures import build_cache
 
+    from boltz_fixtures import build_cache
     from omtx_hub.domain import Ligand, Target
     from omtx_hub.hub import open_hub
     from omtx_hub.ligand_files import read_ligands
