@@ -433,7 +433,7 @@ class Worker:
             self.store.write_many(
                 {
                     **{f"{directory}/{name}": outcome.files[name] for name in files},
-                    f"{directory}/input.json": self.store.json_bytes(_input_document(claim)),
+                    f"{directory}/input.json": self.store.json_bytes(_input_document(claim, outcome.model_input)),
                     f"{directory}/results.json": self.store.json_bytes(document),
                 },
                 durable=False,
@@ -567,8 +567,8 @@ class Worker:
         )
 
 
-def _input_document(claim: ClaimedJob) -> dict[str, Any]:
-    return {
+def _input_document(claim: ClaimedJob, model_input: dict[str, Any] | None) -> dict[str, Any]:
+    document = {
         "job_id": claim.job_id,
         "batch_id": claim.batch_parent_id,
         "batch_index": claim.batch_index,
@@ -579,3 +579,6 @@ def _input_document(claim: ClaimedJob) -> dict[str, Any]:
         "ligand_name": claim.input["ligand_name"],
         "ligand_smiles": claim.input["ligand_smiles"],
     }
+    if model_input is not None:
+        document["model_input"] = model_input
+    return document

@@ -361,6 +361,8 @@ def test_homodimer_with_atp_and_mg_completes_with_every_chain_scored(boltz_cache
         assert [next(iter(s.values()))["id"] for s in sent["sequences"]] == ["A", "B", "C", "D", "E"]
         assert sent["sequences"][3] == {"ligand": {"id": "D", "ccd": "ATP"}}
         assert sent["properties"] == [{"affinity": {"binder": "C"}}]
+        recorded = json.loads(hub.store.read_bytes(f"{folder}/input.json"))["model_input"]
+        assert recorded["boltz_input"] == sent and recorded["command"].startswith("boltz predict boltz_input.yaml")
         # the screened ligand is LIG1 in the structure, whatever the cofactors
         cif = gemmi.read_structure_string(hub.store.read_bytes(f"{folder}/structure.cif").decode())
         assert {r.name for c in cif[0] for r in c} >= {"LIG1", "ATP", "MG"}

@@ -44,6 +44,7 @@ class Outcome:
     files: dict[str, bytes] = field(default_factory=dict)
     error: PredictionError | None = None
     accelerator_seconds: float | None = None
+    model_input: dict[str, Any] | None = None  # exactly what the model was given, kept in the job's input.json
 
 
 @runtime_checkable

@@ -599,7 +599,9 @@ class Boltz2Predictor:
         names = {str(c["chain_id"]): c["chain_name"] for c in record["chains"]}
         _name_chains(results, names)
         document = (dirs.inputs / f"{rid}.yaml").read_text()
-        files["boltz_input.yaml"] = (_recipe(params) + document).encode()
+        recipe = _recipe(params)
+        files["boltz_input.yaml"] = (recipe + document).encode()
+        model_input = {"boltz_input": yaml.safe_load(document), "command": recipe.splitlines()[-1].lstrip("# ")}
         plan = artifacts.data["plan"]
         results["ligand_chain"] = chain_letters([c["id"] for c in plan["chains"]], 1)[0]
         results["tokens"] = _tokens(dirs.structures / f"{rid}.npz")
@@ -618,7 +620,7 @@ class Boltz2Predictor:
         results["model_weights"] = "random-test-fixture" if self.random_weights else "checkpoint"
         results["accelerator"] = self.accelerator
         results["seed"] = seed
-        return Outcome(task.job_id, results=results, files=files, accelerator_seconds=seconds)
+        return Outcome(task.job_id, results=results, files=files, accelerator_seconds=seconds, model_input=model_input)
 
 
 # ---------------------------------------------------------------------------------- helpers
