@@ -69,6 +69,36 @@ def test_a_refusal_is_exit_1_with_the_hubs_code(served: tuple[Hub, dict[str, str
     assert hooks.exit_code == 1 and "error 404" in hooks.output
 
 
+def test_target_create_with_chains_copies_msas_and_a_cofactor(
+    served: tuple[Hub, dict[str, str]], tmp_path: Path
+) -> None:
+    _, env = served
+    other = "GSH" + PROTEIN[:40]
+    a3m = tmp_path / "b.a3m"
+    a3m.write_text(f">query\n{other}\n>hit\n{other[:-1]}A\n")
+    made = runner.invoke(
+        app,
+        ["target", "create", "--name", "complex", "--sequence", PROTEIN, "--sequence", other, "--copies", "2"]
+        + ["--msa", str(a3m), "--cofactor", "[Zn+2]"],
+        env=env,
+    )
+    assert made.exit_code == 0, made.output
+    target_id = made.output.split()[0]
+    assert "chains: A (" in made.output and "cofactors: [Zn+2]" in made.output
+    shown = json.loads(runner.invoke(app, ["target", "show", target_id], env=env).output)
+    assert [(c["chain"], c.get("copy_of")) for c in shown["chains"]] == [
+        ("A", None),
+        ("C", "A"),
+        ("B", None),
+        ("D", "B"),
+    ]
+    assert "msa_B.a3m" in shown["files"]
+    listed = runner.invoke(app, ["target", "list"], env=env)
+    assert target_id in listed.output and " B " in listed.output  # the MSA column names its chain
+    bad = runner.invoke(app, ["target", "create", "--name", "x", "--sequence", PROTEIN, "--cofactor", "c1cc"], env=env)
+    assert bad.exit_code == 1 and "invalid_cofactors" in bad.output
+
+
 def test_server_side_commands_keys_limits_and_prune(served: tuple[Hub, dict[str, str]]) -> None:
     _, env = served
     created = runner.invoke(app, ["keys", "create", "--owner", "alice", "--label", "cli test"], env=env)
