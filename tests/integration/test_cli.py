@@ -78,8 +78,10 @@ def test_target_create_with_chains_copies_msas_and_a_cofactor(
     a3m.write_text(f">query\n{other}\n>hit\n{other[:-1]}A\n")
     made = runner.invoke(
         app,
-        ["target", "create", "--name", "complex", "--sequence", PROTEIN, "--sequence", other, "--copies", "2"]
-        + ["--msa", str(a3m), "--cofactor", "[Zn+2]"],
+        [
+            *("target", "create", "--name", "complex", "--sequence", PROTEIN, "--sequence", other),
+            *("--copies", "2", "--msa", str(a3m), "--cofactor", "[Zn+2]"),
+        ],
         env=env,
     )
     assert made.exit_code == 0, made.output
