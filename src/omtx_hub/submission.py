@@ -135,9 +135,9 @@ def _cofold_plan(
     if not chains:
         chains = [{"chain": "A", "sequence": sequence}]
     policy = target_input.get("msa", "empty")
+    source = record if own and record is not None else {}
     target_input["chains"] = [
-        {"id": c["chain"], "sequence": c["sequence"], "msa": _chain_msa(c, chains, record or {} if own else {}, policy)}
-        for c in chains
+        {"id": c["chain"], "sequence": c["sequence"], "msa": _chain_msa(c, chains, source, policy)} for c in chains
     ]
     target_input["cofactors"] = ((record or {}).get("cofactors") or []) if own else []
     site = (record or {}).get("site") if own else None

@@ -332,6 +332,7 @@ class Boltz2Predictor:
         dirs = _Dirs(out)
         ids: dict[str, PredictionTask] = {}
         seeds: dict[str, int] = {}
+        own: dict[str, Boltz2Params] = {}  # each record's own params (pocket, template, seed… may differ in a pass)
         for index, (task, task_params) in enumerate(members):
             if should_stop(task.job_id):
                 continue
@@ -345,7 +346,7 @@ class Boltz2Predictor:
                     ),
                 )
                 continue
-            ids[record_id], seeds[record_id] = task, task_params.seed
+            ids[record_id], seeds[record_id], own[record_id] = task, task_params.seed, task_params
         if not ids:
             return
         failed: dict[str, Outcome] = {}
@@ -366,7 +367,7 @@ class Boltz2Predictor:
                     yield failed[rid]
                 continue  # cancelled: no outcome, the worker records it as stopped
             try:
-                yield self._outcome(task, rid, params, dirs, artifacts, watch.seconds.get(rid), seeds[rid])
+                yield self._outcome(task, rid, own[rid], dirs, artifacts, watch.seconds.get(rid), seeds[rid])
             except PermanentPredictionError as exc:
                 yield Outcome(task.job_id, error=exc)
 
