@@ -45,10 +45,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "boltz_features.json")
     args = parser.parse_args()
 
-    from boltz.data.module.inferencev2 import Boltz2InferenceDataModule
-    from boltz.data.types import Manifest, Record
-
-    from boltz_fixtures import build_cache
+    from boltz_fixtures import build_cache, structure_features
     from omtx_hub.domain import Ligand, Target
     from omtx_hub.hub import open_hub
     from omtx_hub.ligand_files import read_ligands
@@ -102,7 +99,10 @@ def main() -> None:
                 (folder / "files" / file_name).write_bytes(hub.store.read_bytes(stored))
                 local_files[file_name] = folder / "files" / file_name
             process, featurise, tokens = [], [], []
-            for index, (ligand_name, smiles) in enumerate(ligands):
+            # the very first featurisation pays for imports and caches: run it once untimed
+            order = [ligands[0], *ligands] if number == 0 else ligands
+            for index, (ligand_name, smiles) in enumerate(order):
+                warm_up = number == 0 and index == 0
                 sub = build_job_submission(
                     settings,
                     owner="bench",
@@ -123,23 +123,12 @@ def main() -> None:
                 process.append(time.perf_counter() - started)
                 if problem:
                     raise SystemExit(f"{name}, {ligand_name}: {problem}")
-                data = Boltz2InferenceDataModule(
-                    manifest=Manifest([Record.load(dirs.records / "r0.json")]),
-                    target_dir=dirs.structures,
-                    msa_dir=dirs.msa,
-                    mol_dir=cache / "mols",
-                    num_workers=0,
-                    batch_size=1,
-                    constraints_dir=dirs.constraints,
-                    template_dir=dirs.templates,
-                    extra_mols_dir=dirs.mols,
-                    affinity=False,
-                    pin_memory=False,
-                )
                 started = time.perf_counter()
-                features = next(iter(data.predict_dataloader()))
+                features = structure_features(dirs, cache / "mols")
                 featurise.append(time.perf_counter() - started)
                 tokens.append(int(features["token_pad_mask"].sum()))
+                if warm_up:
+                    process.pop(), featurise.pop(), tokens.pop()
             row = {
                 "config": name,
                 "target_id": record["target_id"],

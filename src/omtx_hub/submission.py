@@ -14,8 +14,7 @@ from omtx_hub.domain import Ligand
 from omtx_hub.errors import InvalidInput, PayloadTooLarge, RateLimited
 from omtx_hub.ligands import apply_filters, ligand_properties, parse_filters
 from omtx_hub.parallel import map_chunks
-from omtx_hub.predictors.boltz2_input import AMINO_ACID_ATOMS, ligand_atom, resolve_residues
-from omtx_hub.predictors.boltz2_spec import Boltz2Params
+from omtx_hub.predictors.boltz2_input import complex_plan, ligand_atom
 from omtx_hub.predictors.catalog import validate_params
 from omtx_hub.queue import BatchSubmission, JobSubmission
 from omtx_hub.registry import available_predictors
@@ -97,90 +96,6 @@ def _msa_policy(settings: Settings, predictor: str, params: dict[str, Any], targ
     if wanted == "auto":
         wanted = "upload" if any(name.startswith("msa") for name in target_input.get("files", {})) else "empty"
     target_input["msa"] = wanted
-
-
-def _invalid_param(param: str, problems: list[str]) -> InvalidInput:
-    return InvalidInput(
-        f"invalid {param}: " + "; ".join(problems),
-        code="invalid_params",
-        details={"param": param, "problems": problems},
-    )
-
-
-def _chain_msa(chain: dict[str, Any], chains: list[dict[str, Any]], record: dict[str, Any], policy: str) -> str:
-    """One chain's MSA: ``msa_<chain>.a3m`` uploaded for its sequence (or the single-chain ``msa.a3m`` of
-    a target made before multimers), else ``empty`` or ``server`` as the job's policy says."""
-    files = record.get("files") or {}
-    if policy != "empty":
-        for other in chains:
-            name = f"msa_{other['chain']}.a3m"
-            if other["sequence"] == chain["sequence"] and name in files:
-                return name
-        if "msa.a3m" in files and chain["sequence"] == record.get("protein_sequence"):
-            return "msa.a3m"
-    return "server" if policy == "server" else "empty"
-
-
-def _cofold_plan(
-    predictor: str, params: dict[str, Any], record: dict[str, Any] | None, sequence: str, target_input: dict[str, Any]
-) -> None:
-    """Boltz-2: what the complex is (chains with their MSAs, cofactors, pocket, covalent bond,
-    template), checked against the target and written into the job's target input, where the worker
-    reads it (see :mod:`omtx_hub.predictors.boltz2_input`)."""
-    if predictor != "boltz2":
-        return
-    p = Boltz2Params.model_validate(params)
-    own = record is not None and sequence == record["protein_sequence"]
-    chains = (record or {}).get("chains") if own else None
-    if not chains:
-        chains = [{"chain": "A", "sequence": sequence}]
-    policy = target_input.get("msa", "empty")
-    source = record if own and record is not None else {}
-    target_input["chains"] = [
-        {"id": c["chain"], "sequence": c["sequence"], "msa": _chain_msa(c, chains, source, policy)} for c in chains
-    ]
-    target_input["cofactors"] = ((record or {}).get("cofactors") or []) if own else []
-    site = (record or {}).get("site") if own else None
-    if p.pocket_residues is not None and p.pocket == "off":
-        raise _invalid_param("pocket_residues", ["give pocket_residues with pocket='auto', or drop them"])
-    if p.pocket == "auto":
-        if p.pocket_residues is not None:
-            labels = p.pocket_residues
-            positions, problems = resolve_residues(chains, labels)
-            if problems:
-                raise _invalid_param("pocket_residues", problems)
-        else:  # the target's site, resolved when the target was made
-            labels, positions = (site or {}).get("pocket_residues") or [], (site or {}).get("pocket") or []
-        if positions:
-            target_input["pocket"] = positions
-            target_input["pocket_residues"] = labels
-    if p.template != "off":
-        if "receptor.pdb" not in target_input.get("files", {}) or not own:
-            raise _invalid_param(
-                "template", ["a template needs a receptor target (a sequence target has no structure to use)"]
-            )
-        target_input["template"] = "receptor.pdb"
-    if p.covalent is not None:
-        c = p.covalent
-        positions, problems = resolve_residues(chains, [f"{c.chain}:{c.residue}"])
-        if not problems:
-            chain_id, position = positions[0]
-            letter = next(x["sequence"] for x in chains if x["chain"] == chain_id)[position - 1]
-            atoms = AMINO_ACID_ATOMS.get(letter, ())
-            if c.atom not in atoms:
-                problems.append(
-                    f"residue {c.chain}:{c.residue} ({letter}) has no atom {c.atom!r}"
-                    + (f"; its heavy atoms: {', '.join(atoms)}" if atoms else "")
-                )
-        if problems:
-            raise _invalid_param("covalent", problems)
-        target_input["covalent"] = {
-            "chain": positions[0][0],
-            "position": positions[0][1],
-            "residue": c.residue,
-            "atom": c.atom,
-            "ligand_atom": c.ligand_atom,
-        }
 
 
 def _check_idempotency_key(key: str | None) -> None:
@@ -290,7 +205,8 @@ def build_job_submission(
     sequence, target_input = _target_input(limits, chosen, protein_sequence, target)
     checked_params = validate_params(chosen, params or {})
     _msa_policy(settings, chosen, checked_params, target_input)
-    _cofold_plan(chosen, checked_params, target, sequence, target_input)
+    if chosen == "boltz2":
+        target_input.update(complex_plan(checked_params, target, sequence, target_input))
     problem = _ligand_problem_for(
         chosen, ligand_name, ligand_smiles, limits.max_heavy_atoms, _covalent_atom(target_input)
     )
@@ -357,7 +273,8 @@ def build_batch_submission(
     sequence, target_input = _target_input(limits, chosen, protein_sequence, target)
     checked_params = validate_params(chosen, params or {})
     _msa_policy(settings, chosen, checked_params, target_input)
-    _cofold_plan(chosen, checked_params, target, sequence, target_input)
+    if chosen == "boltz2":
+        target_input.update(complex_plan(checked_params, target, sequence, target_input))
     checked_filters = parse_filters(filters)
 
     problems: list[dict[str, Any]] = []

@@ -17,6 +17,7 @@ import yaml
 from rdkit import Chem
 from rdkit.Chem import AllChem
 
+from boltz_fixtures import structure_features
 from conftest import TINY_BOLTZ, make_settings
 from hub_testing import NUMBERS, gapped_dimer
 from omtx_hub.domain import Ligand, Target
@@ -74,15 +75,9 @@ def _local(hub: Hub, sub_target: dict[str, Any], folder: Path) -> dict[str, Path
     return out
 
 
-def _featurise(
-    predictor: Boltz2Predictor, hub: Hub, target: dict[str, Any] | None, smiles: str, tmp: Path, **params: Any
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Submit one job (every check of the API), then featurise it with boltz exactly as the worker
-    would. Returns boltz's input document, its record and the features of the structure pass."""
-    from boltz.data.module.inferencev2 import Boltz2InferenceDataModule
-    from boltz.data.types import Manifest, Record
-
-    sub = build_job_submission(
+def _submit(hub: Hub, target: dict[str, Any] | None, smiles: str = ASPIRIN, **params: Any) -> Any:
+    """One Boltz-2 job through every submission check (the API's), not queued."""
+    return build_job_submission(
         hub.settings,
         owner="o",
         protein_sequence=None if target else PEPTIDE,
@@ -90,8 +85,16 @@ def _featurise(
         ligand_smiles=smiles,
         ligand_name="x",
         predictor="boltz2",
-        params={**TINY_BOLTZ, **params},
+        params=params,
     )
+
+
+def _featurise(
+    predictor: Boltz2Predictor, hub: Hub, target: dict[str, Any] | None, smiles: str, tmp: Path, **params: Any
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Submit one job (every check of the API), then featurise it with boltz exactly as the worker
+    would. Returns boltz's input document, its record and the features of the structure pass."""
+    sub = _submit(hub, target, smiles, **TINY_BOLTZ, **params)
     local = Target(key="k", protein_sequence=sub.protein_sequence, extra=sub.target)
     local.files.update(_local(hub, sub.target, tmp / "files"))
     predictor._ensure_loaded()
@@ -101,21 +104,7 @@ def _featurise(
     task = PredictionTask("job0", Ligand("x", smiles), sub.params)
     problem = predictor._featurise("r0", local, artifacts, task, Boltz2Params.model_validate(sub.params), dirs)
     assert problem is None, problem
-    record = Record.load(dirs.records / "r0.json")
-    data = Boltz2InferenceDataModule(
-        manifest=Manifest([record]),
-        target_dir=dirs.structures,
-        msa_dir=dirs.msa,
-        mol_dir=hub.settings.resolved_boltz_cache() / "mols",
-        num_workers=0,
-        batch_size=1,
-        constraints_dir=dirs.constraints,
-        template_dir=dirs.templates,
-        extra_mols_dir=dirs.mols,
-        affinity=False,
-        pin_memory=False,
-    )
-    features = next(iter(data.predict_dataloader()))
+    features = structure_features(dirs, hub.settings.resolved_boltz_cache() / "mols")
     document = yaml.safe_load((dirs.inputs / "r0.yaml").read_text())
     return document, json.loads((dirs.records / "r0.json").read_text()), features
 
@@ -184,30 +173,12 @@ def test_pocket_from_a_reference_ligand_and_residues_boltz_would_ignore_are_refu
     assert _pocket_tokens(given, 60) == {59}
     for residues, words in ((["A:112"], "no residue 112"), (["Z:101"], "no chain Z"), (["A:134"], "no residue 134")):
         with pytest.raises(InvalidInput) as info:
-            build_job_submission(
-                hub.settings,
-                owner="o",
-                protein_sequence=None,
-                target=target,
-                ligand_smiles=ASPIRIN,
-                ligand_name="x",
-                predictor="boltz2",
-                params={"pocket_residues": residues},
-            )
+            _submit(hub, target, pocket_residues=residues)
         assert info.value.code == "invalid_params" and info.value.details["param"] == "pocket_residues"
         assert words in info.value.message
     seq = hub.create_target(owner="o", name="seq", protein_sequence=PEPTIDE)
     with pytest.raises(InvalidInput, match="residues 1 to 22"):
-        build_job_submission(
-            hub.settings,
-            owner="o",
-            protein_sequence=None,
-            target=seq,
-            ligand_smiles=ASPIRIN,
-            ligand_name="x",
-            predictor="boltz2",
-            params={"pocket_residues": ["A:23"]},
-        )
+        _submit(hub, seq, ASPIRIN, pocket_residues=["A:23"])
 
 
 def test_template_on_force_and_off(predictor: Boltz2Predictor, hub: Hub, tmp_path: Path) -> None:
@@ -235,16 +206,7 @@ def test_template_on_force_and_off(predictor: Boltz2Predictor, hub: Hub, tmp_pat
 
     seq = hub.create_target(owner="o", name="seq", protein_sequence=PEPTIDE)
     with pytest.raises(InvalidInput) as info:
-        build_job_submission(
-            hub.settings,
-            owner="o",
-            protein_sequence=None,
-            target=seq,
-            ligand_smiles=ASPIRIN,
-            ligand_name="x",
-            predictor="boltz2",
-            params={"template": "on"},
-        )
+        _submit(hub, seq, ASPIRIN, template="on")
     assert info.value.details["param"] == "template"
 
 
@@ -278,28 +240,10 @@ def test_covalent_bond_reaches_boltz_with_its_atom_names(predictor: Boltz2Predic
     ]
     for given, extra, code, words in cases:
         with pytest.raises(InvalidInput) as info:
-            build_job_submission(
-                hub.settings,
-                owner="o",
-                protein_sequence=None,
-                target=target,
-                ligand_smiles=ACRYLAMIDE,
-                ligand_name="x",
-                predictor="boltz2",
-                params={"covalent": given, **extra},
-            )
+            _submit(hub, target, ACRYLAMIDE, covalent=given, **extra)
         assert info.value.code == code and words in info.value.message, info.value.message
     with pytest.raises(InvalidInput) as info:
-        build_job_submission(
-            hub.settings,
-            owner="o",
-            protein_sequence=None,
-            target=target,
-            ligand_smiles=ASPIRIN,  # no C=C
-            ligand_name="aspirin",
-            predictor="boltz2",
-            params={"covalent": covalent, "affinity": False},
-        )
+        _submit(hub, target, ASPIRIN, covalent=covalent, affinity=False)  # aspirin has no C=C
     assert info.value.code == "invalid_ligand" and "no match for the SMARTS" in info.value.message
 
 
@@ -314,60 +258,38 @@ def test_atom_names_are_boltzs(predictor: Boltz2Predictor, hub: Hub, tmp_path: P
     assert [str(a["name"]) for a in atoms] == boltz_atom_names(smiles)
 
 
-def test_homodimer_with_atp_and_mg_completes_with_every_chain_scored(boltz_cache: Path, tmp_path: Path) -> None:
-    settings = make_settings(
-        tmp_path,
-        f"sqlite:///{tmp_path / 'hub.db'}",
-        boltz_cache=boltz_cache,
-        boltz_cpu_threads=1,
-        default_predictor="boltz2",
-        pose_checks=False,
+def test_homodimer_with_atp_and_mg_completes_with_every_chain_scored(hub: Hub) -> None:
+    target = hub.create_target(
+        owner="o",
+        name="dimer",
+        chains=[{"id": "A", "sequence": PEPTIDE.lower(), "copies": 2}],
+        cofactors=["ATP", "MG"],
     )
-    hub = open_hub(settings)
-    try:
-        target = hub.create_target(
-            owner="local",
-            name="dimer",
-            chains=[{"id": "A", "sequence": PEPTIDE.lower(), "copies": 2}],
-            cofactors=["ATP", "MG"],
-        )
-        assert [(c["chain"], c.get("copy_of")) for c in target["chains"]] == [("A", None), ("B", "A")]
-        assert target["cofactors"] == [{"ccd": "ATP"}, {"ccd": "MG"}]
-        sub = build_job_submission(
-            settings,
-            owner="local",
-            protein_sequence=None,
-            target=target,
-            ligand_smiles=ASPIRIN,
-            ligand_name="aspirin",
-            params=dict(TINY_BOLTZ),
-        )
-        job = hub.manager.submit_job(sub).record["job_id"]
-        Worker(settings, hub.manager, hub.store, {"boltz2": Boltz2Predictor(settings)}).run(exit_when_idle=True)
-        done = hub.manager.get(job)
-        assert done["status"] == "completed", done.get("error")
-        r = done["results"]
-        assert "affinity_pred_value" in r and r["model_weights"] == "random-test-fixture"
-        assert set(r["chains_ptm"]) == {"A", "B", "C", "D", "E"} and set(r["pair_chains_iptm"]["A"]) == set(
-            r["chains_ptm"]
-        )
-        assert (r["ligand_chain"], r["cofactors"]) == ("C", ["ATP", "MG"])
-        # tokens: two 22-residue chains, aspirin's 13 atoms, ATP's 31, MG's 1
-        assert r["tokens"] == 2 * len(PEPTIDE) + 13 + 31 + 1
-        folder = hub.store.job_dir(job)
-        recipe = hub.store.read_bytes(f"{folder}/boltz_input.yaml").decode()
-        assert recipe.startswith("# What this job gave Boltz-2") and "boltz predict boltz_input.yaml" in recipe
-        sent = yaml.safe_load(recipe)
-        assert [next(iter(s.values()))["id"] for s in sent["sequences"]] == ["A", "B", "C", "D", "E"]
-        assert sent["sequences"][3] == {"ligand": {"id": "D", "ccd": "ATP"}}
-        assert sent["properties"] == [{"affinity": {"binder": "C"}}]
-        recorded = json.loads(hub.store.read_bytes(f"{folder}/input.json"))["model_input"]
-        assert recorded["boltz_input"] == sent and recorded["command"].startswith("boltz predict boltz_input.yaml")
-        # the screened ligand is LIG1 in the structure, whatever the cofactors
-        cif = gemmi.read_structure_string(hub.store.read_bytes(f"{folder}/structure.cif").decode())
-        assert {r.name for c in cif[0] for r in c} >= {"LIG1", "ATP", "MG"}
-    finally:
-        hub.close()
+    assert [(c["chain"], c.get("copy_of")) for c in target["chains"]] == [("A", None), ("B", "A")]
+    assert target["cofactors"] == [{"ccd": "ATP"}, {"ccd": "MG"}]
+    job = hub.manager.submit_job(_submit(hub, target, **TINY_BOLTZ)).record["job_id"]
+    settings = hub.settings.model_copy(update={"pose_checks": False})
+    Worker(settings, hub.manager, hub.store, {"boltz2": Boltz2Predictor(settings)}).run(exit_when_idle=True)
+    done = hub.manager.get(job)
+    assert done["status"] == "completed", done.get("error")
+    r = done["results"]
+    assert "affinity_pred_value" in r and r["model_weights"] == "random-test-fixture"
+    assert set(r["chains_ptm"]) == {"A", "B", "C", "D", "E"} and set(r["pair_chains_iptm"]["A"]) == set(r["chains_ptm"])
+    assert (r["ligand_chain"], r["cofactors"]) == ("C", ["ATP", "MG"])
+    # tokens: two 22-residue chains, aspirin's 13 atoms, ATP's 31, MG's 1
+    assert r["tokens"] == 2 * len(PEPTIDE) + 13 + 31 + 1
+    folder = hub.store.job_dir(job)
+    recipe = hub.store.read_bytes(f"{folder}/boltz_input.yaml").decode()
+    assert recipe.startswith("# What this job gave Boltz-2") and "boltz predict boltz_input.yaml" in recipe
+    sent = yaml.safe_load(recipe)
+    assert [next(iter(s.values()))["id"] for s in sent["sequences"]] == ["A", "B", "C", "D", "E"]
+    assert sent["sequences"][3] == {"ligand": {"id": "D", "ccd": "ATP"}}
+    assert sent["properties"] == [{"affinity": {"binder": "C"}}]
+    recorded = json.loads(hub.store.read_bytes(f"{folder}/input.json"))["model_input"]
+    assert recorded["boltz_input"] == sent and recorded["command"].startswith("boltz predict boltz_input.yaml")
+    # the screened ligand is LIG1 in the structure, whatever the cofactors
+    cif = gemmi.read_structure_string(hub.store.read_bytes(f"{folder}/structure.cif").decode())
+    assert {r.name for c in cif[0] for r in c} >= {"LIG1", "ATP", "MG"}
 
 
 def test_target_checks_for_chains_and_cofactors(hub: Hub) -> None:

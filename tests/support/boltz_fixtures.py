@@ -11,6 +11,9 @@ Official weights cannot be downloaded here, so the tests (and the GPU benchmark)
   timing only). boltz overrides the trunk depth at load time (64 pairformer blocks), so a small
   model is narrow rather than shallow.
 
+``structure_features`` gives the features boltz's data module makes of a featurised record (what
+the structure pass reads), for tests and benchmarks that check what boltz was fed.
+
 Every checkpoint built here carries ``RANDOM_WEIGHTS_MARKER`` at its top level; the ``boltz2``
 predictor refuses to pass such a model off as real (it logs an error and stamps every result).
 Random-weight outputs are meaningless numbers: tests check files, keys and shapes, never values.
@@ -267,3 +270,26 @@ def build_cache(cache: Path, size: str = "tiny", extra_codes: list[str] | None =
     build_checkpoint(cache / "boltz2_aff.ckpt", size, affinity=True, seed=1)
     stamp.write_text(json.dumps(want))
     return cache
+
+
+def structure_features(dirs: Any, mol_dir: Path, record_id: str = "r0") -> dict[str, Any]:
+    """The structure-pass features of one record the predictor featurised into ``dirs`` (its
+    ``_Dirs``), made by boltz's own inference data module, as in the pass."""
+    from boltz.data.module.inferencev2 import Boltz2InferenceDataModule
+    from boltz.data.types import Manifest, Record
+
+    data = Boltz2InferenceDataModule(
+        manifest=Manifest([Record.load(dirs.records / f"{record_id}.json")]),
+        target_dir=dirs.structures,
+        msa_dir=dirs.msa,
+        mol_dir=mol_dir,
+        num_workers=0,
+        batch_size=1,
+        constraints_dir=dirs.constraints,
+        template_dir=dirs.templates,
+        extra_mols_dir=dirs.mols,
+        affinity=False,
+        pin_memory=False,
+    )
+    features: dict[str, Any] = next(iter(data.predict_dataloader()))
+    return features

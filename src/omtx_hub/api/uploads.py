@@ -26,14 +26,19 @@ def read_upload(file: UploadFile, limit: int) -> bytes:
     return data
 
 
-def json_object_field(text: str, field: str, code: str) -> dict[str, Any]:
-    """A form field that must hold a JSON object; 422 with ``code`` otherwise."""
+def _json(text: str, field: str, code: str, kind: type) -> Any:
     try:
         value = json.loads(text)
     except ValueError as exc:
         raise InvalidInput(f"{field} is not valid JSON", code=code) from exc
-    if not isinstance(value, dict):
-        raise InvalidInput(f"{field} must be a JSON object", code=code)
+    if not isinstance(value, kind):
+        raise InvalidInput(f"{field} must be a JSON {'object' if kind is dict else 'list'}", code=code)
+    return value
+
+
+def json_object_field(text: str, field: str, code: str) -> dict[str, Any]:
+    """A form field that must hold a JSON object; 422 with ``code`` otherwise."""
+    value: dict[str, Any] = _json(text, field, code, dict)
     return value
 
 
@@ -42,12 +47,7 @@ def json_list_field(text: str, field: str, code: str) -> list[Any]:
     stripped = text.strip()
     if not stripped.startswith("["):
         return [word.strip() for word in stripped.split(",") if word.strip()]
-    try:
-        value = json.loads(stripped)
-    except ValueError as exc:
-        raise InvalidInput(f"{field} is not valid JSON", code=code) from exc
-    if not isinstance(value, list):
-        raise InvalidInput(f"{field} must be a JSON list", code=code)
+    value: list[Any] = _json(stripped, field, code, list)
     return value
 
 

@@ -27,6 +27,9 @@ import string
 from collections.abc import Callable
 from typing import Any
 
+from omtx_hub.errors import InvalidInput
+from omtx_hub.predictors.boltz2_spec import Boltz2Params
+
 __all__ = [
     "AMINO_ACID_ATOMS",
     "MAX_COFACTORS",
@@ -35,6 +38,7 @@ __all__ = [
     "boltz_document",
     "chain_letters",
     "cofactor_entries",
+    "complex_plan",
     "ligand_atom",
     "resolve_residues",
 ]
@@ -68,6 +72,91 @@ AMINO_ACID_ATOMS: dict[str, tuple[str, ...]] = {
     "Y": ("N", "CA", "C", "O", "CB", "CG", "CD1", "CD2", "CE1", "CE2", "CZ", "OH"),
     "V": ("N", "CA", "C", "O", "CB", "CG1", "CG2"),
 }
+
+
+def _invalid_param(param: str, problems: list[str]) -> InvalidInput:
+    return InvalidInput(
+        f"invalid {param}: " + "; ".join(problems),
+        code="invalid_params",
+        details={"param": param, "problems": problems},
+    )
+
+
+def _chain_msa(chain: dict[str, Any], chains: list[dict[str, Any]], record: dict[str, Any], policy: str) -> str:
+    """One chain's MSA: ``msa_<chain>.a3m`` uploaded for its sequence (or the single-chain ``msa.a3m`` of
+    a target made before multimers), else ``empty`` or ``server`` as the job's policy says."""
+    files = record.get("files") or {}
+    if policy != "empty":
+        for other in chains:
+            name = f"msa_{other['chain']}.a3m"
+            if other["sequence"] == chain["sequence"] and name in files:
+                return name
+        if "msa.a3m" in files and chain["sequence"] == record.get("protein_sequence"):
+            return "msa.a3m"
+    return "server" if policy == "server" else "empty"
+
+
+def complex_plan(
+    params: dict[str, Any], record: dict[str, Any] | None, sequence: str, target_input: dict[str, Any]
+) -> dict[str, Any]:
+    """The plan of one submission (see the module docstring): the complex a job co-folds, from the
+    target ``record`` (None: a bare ``sequence``), the checked ``params`` and the job's target input
+    so far (its ``files`` and ``msa`` policy). Raises InvalidInput (422 ``invalid_params``, naming
+    the parameter and each problem) for anything boltz would refuse or silently ignore."""
+    p = Boltz2Params.model_validate(params)
+    plan: dict[str, Any] = {}
+    own = record is not None and sequence == record["protein_sequence"]
+    chains = (record or {}).get("chains") if own else None
+    if not chains:
+        chains = [{"chain": "A", "sequence": sequence}]
+    policy = target_input.get("msa", "empty")
+    source = record if own and record is not None else {}
+    plan["chains"] = [
+        {"id": c["chain"], "sequence": c["sequence"], "msa": _chain_msa(c, chains, source, policy)} for c in chains
+    ]
+    plan["cofactors"] = ((record or {}).get("cofactors") or []) if own else []
+    site = (record or {}).get("site") if own else None
+    if p.pocket_residues is not None and p.pocket == "off":
+        raise _invalid_param("pocket_residues", ["give pocket_residues with pocket='auto', or drop them"])
+    if p.pocket == "auto":
+        if p.pocket_residues is not None:
+            labels = p.pocket_residues
+            positions, problems = resolve_residues(chains, labels)
+            if problems:
+                raise _invalid_param("pocket_residues", problems)
+        else:  # the target's site, resolved when the target was made
+            labels, positions = (site or {}).get("pocket_residues") or [], (site or {}).get("pocket") or []
+        if positions:
+            plan["pocket"] = positions
+            plan["pocket_residues"] = labels
+    if p.template != "off":
+        if "receptor.pdb" not in target_input.get("files", {}) or not own:
+            raise _invalid_param(
+                "template", ["a template needs a receptor target (a sequence target has no structure to use)"]
+            )
+        plan["template"] = "receptor.pdb"
+    if p.covalent is not None:
+        c = p.covalent
+        positions, problems = resolve_residues(chains, [f"{c.chain}:{c.residue}"])
+        if not problems:
+            chain_id, position = positions[0]
+            letter = next(x["sequence"] for x in chains if x["chain"] == chain_id)[position - 1]
+            atoms = AMINO_ACID_ATOMS.get(letter, ())
+            if c.atom not in atoms:
+                problems.append(
+                    f"residue {c.chain}:{c.residue} ({letter}) has no atom {c.atom!r}"
+                    + (f"; its heavy atoms: {', '.join(atoms)}" if atoms else "")
+                )
+        if problems:
+            raise _invalid_param("covalent", problems)
+        plan["covalent"] = {
+            "chain": positions[0][0],
+            "position": positions[0][1],
+            "residue": c.residue,
+            "atom": c.atom,
+            "ligand_atom": c.ligand_atom,
+        }
+    return plan
 
 
 def chain_letters(protein_ids: list[str], count: int) -> list[str]:
