@@ -183,6 +183,15 @@ BOLTZ2 = PredictorSpec(
         ),
         ResultField("msa_warning", "Boltz-2 ran without an MSA: expect lower accuracy.", kind="text"),
         ResultField(
+            "tokens",
+            "Boltz-2: tokens of the co-folded complex (one per standard residue, one per atom of anything "
+            "else); GPU time and memory grow with it.",
+        ),
+        ResultField("ligand_chain", "Boltz-2: the chain id of the screened ligand in structure.cif.", kind="text"),
+        ResultField(
+            "template_residues", "Boltz-2: residues of the protein chains matched to the template structure."
+        ),
+        ResultField(
             "model_weights",
             "Which weights produced this: checkpoint, or random-test-fixture (meaningless numbers).",
             kind="text",
