@@ -188,9 +188,7 @@ BOLTZ2 = PredictorSpec(
             "else); GPU time and memory grow with it.",
         ),
         ResultField("ligand_chain", "Boltz-2: the chain id of the screened ligand in structure.cif.", kind="text"),
-        ResultField(
-            "template_residues", "Boltz-2: residues of the protein chains matched to the template structure."
-        ),
+        ResultField("template_residues", "Boltz-2: residues of the protein chains matched to the template structure."),
         ResultField(
             "model_weights",
             "Which weights produced this: checkpoint, or random-test-fixture (meaningless numbers).",
