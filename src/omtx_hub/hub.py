@@ -179,15 +179,11 @@ class Hub:
             record["chains"] = sequence_chains(chains, clean, MAX_PROTEIN_CHAINS)
             sequence = max(record["chains"], key=lambda c: c["residues"])["sequence"]
             record["kind"] = "sequence"
-        if len(record["chains"]) > MAX_PROTEIN_CHAINS:
-            raise InvalidInput(
-                f"the receptor has {len(record['chains'])} protein chains; Boltz-2 jobs support at most "
-                f"{MAX_PROTEIN_CHAINS} (remove chains far from the binding site)",
-                code="invalid_chains",
-            )
         cache = self.settings.resolved_boltz_cache()
         entries, problems = cofactor_entries(
-            [*(cofactors or []), *(f"ccd:{code}" for code in hetero)], lambda code: ccd_code_known(cache, code)
+            [*(cofactors or []), *(f"ccd:{code}" for code in hetero)],
+            lambda code: ccd_code_known(cache, code),
+            where=f"{cache / 'mols'}; `omtx-hub models fetch boltz2` fills it",
         )
         if problems:
             raise InvalidInput(

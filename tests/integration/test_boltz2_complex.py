@@ -403,3 +403,24 @@ def test_targets_and_jobs_through_the_api(api: Any) -> None:
         files={"receptor": ("r.pdb", receptor.encode())},
     )
     assert missing.status_code == 422 and "HEM" in missing.json()["error"]["message"]
+
+
+def test_a_receptor_with_more_chains_than_boltz2_takes_still_makes_a_target(hub: Hub) -> None:
+    structure = gemmi.read_pdb_string(gapped_dimer().decode())
+    for number in range(11):  # chains C… : 13 in all
+        chain = structure[0]["A"].clone()
+        chain.name = chr(ord("C") + number)
+        for residue in chain:
+            for atom in residue:
+                atom.pos = gemmi.Position(atom.pos.x, atom.pos.y + 30.0 * (number + 1), atom.pos.z)
+        structure[0].add_chain(chain)
+    target = hub.create_target(
+        owner="o",
+        name="13-mer",
+        receptor=structure.make_pdb_string().encode(),
+        site={"mode": "residues", "residues": ["A:115"]},
+    )
+    assert len(target["chains"]) == 13  # docking may use it
+    with pytest.raises(InvalidInput) as info:
+        _submit(hub, target)
+    assert info.value.details["param"] == "target" and "13 protein chains" in info.value.message

@@ -109,6 +109,14 @@ def complex_plan(
     chains = (record or {}).get("chains") if own else None
     if not chains:
         chains = [{"chain": "A", "sequence": sequence}]
+    if len(chains) > MAX_PROTEIN_CHAINS:  # a receptor with more chains still serves docking
+        raise _invalid_param(
+            "target",
+            [
+                f"the target has {len(chains)} protein chains; Boltz-2 jobs take at most {MAX_PROTEIN_CHAINS} "
+                "(make a target of the chains near the binding site)"
+            ],
+        )
     policy = target_input.get("msa", "empty")
     source = record if own and record is not None else {}
     plan["chains"] = [
@@ -168,10 +176,13 @@ def chain_letters(protein_ids: list[str], count: int) -> list[str]:
     return free[:count]
 
 
-def cofactor_entries(values: list[str], ccd_known: Callable[[str], bool]) -> tuple[list[dict[str, str]], list[str]]:
+def cofactor_entries(
+    values: list[str], ccd_known: Callable[[str], bool], where: str = "the Boltz-2 molecule cache"
+) -> tuple[list[dict[str, str]], list[str]]:
     """Read cofactors as given (``"ATP"``, ``"ccd:HEM"``, ``"[Zn+2]"``, ``"smiles:C"``): upper-case
-    codes of 1–5 letters or digits are CCD codes, anything else is SMILES. Returns the entries and
-    the problems, one per bad value."""
+    codes of 1–5 letters or digits are CCD codes, anything else is SMILES. ``ccd_known`` says whether
+    Boltz-2 can load a code (``where`` it looks, for the message). Returns the entries and the
+    problems, one per bad value."""
     from rdkit import Chem
 
     entries: list[dict[str, str]] = []
@@ -186,7 +197,7 @@ def cofactor_entries(values: list[str], ccd_known: Callable[[str], bool]) -> tup
             if not _CCD.fullmatch(code):
                 problems.append(f"{value!r}: a CCD code has 1 to 5 upper-case letters or digits")
             elif not ccd_known(code):
-                problems.append(f"{value!r}: unknown CCD code (not in the Boltz-2 molecule cache)")
+                problems.append(f"{value!r}: unknown CCD code (not in {where})")
             else:
                 entries.append({"ccd": code})
             continue
