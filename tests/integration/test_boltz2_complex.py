@@ -109,6 +109,17 @@ def _featurise(
     return document, json.loads((dirs.records / "r0.json").read_text()), features
 
 
+def _dimer(hub: Hub, site: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A receptor target of the hand-made dimer (its site: residue A:115 unless given)."""
+    return hub.create_target(
+        owner="o",
+        name="dimer",
+        receptor=gapped_dimer(),
+        site=site or {"mode": "residues", "residues": ["A:115"]},
+        **extra,
+    )
+
+
 def _pocket_tokens(features: dict[str, Any], binder_token: int) -> set[int]:
     row = features["contact_conditioning"][0, binder_token].argmax(-1).numpy()
     return {int(i) for i in np.flatnonzero(row == BINDER_TO_POCKET)}
@@ -117,13 +128,7 @@ def _pocket_tokens(features: dict[str, Any], binder_token: int) -> set[int]:
 def test_pocket_from_listed_residues_maps_author_numbering_across_a_gap_and_an_insertion(
     predictor: Boltz2Predictor, hub: Hub, tmp_path: Path
 ) -> None:
-    receptor = gapped_dimer()
-    target = hub.create_target(
-        owner="o",
-        name="dimer",
-        receptor=receptor,
-        site={"mode": "residues", "residues": ["A:115A", "A:120", "B:103"]},
-    )
+    target = _dimer(hub, {"mode": "residues", "residues": ["A:115A", "A:120", "B:103"]})
     assert [c["chain"] for c in target["chains"]] == ["A", "B"]
     assert target["chains"][0]["numbering"][9:13] == ["110", "115", "115A", "116"]
     # by hand: 115A is the 12th residue the structure has, 120 the 17th, B:103 the 3rd
@@ -153,14 +158,7 @@ def test_pocket_from_listed_residues_maps_author_numbering_across_a_gap_and_an_i
 def test_pocket_from_a_reference_ligand_and_residues_boltz_would_ignore_are_refused(
     predictor: Boltz2Predictor, hub: Hub, tmp_path: Path
 ) -> None:
-    receptor = gapped_dimer()
-    target = hub.create_target(
-        owner="o",
-        name="dimer",
-        receptor=receptor,
-        site={"mode": "ligand", "padding": 4},
-        reference_ligand=_near(receptor, "A", 115, "A"),
-    )
+    target = _dimer(hub, {"mode": "ligand", "padding": 4}, reference_ligand=_near(gapped_dimer(), "A", 115, "A"))
     labels = target["site"]["pocket_residues"]
     assert "A:115A" in labels and all(label.startswith("A:") for label in labels)  # B is 30 Å away
     position = {f"A:{n}{i}": k for k, (n, i) in enumerate(NUMBERS, start=1)}
@@ -182,9 +180,7 @@ def test_pocket_from_a_reference_ligand_and_residues_boltz_would_ignore_are_refu
 
 
 def test_template_on_force_and_off(predictor: Boltz2Predictor, hub: Hub, tmp_path: Path) -> None:
-    target = hub.create_target(
-        owner="o", name="dimer", receptor=gapped_dimer(), site={"mode": "residues", "residues": ["A:115"]}
-    )
+    target = _dimer(hub)
     document, record, features = _featurise(predictor, hub, target, ASPIRIN, tmp_path, template="on")
     assert document["templates"] == [{"cif": "receptor.cif", "chain_id": ["A", "B"], "template_id": ["A", "B"]}]
     assert sorted((t["query_chain"], t["template_chain"], t["force"]) for t in record["templates"]) == [
@@ -213,9 +209,7 @@ def test_template_on_force_and_off(predictor: Boltz2Predictor, hub: Hub, tmp_pat
 def test_covalent_bond_reaches_boltz_with_its_atom_names(predictor: Boltz2Predictor, hub: Hub, tmp_path: Path) -> None:
     from boltz.data.types import StructureV2
 
-    target = hub.create_target(
-        owner="o", name="dimer", receptor=gapped_dimer(), site={"mode": "residues", "residues": ["A:115"]}
-    )
+    target = _dimer(hub)
     serine = next(
         f"{n}{i}" for (n, i), letter in zip(NUMBERS, target["chains"][0]["sequence"], strict=True) if letter == "S"
     )
