@@ -1,7 +1,8 @@
 """The ``boltz2`` predictor: Boltz-2 co-folding and binding affinity, through ``boltz-community``.
 
-This is the only module that knows about boltz, and it stays one module on purpose (about 700
-lines, over the ~600 the house style allows): boltz is pinned, its quirks are isolated here, and
+This is the only module that runs boltz, and it stays one module on purpose (about 800
+lines, over the ~600 the house style allows; what a job gives boltz is decided, without boltz, in
+``boltz2_input.py``): boltz is pinned, its quirks are isolated here, and
 splitting it would spread that knowledge over several files. How it uses boltz, and why:
 
 - **Resident models.** The structure/confidence model and the affinity model are loaded once per
@@ -12,10 +13,13 @@ splitting it would spread that knowledge over several files. How it uses boltz, 
   all records run through one ``Trainer.predict`` over boltz's ``Boltz2InferenceDataModule`` —
   the same data module and writers as boltz's directory mode — then one affinity pass. Records are
   fed one at a time (batch size 1), as ``boltz predict`` does by default.
-- **Per-target work once.** ``prepare_target`` resolves the MSA policy (``empty``, an uploaded
-  ``.a3m``, or an MSA server) and parses the MSA once into ``msa.npz``; the worker publishes both
-  to ``cache/targets/{key}/``, so other workers reuse them. Each record links that file in place of
-  boltz's own per-record MSA parsing.
+- **Per-target work once.** ``prepare_target`` resolves each chain's MSA (``empty``, an uploaded
+  ``msa_<chain>.a3m``, or the MSA server, once per distinct sequence) and parses each once into
+  ``<name>.npz``; the worker publishes them to ``cache/targets/{key}/``, so other workers reuse them.
+  Each record links those files in place of boltz's own per-record MSA parsing.
+- **The whole complex.** Each record's document comes from the job's plan (every protein chain,
+  cofactors, pocket, covalent bond, template; ``boltz2_input.boltz_document``) and is kept as
+  ``boltz_input.yaml`` and in ``input.json``; per-chain scores are re-keyed by chain id.
 - **Failure isolation.** A ligand boltz cannot featurise fails alone (``featurisation_failed``),
   before any model work. An out-of-memory in one record, in the structure or the affinity pass
   (boltz catches it and writes nothing), fails that job as transient (the retry policy applies).
