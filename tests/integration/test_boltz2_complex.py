@@ -174,6 +174,10 @@ def test_pocket_from_a_reference_ligand_and_residues_boltz_would_ignore_are_refu
             _submit(hub, target, pocket_residues=residues)
         assert info.value.code == "invalid_params" and info.value.details["param"] == "pocket_residues"
         assert words in info.value.message
+    # a receptor target recorded before residue numbering was (as an older hub wrote it): refused, not guessed
+    old = {**target, "chains": [{k: v for k, v in c.items() if k != "numbering"} for c in target["chains"]]}
+    with pytest.raises(InvalidInput, match="create it again"):
+        _submit(hub, old, pocket_residues=["A:115"])
     seq = hub.create_target(owner="o", name="seq", protein_sequence=PEPTIDE)
     with pytest.raises(InvalidInput, match="residues 1 to 22"):
         _submit(hub, seq, ASPIRIN, pocket_residues=["A:23"])

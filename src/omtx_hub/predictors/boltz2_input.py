@@ -124,6 +124,16 @@ def complex_plan(
     ]
     plan["cofactors"] = ((record or {}).get("cofactors") or []) if own else []
     site = (record or {}).get("site") if own else None
+    if (record or {}).get("kind") == "receptor" and not all("numbering" in c for c in chains):
+        # a receptor target made before its residue numbering was recorded: author numbers cannot be mapped
+        unmappable = [
+            name for name, given in (("pocket_residues", p.pocket_residues), ("covalent", p.covalent)) if given
+        ]
+        if unmappable:
+            raise _invalid_param(
+                unmappable[0],
+                ["this receptor target was made before the hub recorded its residue numbering: create it again"],
+            )
     if p.pocket_residues is not None and p.pocket == "off":
         raise _invalid_param("pocket_residues", ["give pocket_residues with pocket='auto', or drop them"])
     if p.pocket == "auto":
