@@ -137,7 +137,8 @@ class HubClient:
 
     def stats(self, batch_id: str, top: int = 10, **query: Any) -> dict[str, Any]:
         """Counts, summary and histogram of every numeric field, the top N, how often each contact
-        occurs among them, cost (``required_interactions=``, ``pose_checks=`` as for :meth:`export`)."""
+        occurs among them, cost (``required_interactions=``, ``pose_checks=`` as for :meth:`export`;
+        ``fields="primary"``: the primary score's summary only, from its index)."""
         params = {"top": top, **{k: v for k, v in query.items() if v is not None}}
         result: dict[str, Any] = self._request("GET", f"/api/v1/jobs/{batch_id}/stats", params=params)
         return result

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from omtx_hub.analytics import Ranking, RankingRules, plan_rows, stream_rows
+from omtx_hub.analytics import Ranking, RankingRules, indexed_ranking, plan_rows, stream_rows
 from omtx_hub.domain import ACTIVE, JobType, target_key_for
 from omtx_hub.errors import InvalidInput, NotFound
 from omtx_hub.hub import Hub
@@ -77,15 +77,28 @@ def ranking_for(
         raise InvalidInput(
             f"predictor {parent['predictor']!r} has no documented primary score: pass sort=FIELD", code="sort_required"
         )
-    return plan_rows(
+    chosen = rules if rules is not None else RankingRules.of_batch(parent)
+    return _ranking(hub, parent, key, order or direction, status, top, chosen)
+
+
+def _ranking(
+    hub: Hub, parent: Record, key: str, direction: str, status: str | None, top: int | None, rules: RankingRules
+) -> Ranking:
+    """From the score index when it can answer (the best ``top`` by the primary score), else planned."""
+    batch_id, predictor = parent["job_id"], parent["predictor"]
+    indexed = indexed_ranking(
         hub.manager,
-        parent["job_id"],
+        batch_id,
+        predictor=predictor,
         sort_key=key,
-        direction=(order or direction),
-        status=status,
+        direction=direction,
         top=top,
-        rules=rules if rules is not None else RankingRules.of_batch(parent),
+        status=status,
+        rules=rules,
     )
+    if indexed is not None:
+        return indexed
+    return plan_rows(hub.manager, batch_id, sort_key=key, direction=direction, status=status, top=top, rules=rules)
 
 
 def rescore_choice(
@@ -97,15 +110,8 @@ def rescore_choice(
     if key is None:
         raise InvalidInput("the source batch has no primary score: pass sort", code="sort_required")
     batch_id = parent["job_id"]
-    ranking = plan_rows(
-        hub.manager,
-        batch_id,
-        sort_key=key,
-        direction=direction,
-        status="completed",
-        top=top_k,
-        rules=RankingRules.of_batch(parent),  # a funnel sends on what the batch ranks
-    )
+    # a funnel sends on what the batch ranks
+    ranking = _ranking(hub, parent, key, direction, "completed", top_k, RankingRules.of_batch(parent))
     chosen = [
         (r["ligand_name"], r["ligand_smiles"])
         for r in stream_rows(hub.manager, batch_id, ranking, 0.0)

@@ -8,10 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from conftest import PROTEIN, TEST_PLUGIN, free_port, make_settings
+from hub_testing import scored_screen
 from omtx_hub.cli import app
+from omtx_hub.db.schema import jobs
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.server import BackgroundServer
 
@@ -117,3 +120,21 @@ def test_server_side_commands_keys_limits_and_prune(served: tuple[Hub, dict[str,
     assert pruned.exit_code == 0 and "would delete 0 finished jobs" in pruned.output
     assert runner.invoke(app, ["db", "prune", "--older-than", "soon"], env=env).exit_code == 2  # a usage error
     assert runner.invoke(app, ["db", "migrate"], env=env).output.strip() == "schema is up to date"
+
+
+def test_stats_primary_only_summarises_the_score_from_its_index(served: tuple[Hub, dict[str, str]]) -> None:
+    hub, env = served
+    batch_id = scored_screen(hub, owner="local")
+    with hub.manager.core.write() as conn:  # the ranking the worker's aggregation records for a plugin
+        conn.execute(
+            sa.update(jobs)
+            .where(jobs.c.job_id == batch_id)
+            .values(results={"rank_by": "test_score", "direction": "asc"})
+        )
+    every = runner.invoke(app, ["stats", batch_id, "--top", "3"], env=env)
+    primary = runner.invoke(app, ["stats", batch_id, "--top", "3", "--primary-only"], env=env)
+    assert every.exit_code == 0 and primary.exit_code == 0, every.output + primary.output
+    full, fast = json.loads(every.output), json.loads(primary.output)
+    assert list(fast["fields"]) == ["test_score"] and len(full["fields"]) > 1
+    assert fast["fields"]["test_score"]["count"] == full["fields"]["test_score"]["count"] == 40
+    assert fast["top"] == full["top"] and len(fast["top"]) == 3

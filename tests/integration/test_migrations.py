@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
@@ -15,5 +18,56 @@ def test_migrations_match_the_declared_schema(database_url: str) -> None:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == "0006"
+        assert context.get_current_revision() == "0007"
+    engine.dispose()
+
+
+def test_0007_back_fills_scores_and_inchikeys(database_url: str) -> None:
+    """Batches finished before 0007 are ranked from the index at once: the shipped predictors'
+    primary scores of completed jobs and every child's InChIKey are copied out of the JSON; a
+    missing, non-numeric or unfinished score stays NULL."""
+    engine = create_db_engine(database_url)
+    migrate(engine, "0006")
+    vina, boltz = "vina_score_kcal_mol", "affinity_probability_binary"
+    rows = [  # job_id, predictor, status, results, properties
+        ("j-vina", "vina", "completed", {vina: -9.25, "poses": [-9.25, -8.0]}, {"inchikey": "A" * 27}),
+        ("j-int", "vina", "completed", {vina: -7}, {"inchikey": "A" * 27}),
+        ("j-boltz", "boltz2", "completed", {boltz: 0.75}, {"inchikey": "B" * 27}),
+        ("j-text", "vina", "completed", {vina: "n/a"}, {}),
+        ("j-none", "vina", "completed", {vina: None}, {"inchikey": None}),
+        ("j-failed", "vina", "failed", {vina: -5.0}, {"inchikey": "C" * 27}),
+        ("j-plugin", "test", "completed", {"test_score": 1.0}, {"inchikey": "D" * 27}),
+    ]
+    insert = sa.text(
+        "INSERT INTO jobs (job_id, job_type, status, owner, predictor, params, target_key, input, results, "
+        "batch_parent_id, batch_index, max_attempts, run_after, created_at) VALUES (:job_id, 'BATCH_CHILD', "
+        ":status, 'o', :predictor, '{}', 'k', :input, :results, 'batch-1', :index, 1, 0, 0)"
+    )
+    with engine.begin() as conn:
+        for index, (job_id, predictor, status, results, props) in enumerate(rows):
+            conn.execute(
+                insert,
+                {
+                    "job_id": job_id,
+                    "status": status,
+                    "predictor": predictor,
+                    "input": json.dumps({"ligand_name": job_id, "properties": props}),
+                    "results": json.dumps(results),
+                    "index": index,
+                },
+            )
+    migrate(engine)
+    with engine.connect() as conn:
+        found = {
+            r.job_id: (r.score, r.inchikey) for r in conn.execute(sa.text("SELECT job_id, score, inchikey FROM jobs"))
+        }
+    assert found == {
+        "j-vina": (-9.25, "A" * 27),
+        "j-int": (-7.0, "A" * 27),
+        "j-boltz": (0.75, "B" * 27),
+        "j-text": (None, None),
+        "j-none": (None, None),
+        "j-failed": (None, "C" * 27),
+        "j-plugin": (None, "D" * 27),  # a plugin's score name is not known to the migration
+    }
     engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import random
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from omtx_hub.domain import Ligand
+from omtx_hub.queue import BatchSubmission
 
 
 class ApiClient:
@@ -101,3 +105,34 @@ def gapped_dimer() -> bytes:
         made[0].add_chain(chain)
     made.setup_entities()
     return made.make_pdb_string().encode()
+
+
+def scored_screen(hub: Any, owner: str = "o") -> str:
+    """A batch of 60 ligands of the test predictor: 40 completed with a score (ties among them), 4 completed
+    without one, 6 failed, 10 still pending; every fifth ligand shares an InChIKey with an earlier one."""
+    rng = random.Random(7)
+    keys = [f"{'K' * 20}-{i % 23:06d}" if i % 5 else None for i in range(60)]
+    sub = BatchSubmission(
+        owner=owner,
+        predictor="test",
+        protein_sequence="MKTAYIAKQR",
+        batch_name="ranked",
+        ligands=[Ligand(f"lig{i}", "CCO") for i in range(60)],
+        max_attempts=1,
+        properties=[{"inchikey": key, "heavy_atoms": 3 + i % 7} for i, key in enumerate(keys)],
+    )
+    batch_id = hub.manager.submit_batch(sub).record["job_id"]
+    hub.manager.declare_score("test", "test_score")  # as a worker that serves the plugin does
+    claimed = sorted(hub.manager.claim("w", ["test"], limit=50), key=lambda j: j.batch_index or 0)
+    scores = [round(rng.uniform(-12, -4), 1) for _ in range(40)] + [None] * 4
+    scores[5] = scores[17] = scores[30] = -8.0  # ties
+    hub.manager.complete_many(
+        [
+            (job, {"test_score": score, "other": i, **({"rare": 1.0} if i == 3 else {})}, 1.0, 2.0)
+            for i, (job, score) in enumerate(zip(claimed, scores, strict=False))
+        ],
+        "w",
+    )
+    for job in claimed[44:]:
+        hub.manager.fail(job, "w", code="boom", message="failed on purpose", transient=False)
+    return batch_id

@@ -5,6 +5,11 @@ the predictor under the predictor's own field names, and its measured cost. Pass
 (:func:`plan_rows`) reads the children once and keeps only what ordering needs (index, sort value,
 which columns exist); pass 2 (:func:`stream_rows`) reads them again in that order, a few hundred at
 a time, so a 100,000-ligand export never holds every row.
+
+A request for the best N by the predictor's primary score (the batch page, ``top=N`` exports, the
+top of the statistics, a rescoring funnel) skips pass 1: :func:`indexed_ranking` reads those N from
+the ``score`` column's index, and their duplicates from the ``inchikey`` index, so it costs the same
+at a million children as at a hundred.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ __all__ = [
     "TAIL_COLUMNS",
     "Ranking",
     "RankingRules",
+    "indexed_ranking",
     "number",
     "plan_rows",
     "row_of",
@@ -177,6 +183,44 @@ def plan_rows(
         order = order[:top]
     results_only = [c for c in result_columns if c not in PROPERTY_FIELDS and c not in BASE_COLUMNS]
     columns = BASE_COLUMNS + results_only + list(PROPERTY_FIELDS) + COST_COLUMNS + TAIL_COLUMNS
+    return Ranking(order, ranks, columns, duplicates, sort_key, direction, results_only, rules or RankingRules())
+
+
+def indexed_ranking(
+    manager: QueueManager,
+    batch_id: str,
+    *,
+    predictor: str,
+    sort_key: str,
+    direction: str,
+    top: int | None,
+    status: str | None = None,
+    rules: RankingRules | None = None,
+) -> Ranking | None:
+    """The best ``top`` rows as :func:`plan_rows` ranks them, read from the score index; None when
+    the index cannot answer (no ``top``, another sort key, a status other than completed, or
+    ranking rules that need each pose's results), and the caller plans the rows instead.
+
+    The one difference: the columns are those of the rows returned (plan_rows lists a field that
+    any child of the batch has)."""
+    if top is None or status not in (None, JobStatus.COMPLETED.value) or manager.score_field(predictor) != sort_key:
+        return None
+    if rules is not None and rules != RankingRules():
+        return None
+    wanted = ("batch_index", "name", "input", "results")
+    rows = manager.ranked_children(batch_id, direction=direction, limit=top, columns=wanted)
+    ranks = {row["batch_index"]: position for position, row in enumerate(rows, start=1)}
+    if len(rows) < top:  # fewer scored than asked: then the others in index order, as plan_rows lists them
+        rows += manager.unscored_children(batch_id, status=status, limit=top - len(rows), columns=wanted)
+    result_columns: dict[str, None] = {sort_key: None}
+    for row in rows:
+        result_columns.update(dict.fromkeys(scalars(row["results"])))
+    keys = {row["batch_index"]: (row["input"].get("properties") or {}).get("inchikey") for row in rows}
+    first = manager.first_by_inchikey(batch_id, [key for key in keys.values() if key])
+    duplicates = {index: first[key][1] for index, key in keys.items() if key in first and first[key][0] != index}
+    results_only = [c for c in result_columns if c not in PROPERTY_FIELDS and c not in BASE_COLUMNS]
+    columns = BASE_COLUMNS + results_only + list(PROPERTY_FIELDS) + COST_COLUMNS + TAIL_COLUMNS
+    order = [row["batch_index"] for row in rows]
     return Ranking(order, ranks, columns, duplicates, sort_key, direction, results_only, rules or RankingRules())
 
 

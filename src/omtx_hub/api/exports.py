@@ -102,13 +102,26 @@ def stats(
     top: int = Query(10, ge=1, le=1000),
     required_interactions: list[str] | None = REQUIRED_INTERACTIONS,
     pose_checks: str | None = POSE_CHECKS,
+    fields: str = Query(
+        "all",
+        pattern="^(all|primary)$",
+        description="all: a summary of every numeric field (reads every child); primary: of the primary "
+        "score only, from its index (fast at any batch size)",
+    ),
 ) -> Any:
     hub = get_hub(request)
     parent = batch_record(hub, batch_id, scope_of(request))
     key, direction = default_ranking(parent)
     rules = ranking_rules(parent, required_interactions, pose_checks)
     return batch_stats(
-        hub.manager, batch_id, primary=key or "", direction=direction, settings=hub.settings, top=top, rules=rules
+        hub.manager,
+        batch_id,
+        primary=key or "",
+        direction=direction,
+        settings=hub.settings,
+        top=top,
+        rules=rules,
+        fields=fields,
     )
 
 

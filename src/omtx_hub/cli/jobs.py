@@ -258,12 +258,25 @@ def stats_command(
     top: Annotated[int, typer.Option(help="Best N ligands.")] = 10,
     require_interaction: RequireOption = None,
     pose_checks: PoseChecksOption = None,
+    primary_only: Annotated[
+        bool,
+        typer.Option(
+            "--primary-only",
+            help="Summarise the primary score only, from its index: fast for a batch of any size.",
+        ),
+    ] = False,
     url: UrlOption = DEFAULT_URL,
 ) -> None:
     """Batch statistics as JSON: counts, every score's summary and histogram, the top N, how often each
     contact occurs among them, cost."""
     with hub_client(url) as hub:
-        stats = hub.stats(batch_id, top, required_interactions=require_interaction, pose_checks=pose_checks)
+        stats = hub.stats(
+            batch_id,
+            top,
+            required_interactions=require_interaction,
+            pose_checks=pose_checks,
+            fields="primary" if primary_only else "all",
+        )
         console.print_json(json.dumps(stats))
 
 

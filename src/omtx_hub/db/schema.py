@@ -26,6 +26,8 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 _pending = sa.text("status = 'pending'")
 _running = sa.text("status = 'running'")
+_scored = sa.text("score IS NOT NULL")
+_keyed = sa.text("inchikey IS NOT NULL")
 
 jobs = sa.Table(
     "jobs",
@@ -63,6 +65,12 @@ jobs = sa.Table(
     # outcome
     sa.Column("results", sa.JSON(), nullable=True),
     sa.Column("error", sa.JSON(), nullable=True),
+    # the predictor's primary score (a copy of one number in ``results``), written with the
+    # completion: a batch is ranked from an index instead of from every child's JSON (0007)
+    sa.Column("score", sa.Float(), nullable=True),
+    # the ligand's InChIKey (a copy of ``input.properties.inchikey``), written at submission: a
+    # row's duplicate is found by an index lookup (0007)
+    sa.Column("inchikey", sa.String(27), nullable=True),
     sa.Column("idempotency_key", sa.String(200), nullable=True),
     sa.Column("idempotency_request", sa.JSON(), nullable=True),  # endpoint + a digest per field of the request
     sa.Column("created_at", sa.Float(), nullable=False),
@@ -86,6 +94,24 @@ jobs = sa.Table(
     # children pages, with and without a status filter
     sa.Index("ix_jobs_parent_index", "batch_parent_id", "batch_index"),
     sa.Index("ix_jobs_parent_status_index", "batch_parent_id", "status", "batch_index"),
+    # ranked reads: a batch's scored children best first, either direction, ties by submission order
+    sa.Index(
+        "ix_jobs_parent_score",
+        "batch_parent_id",
+        "score",
+        "batch_index",
+        sqlite_where=_scored,
+        postgresql_where=_scored,
+    ),
+    # duplicates: the first child of a batch with a given InChIKey
+    sa.Index(
+        "ix_jobs_parent_inchikey",
+        "batch_parent_id",
+        "inchikey",
+        "batch_index",
+        sqlite_where=_keyed,
+        postgresql_where=_keyed,
+    ),
     # job lists
     sa.Index("ix_jobs_owner_type_id", "owner", "job_type", "id"),
     sa.Index("ix_jobs_type_status", "job_type", "status"),

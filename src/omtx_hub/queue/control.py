@@ -72,6 +72,7 @@ def retry(q: QueueCore, job_id: str, owner: str | None = None) -> Record:
         "attempts": 0,
         "error": None,
         "results": None,
+        "score": None,
         "run_after": now,
         "completed_at": None,
         "worker_id": None,

@@ -1,4 +1,5 @@
-"""What every queue operation shares: the engine, the clock, the lease length and the retry policy.
+"""What every queue operation shares: the engine, the clock, the lease length, the retry policy and
+which result of each predictor is its primary score (copied to the indexed ``score`` column).
 
 Connections come from here only, so every driver error is translated into
 :class:`~omtx_hub.errors.QueueUnavailable` in one place (:mod:`omtx_hub.db.engine`).
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from omtx_hub.db.engine import read_connection, transaction
+from omtx_hub.predictors.catalog import SPECS
 from omtx_hub.queue.retry import RetryPolicy
 
 __all__ = ["QueueCore"]
@@ -25,6 +27,9 @@ class QueueCore:
     lease_seconds: float = 60.0
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], float] = time.time
+    # predictor -> the result field ranked by default: the shipped predictors' declarations; a
+    # worker adds its plugins' own (QueueManager.declare_score) before it completes their jobs
+    score_fields: dict[str, str] = field(default_factory=lambda: {name: s.primary for name, s in SPECS.items()})
 
     @property
     def postgres(self) -> bool:

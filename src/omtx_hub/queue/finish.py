@@ -4,6 +4,7 @@ was lost finds its late result refused (``Finished.applied`` is False)."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +23,15 @@ PENDING, RUNNING = transitions.PENDING, transitions.RUNNING
 COMPLETED, FAILED, CANCELLED = transitions.COMPLETED, transitions.FAILED, transitions.CANCELLED
 
 Completion = tuple[ClaimedJob, dict[str, Any], float | None, float | None]  # job, results, wall s, accelerator s
+
+
+def _score(q: QueueCore, predictor: str, results: dict[str, Any]) -> float | None:
+    """The job's primary score as a float (None: the predictor's is unknown here, or not a number)."""
+    name = q.score_fields.get(predictor)
+    value = results.get(name) if name else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)
 
 
 def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> list[Finished]:
@@ -57,7 +67,15 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
             if row is None or row.attempts != job.attempt:
                 out.append(Finished(applied=False))
                 continue
-            rows.append({"b_job_id": job.job_id, "b_results": results, "b_wall": wall, "b_accel": accel})
+            rows.append(
+                {
+                    "b_job_id": job.job_id,
+                    "b_results": results,
+                    "b_score": _score(q, job.predictor, results),
+                    "b_wall": wall,
+                    "b_accel": accel,
+                }
+            )
             events.append(
                 {
                     "job_id": job.job_id,
@@ -79,6 +97,7 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
                 .values(
                     status=COMPLETED,
                     results=sa.bindparam("b_results", type_=jobs.c.results.type),
+                    score=sa.bindparam("b_score"),
                     error=None,
                     completed_at=now,
                     lease_expires_at=None,

@@ -47,6 +47,15 @@ class QueueManager:
     ) -> None:
         self.core = QueueCore(engine, lease_seconds, retry or RetryPolicy(), clock)
 
+    # the primary score of each predictor (the indexed ``score`` column)
+    def declare_score(self, predictor: str, result_field: str) -> None:
+        """Copy ``result_field`` of this predictor's completed jobs into the ranked ``score`` column."""
+        self.core.score_fields[predictor] = result_field
+
+    def score_field(self, predictor: str) -> str | None:
+        """The result field the ``score`` column holds for this predictor (None: not known here)."""
+        return self.core.score_fields.get(predictor)
+
     # submission
     def submit_job(self, sub: JobSubmission) -> Submitted:
         return submit.submit_job(self.core, sub)
@@ -162,6 +171,38 @@ class QueueManager:
         return reads.list_children(
             self.core, batch_id, status=status, limit=limit, after_index=after_index, columns=columns
         )
+
+    def ranked_children(
+        self,
+        batch_id: str,
+        *,
+        direction: str,
+        limit: int,
+        after: tuple[float, int] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> list[Record]:
+        return reads.ranked_children(
+            self.core, batch_id, direction=direction, limit=limit, after=after, columns=columns
+        )
+
+    def unscored_children(
+        self,
+        batch_id: str,
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        after_index: int = -1,
+        columns: Sequence[str] | None = None,
+    ) -> list[Record]:
+        return reads.unscored_children(
+            self.core, batch_id, status=status, limit=limit, after_index=after_index, columns=columns
+        )
+
+    def first_by_inchikey(self, batch_id: str, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+        return reads.first_by_inchikey(self.core, batch_id, keys)
+
+    def score_summary(self, batch_id: str, bins: int = 20) -> dict[str, Any] | None:
+        return reads.score_summary(self.core, batch_id, bins)
 
     def iter_children(self, batch_id: str, page: int = 2000, columns: Sequence[str] | None = None) -> Iterator[Record]:
         return reads.iter_children(self.core, batch_id, page, columns)

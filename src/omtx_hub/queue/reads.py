@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -15,6 +16,7 @@ from omtx_hub.queue.types import Record
 
 __all__ = [
     "events",
+    "first_by_inchikey",
     "get",
     "get_record",
     "iter_children",
@@ -22,7 +24,10 @@ __all__ = [
     "list_jobs",
     "live_workers",
     "ping",
+    "ranked_children",
+    "score_summary",
     "unfinished_count",
+    "unscored_children",
 ]
 
 
@@ -117,6 +122,112 @@ def iter_children(
         if len(rows) < page:
             return
         after = rows[-1]["batch_index"]
+
+
+def _columns(columns: Sequence[str] | None) -> sa.Select[Any]:
+    return sa.select(*(jobs.c[name] for name in columns)) if columns else sa.select(jobs)
+
+
+def ranked_children(
+    q: QueueCore,
+    batch_id: str,
+    *,
+    direction: str,
+    limit: int,
+    after: tuple[float, int] | None = None,
+    columns: Sequence[str] | None = None,
+) -> list[Record]:
+    """A page of a batch's scored children (``score`` set: completed with a primary score), best
+    first: lowest score first for ``asc``, highest for ``desc``, ties in submission order. ``after``
+    is the (score, batch_index) of the previous page's last row: a keyset scan of
+    ``ix_jobs_parent_score``, as fast on the ten-thousandth page as on the first."""
+    score, index = jobs.c.score, jobs.c.batch_index
+    better = score.desc() if direction == "desc" else score.asc()
+    query = (
+        _columns(columns)
+        .where(jobs.c.batch_parent_id == batch_id, score.is_not(None))
+        .order_by(better, index)
+        .limit(limit)
+    )
+    if after is not None:
+        value, last = after
+        beyond = score < value if direction == "desc" else score > value
+        query = query.where(sa.or_(beyond, sa.and_(score == value, index > last)))
+    with q.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def unscored_children(
+    q: QueueCore,
+    batch_id: str,
+    *,
+    status: str | None = None,
+    limit: int = 100,
+    after_index: int = -1,
+    columns: Sequence[str] | None = None,
+) -> list[Record]:
+    """A page of the children without a score (unfinished, failed, or completed without one), in
+    index order: what a ranked listing shows after the ranked ones."""
+    query = (
+        _columns(columns)
+        .where(jobs.c.batch_parent_id == batch_id, jobs.c.score.is_(None), jobs.c.batch_index > after_index)
+        .order_by(jobs.c.batch_index)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(jobs.c.status == status)
+    with q.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def first_by_inchikey(q: QueueCore, batch_id: str, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """For each InChIKey, the first child of the batch that has it: (batch_index, ligand name)."""
+    if not keys:
+        return {}
+    first = (
+        sa.select(jobs.c.inchikey, sa.func.min(jobs.c.batch_index).label("first"))
+        .where(jobs.c.batch_parent_id == batch_id, jobs.c.inchikey.in_(sorted(set(keys))))
+        .group_by(jobs.c.inchikey)
+        .subquery()
+    )
+    query = sa.select(first.c.inchikey, first.c.first, jobs.c.name).join(
+        jobs, sa.and_(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index == first.c.first)
+    )
+    with q.read() as conn:
+        return {r.inchikey: (r.first, r.name) for r in conn.execute(query)}
+
+
+def score_summary(q: QueueCore, batch_id: str, bins: int = 20) -> dict[str, Any] | None:
+    """Count, min, median, mean, max and a histogram of ``bins`` equal bins of a batch's scores,
+    from ``ix_jobs_parent_score`` alone (no JSON is read). None when no child has a score."""
+    score = jobs.c.score
+    scored = sa.and_(jobs.c.batch_parent_id == batch_id, score.is_not(None))
+    with q.read() as conn:
+        count, low, high, mean = conn.execute(
+            sa.select(sa.func.count(), sa.func.min(score), sa.func.max(score), sa.func.avg(score)).where(scored)
+        ).one()
+        if not count:
+            return None
+        middle = conn.execute(
+            sa.select(score).where(scored).order_by(score).offset((count - 1) // 2).limit(2 - count % 2)
+        ).scalars()
+        values = list(middle)
+        width = (high - low) / bins if high > low else 1.0
+        offset = (score - low) / width  # >= 0: truncation is the floor (PostgreSQL's CAST rounds)
+        raw = sa.cast(sa.func.floor(offset) if q.postgres else offset, sa.Integer)
+        bucket = sa.case((raw >= bins, bins - 1), else_=raw)  # the highest value closes the last bin
+        counts = [0] * bins
+        for b, n in conn.execute(sa.select(bucket.label("b"), sa.func.count()).where(scored).group_by("b")):
+            counts[int(b)] = int(n)
+    edges = [low + i * width for i in range(bins)] + [high if high > low else low + bins]
+    return {
+        "count": int(count),
+        "min": float(low),
+        "median": sum(values) / len(values),
+        "mean": float(mean),
+        "max": float(high),
+        "histogram": {"edges": edges, "counts": counts},
+    }
 
 
 def events(q: QueueCore, job_id: str) -> list[Record]:

@@ -90,7 +90,7 @@ async function loadLarge(total, seq) {
   rulesQuery(query);
   const [doc, stats] = await Promise.all([
     getJSON(`/api/v1/jobs/${batchId}/export?${query}`),
-    getJSON(`/api/v1/jobs/${batchId}/stats?${rulesQuery(new URLSearchParams({ top: "5" }))}`),
+    getJSON(`/api/v1/jobs/${batchId}/stats?${rulesQuery(new URLSearchParams({ top: "5", fields: "primary" }))}`),
   ]);
   if (seq !== loadSeq) return false;
   rows = doc.results.map((r) => ({

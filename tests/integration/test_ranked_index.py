@@ -1,0 +1,102 @@
+"""The score and InChIKey indexes answer exactly what reading every child's JSON answers: the best N
+(either direction, ties in submission order, then the unscored), duplicates, keyset pages in rank
+order and the primary score's summary. On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from hub_testing import scored_screen
+from omtx_hub.analytics import RankingRules, batch_stats, indexed_ranking, plan_rows, stream_rows
+from omtx_hub.analytics.stats import histogram
+from omtx_hub.db.schema import jobs
+from omtx_hub.hub import Hub
+
+
+@pytest.fixture
+def screen(hub: Hub) -> str:
+    return scored_screen(hub)
+
+
+def _rows(hub: Hub, batch_id: str, ranking: object) -> list[dict]:
+    return list(stream_rows(hub.manager, batch_id, ranking, 1.0))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_the_index_ranks_as_the_json_does(hub: Hub, screen: str, direction: str) -> None:
+    for status in (None, "completed"):
+        for top in (1, 7, 40, 43, 55, 100):
+            args = {"sort_key": "test_score", "direction": direction, "status": status, "top": top}
+            planned = plan_rows(hub.manager, screen, **args)
+            indexed = indexed_ranking(hub.manager, screen, predictor="test", rules=RankingRules(), **args)
+            assert indexed is not None
+            assert indexed.order == planned.order, (status, top)
+            assert indexed.ranks == {i: planned.ranks[i] for i in planned.order if i in planned.ranks}
+            assert {i: planned.duplicates[i] for i in planned.order if i in planned.duplicates} == indexed.duplicates
+            assert _rows(hub, screen, indexed) == _rows(hub, screen, planned)
+    assert indexed.duplicates  # the fixture has duplicates among the rows compared
+
+
+def test_the_index_declines_what_it_cannot_answer(hub: Hub, screen: str) -> None:
+    common = {"predictor": "test", "direction": "asc", "top": 5}
+    assert indexed_ranking(hub.manager, screen, sort_key="other", **common) is None
+    assert indexed_ranking(hub.manager, screen, sort_key="test_score", status="failed", **common) is None
+    needs_pose = RankingRules(pose_checks="require")
+    assert indexed_ranking(hub.manager, screen, sort_key="test_score", rules=needs_pose, **common) is None
+    whole = {**common, "top": None}
+    assert indexed_ranking(hub.manager, screen, sort_key="test_score", **whole) is None
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_keyset_pages_walk_the_ranking(hub: Hub, screen: str, direction: str) -> None:
+    planned = plan_rows(hub.manager, screen, sort_key="test_score", direction=direction, status="completed")
+    walked: list[int] = []
+    after = None
+    while page := hub.manager.ranked_children(screen, direction=direction, limit=6, after=after):
+        walked += [r["batch_index"] for r in page]
+        after = (page[-1]["score"], page[-1]["batch_index"])
+    assert walked == [i for i in planned.order if i in planned.ranks]
+    assert len(walked) == 40
+
+
+def test_score_summary_matches_the_values(hub: Hub, screen: str) -> None:
+    with hub.manager.core.read() as conn:
+        values = [
+            v
+            for v in conn.execute(sa.select(jobs.c.score).where(jobs.c.batch_parent_id == screen)).scalars()
+            if v is not None
+        ]
+    summary = hub.manager.score_summary(screen)
+    assert summary is not None
+    assert summary["count"] == len(values) == 40
+    assert (summary["min"], summary["max"]) == (min(values), max(values))
+    assert summary["mean"] == pytest.approx(sum(values) / len(values))
+    assert summary["median"] == pytest.approx(sorted(values)[19] / 2 + sorted(values)[20] / 2)
+    expected = histogram(values)
+    assert summary["histogram"]["counts"] == expected["counts"]
+    assert summary["histogram"]["edges"] == pytest.approx(expected["edges"])
+
+
+def test_primary_stats_come_from_the_index(hub: Hub, screen: str) -> None:
+    common = {"primary": "test_score", "direction": "asc", "settings": hub.settings, "top": 5}
+    every = batch_stats(hub.manager, screen, **common)
+    primary = batch_stats(hub.manager, screen, fields="primary", **common)
+    assert set(every["fields"]) >= {"test_score", "other", "rare", "heavy_atoms"}
+    assert set(primary["fields"]) == {"test_score"}
+    for key in ("count", "min", "max", "mean", "median"):
+        assert primary["fields"]["test_score"][key] == pytest.approx(every["fields"]["test_score"][key])
+    assert (
+        primary["fields"]["test_score"]["histogram"]["counts"] == every["fields"]["test_score"]["histogram"]["counts"]
+    )
+    assert primary["top"] == every["top"]
+    assert primary["counts"] == every["counts"]
+
+
+def test_a_batch_retry_keeps_the_completed_scores(hub: Hub, screen: str) -> None:
+    """Completed children keep their scores; a retried failed one has none until it completes."""
+    hub.manager.retry(screen)
+    with hub.manager.core.read() as conn:
+        rows = conn.execute(sa.select(jobs.c.status, jobs.c.score).where(jobs.c.batch_parent_id == screen)).all()
+    assert sum(1 for r in rows if r.score is not None) == 40
+    assert all(r.score is None for r in rows if r.status != "completed")
