@@ -1,0 +1,301 @@
+"""A screen of a million ligands after it finished: what a user waits for, on SQLite and PostgreSQL
+side by side in one run.
+
+A finished Vina batch of N children (default 1,000,000; realistic results and the RDKit properties
+of six drug-like molecules, each child with its own InChIKey; 1 in 20 failed) is written straight
+into the table, with the ``score`` and ``inchikey`` columns a worker and a submission fill. Then,
+through ``omtx-hub serve --no-worker`` in its own process:
+
+- status of the batch (p50/p99 of 200);
+- the batch page's first paint: the best 100 by the primary score (JSON export, ``top=100``) and
+  ``/stats?fields=primary&top=5``, and the page's own table of the best 2,000;
+- the best 100 by another field (ligand efficiency): planned from every child's results;
+- ``/stats`` of every field (reads every child);
+- whole-batch exports, CSV and Parquet: first byte and last byte (``--exports``);
+- ``omtx-hub db prune`` of the batch while a client polls the status of another job: prune time and
+  the status p99 meanwhile.
+
+    .venv/bin/python bench/million.py [--children 1000000] [--exports]
+
+Prints a table and writes bench/results/million.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+from omtx_hub.db.schema import jobs
+from omtx_hub.domain import Ligand
+from omtx_hub.hub import Hub, open_hub
+from omtx_hub.ligands import ligand_properties
+from omtx_hub.queue import BatchSubmission, JobSubmission
+from omtx_hub.settings import Settings
+from submit_large import BIN, PG_URL, SEQ, SMILES, start_server
+
+CHUNK = 20_000
+
+
+def open_db(db: str, tmp: Path) -> tuple[Hub, str | None]:
+    schema = None
+    if db == "sqlite":
+        url = f"sqlite:///{tmp / 'hub.db'}"
+    else:
+        schema = f"bench_{uuid.uuid4().hex[:10]}"
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        url = f"{PG_URL}?options=-csearch_path%3D{schema}"
+    settings = Settings(home=tmp / "home", database_url=url, storage_url=str(tmp / "results"), owner="local")
+    return open_hub(settings), schema
+
+
+def seed(hub: Hub, n: int) -> str:
+    """A finished Vina batch of n children, inserted directly (executemany on SQLite, COPY on PostgreSQL)."""
+    props = [ligand_properties(s) for s in SMILES]
+    batch_id = hub.manager.submit_batch(
+        BatchSubmission(
+            owner="local",
+            predictor="vina",
+            protein_sequence=SEQ,
+            batch_name=f"million {n}",
+            ligands=[Ligand("seed", "CCO")],
+            max_attempts=3,
+        )
+    ).record["job_id"]
+    parent = hub.manager.get(batch_id)
+    now = time.time() - 7200  # finished two hours ago: what the prune below deletes
+    common = {
+        "job_type": "BATCH_CHILD",
+        "owner": "local",
+        "predictor": "vina",
+        "params": {},
+        "target_key": parent["target_key"],
+        "batch_parent_id": batch_id,
+        "priority": 0,
+        "max_attempts": 3,
+        "run_after": now,
+        "created_at": now,
+        "completed_at": now,
+    }
+    postgres = hub.engine.dialect.name == "postgresql"
+    with hub.engine.begin() as conn:
+        conn.execute(jobs.delete().where(jobs.c.batch_parent_id == batch_id))
+        for start in range(0, n, CHUNK):
+            rows = []
+            for i in range(start, min(n, start + CHUNK)):
+                ok = i % 20 != 0
+                score = -4.0 - (i * 7919 % 1000) / 100
+                prop = {**props[i % 6], "inchikey": f"{props[i % 6]['inchikey'][:14]}-{i:010d}"}
+                results = {
+                    "vina_score_kcal_mol": score,
+                    "pose_scores_kcal_mol": [score, score + 0.4],
+                    "ligand_efficiency_kcal_mol_per_heavy_atom": round(score / prop["heavy_atoms"], 4),
+                    "heavy_atoms": prop["heavy_atoms"],
+                    "docked_smiles": SMILES[i % 6],
+                    "rmsd_to_reference_angstrom": None,
+                    "docking_seconds": 6.5,
+                }
+                rows.append(
+                    {
+                        **common,
+                        "job_id": f"job_m{i:010d}",
+                        "name": f"cpd{i}",
+                        "batch_index": i,
+                        "input": {"ligand_name": f"cpd{i}", "ligand_smiles": SMILES[i % 6], "properties": prop},
+                        "status": "completed" if ok else "failed",
+                        "results": results if ok else None,
+                        "score": score if ok else None,
+                        "inchikey": prop["inchikey"],
+                        "error": None if ok else {"code": "ligand_preparation_failed", "message": "seeded"},
+                        "wall_seconds": 6.6 if ok else 0.1,
+                        "accelerator_seconds": 6.5 if ok else None,
+                    }
+                )
+            if postgres:
+                names = list(rows[0])
+                as_json = [isinstance(jobs.c[name].type, sa.JSON) for name in names]
+                raw: Any = conn.connection.dbapi_connection
+                with raw.cursor() as cur, cur.copy(f"COPY jobs ({', '.join(names)}) FROM STDIN") as copy:
+                    for row in rows:
+                        copy.write_row(
+                            [json.dumps(row[k]) if j else row[k] for k, j in zip(names, as_json, strict=True)]
+                        )
+            else:
+                conn.execute(jobs.insert(), rows)
+        failed = (n + 19) // 20
+        conn.execute(
+            jobs.update()
+            .where(jobs.c.job_id == batch_id)
+            .values(
+                n_total=n,
+                n_pending=0,
+                n_completed=n - failed,
+                n_failed=failed,
+                status="completed",
+                completed_at=now,
+                aggregated_at=now,
+            )
+        )
+    if postgres:
+        with hub.engine.connect() as conn:
+            conn.execute(sa.text("ANALYZE jobs"))  # as autovacuum would after a bulk load
+            conn.commit()
+    return batch_id
+
+
+def timed(client: httpx.Client, path: str, **params: Any) -> float:
+    t0 = time.perf_counter()
+    r = client.get(path, params=params)
+    assert r.status_code == 200, (path, r.status_code, r.text[:300])
+    return time.perf_counter() - t0
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+
+def streamed(client: httpx.Client, path: str, **params: Any) -> tuple[float, float, int]:
+    """(first byte s, last byte s, bytes) of a streamed GET."""
+    t0 = time.perf_counter()
+    first, size = None, 0
+    with client.stream("GET", path, params=params) as r:
+        assert r.status_code == 200, r.read()[:300]
+        for chunk in r.iter_bytes():
+            first = first or time.perf_counter() - t0
+            size += len(chunk)
+    total = time.perf_counter() - t0
+    return round(first or total, 3), round(total, 2), size
+
+
+def prune_while_polling(hub: Hub, env: dict[str, str], client: httpx.Client, other_job: str) -> dict[str, Any]:
+    """``omtx-hub db prune --older-than 1h`` (the seeded batch finished 2 h ago) while one client polls
+    the status of a job prune keeps."""
+    times: list[float] = []
+    done = threading.Event()
+
+    def poll() -> None:
+        while not done.is_set():
+            times.append(timed(client, f"/api/v1/jobs/{other_job}/status"))
+            time.sleep(0.02)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    t0 = time.perf_counter()
+    subprocess.run(
+        [str(BIN / "omtx-hub"), "db", "prune", "--older-than", "1h", "--keep-files"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    seconds = time.perf_counter() - t0
+    done.set()
+    poller.join()
+    with hub.engine.connect() as conn:
+        left = conn.execute(sa.select(sa.func.count()).select_from(jobs)).scalar_one()
+    return {
+        "prune_seconds": round(seconds, 1),
+        "rows_left": left,
+        "status_during_prune_p50_ms": pct(times, 0.5),
+        "status_during_prune_p99_ms": pct(times, 0.99),
+        "status_during_prune_max_ms": pct(times, 1.0),
+        "status_requests_during_prune": len(times),
+    }
+
+
+def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"db": db, "children": args.children}
+    with tempfile.TemporaryDirectory() as tmp:
+        hub, schema = open_db(db, Path(tmp))
+        server = None
+        try:
+            t0 = time.perf_counter()
+            batch = seed(hub, args.children)
+            out["seed_seconds"] = round(time.perf_counter() - t0, 1)
+            other = hub.manager.submit_job(
+                JobSubmission(
+                    owner="local", predictor="vina", protein_sequence=SEQ, ligand=Ligand("kept", "CCO"), max_attempts=1
+                )
+            ).record["job_id"]
+            env = {
+                **os.environ,
+                "OMTX_HOME": str(hub.settings.home),
+                "OMTX_DATABASE_URL": hub.settings.resolved_database_url(),
+                "OMTX_STORAGE_URL": hub.settings.storage_url,
+            }
+            server, url = start_server(env)
+            key = (hub.settings.home / "local_api_key").read_text().strip()
+            client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=1200)
+            export, stats = f"/api/v1/jobs/{batch}/export", f"/api/v1/jobs/{batch}/stats"
+            status = [timed(client, f"/api/v1/jobs/{batch}/status") for _ in range(200)]
+            out["status_p50_ms"], out["status_p99_ms"] = pct(status, 0.5), pct(status, 0.99)
+
+            def best(samples: int, path: str, **params: Any) -> float:
+                return round(statistics.median(timed(client, path, **params) for _ in range(samples)), 3)
+
+            out["top100_primary_s"] = best(5, export, format="json", top=100)
+            out["stats_primary_s"] = best(5, stats, fields="primary", top=5)
+            out["first_paint_s"] = round(out["top100_primary_s"] + out["stats_primary_s"], 3)
+            out["page_table_top2000_s"] = best(3, export, format="json", top=2000)
+            efficiency = "ligand_efficiency_kcal_mol_per_heavy_atom"
+            out["top100_other_field_s"] = best(1, export, format="json", top=100, sort=efficiency)
+            out["stats_all_fields_s"] = best(1, stats, top=5)
+            if args.exports:
+                for fmt in ("csv", "parquet"):
+                    first, total, size = streamed(client, export, format=fmt)
+                    out[f"export_{fmt}_first_byte_s"], out[f"export_{fmt}_s"] = first, total
+                    out[f"export_{fmt}_mb"] = round(size / 2**20, 1)
+            out.update(prune_while_polling(hub, env, client, other))
+            client.close()
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(30)
+            hub.close()
+            if schema:
+                with psycopg.connect(PG_URL, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--children", type=int, default=1_000_000)
+    parser.add_argument("--exports", action="store_true", help="also time whole-batch CSV and Parquet exports")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "million.json")
+    args = parser.parse_args()
+    rows = [run_db(db, args) for db in ("sqlite", "postgresql")]
+    keys = [k for k in rows[0] if k != "db"]
+    print(f"\n{'':<34}{'sqlite':>14}{'postgresql':>14}")
+    for k in keys:
+        print(f"{k:<34}{rows[0].get(k)!s:>14}{rows[1].get(k)!s:>14}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps(
+            {"machine": platform.platform(), "cpus": os.cpu_count(), "children": args.children, "rows": rows}, indent=2
+        )
+    )
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
