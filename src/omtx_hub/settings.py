@@ -49,6 +49,12 @@ class Settings(BaseSettings):
         8, ge=1, description="Micro-batch: how many jobs of one target a worker claims at once."
     )
     poll_seconds: float = Field(0.5, description="How long an idle worker waits before asking again.")
+    wake_poll_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="PostgreSQL: an idle worker sleeps until a new job is announced (LISTEN/NOTIFY) and "
+        "looks for due work by itself this often (a delayed retry becomes due unannounced).",
+    )
     worker_seen_seconds: float = Field(
         60.0, description="A worker heard from within this window counts as alive in job status."
     )

@@ -26,7 +26,7 @@ from omtx_hub.errors import PredictionError, QueueUnavailable, StorageError
 from omtx_hub.pose_checks import check_job_pose
 from omtx_hub.predictors.base import Outcome, PredictionTask, Predictor, TargetArtifacts
 from omtx_hub.predictors.catalog import SPECS
-from omtx_hub.queue import QueueManager
+from omtx_hub.queue import Listener, QueueManager
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore, is_safe_file_name, refusal_reason
 from omtx_hub.webhooks import WebhookDispatcher, WebhookStore
@@ -81,6 +81,7 @@ class Worker:
         self._store_down: str | None = None  # why the store refuses writes; nothing is claimed until it takes one
         self._last_maintenance = 0.0
         self._done: list[tuple[ClaimedJob, dict[str, Any], float, float | None]] = []
+        self._listener: Listener | None = None  # PostgreSQL: hears of new jobs while idle (run() opens it)
         self.webhooks = webhooks  # None: no webhook events are recorded or sent (tests, embedded use)
 
     # ------------------------------------------------------------------ lifecycle
@@ -88,6 +89,7 @@ class Worker:
     def run(self, *, exit_when_idle: bool = False) -> None:
         """Work until ``stop()`` is called (or, with ``exit_when_idle``, until nothing is runnable)."""
         self.register()
+        self._listener = self.manager.listener()
         beat = threading.Thread(target=self._heartbeat_loop, name=f"heartbeat-{self.worker_id}", daemon=True)
         beat.start()
         dispatcher = WebhookDispatcher(self.webhooks).start() if self.webhooks is not None else None
@@ -125,6 +127,8 @@ class Worker:
                 self._wait_for_work()
         finally:
             self._stop.set()
+            if self._listener is not None:
+                self._listener.close()
             beat.join(timeout=5)
             if dispatcher is not None:
                 dispatcher.stop()
@@ -141,18 +145,46 @@ class Worker:
         self._log("start", predictors=",".join(sorted(self.predictors)))
 
     def _wait_for_work(self) -> None:
-        """Idle: probe for due work every ``_PROBE_SECONDS`` with a read-only query, for up to
-        ``poll_seconds``; the claim (a write transaction) runs only when there is something to take.
-        A new job is picked up within tens of milliseconds without idle workers taking write locks."""
+        """Idle. On PostgreSQL: sleep on the listener until a job is announced, looking by itself
+        every ``wake_poll_seconds``; no query meanwhile. Otherwise (SQLite, or while the listening
+        connection is down): probe for due work every ``_PROBE_SECONDS`` with a read-only query, for
+        up to ``poll_seconds``. Either way the claim (a write transaction) runs only when there is
+        something to take, and a new job is picked up within milliseconds to tens of milliseconds."""
+        listener = self._listener
+        listening = listener is not None and listener.connect()
+        if listener is not None and listening:
+            listener.drain()  # announcements of jobs the next probe or claim sees anyway
         if self.manager.has_runnable(self.predictors):
             # due work that the last claim could not take (a batch at its max_concurrent, …):
             # probing would only spin; wait the full poll interval
             self._pause(self.settings.poll_seconds)
             return
+        if listening and self._sleep_until_announced():
+            return
         deadline = time.monotonic() + self.settings.poll_seconds
         while not self._pause(min(_PROBE_SECONDS, max(0.0, deadline - time.monotonic()))):
             if time.monotonic() >= deadline or self.manager.has_runnable(self.predictors):
                 return
+
+    def _sleep_until_announced(self) -> bool:
+        """Wait on the listener, in slices that notice ``stop()``, until a job is announced, stop is
+        asked for, or every ``wake_poll_seconds`` a probe finds due work. False: the connection
+        broke, and the caller probes instead."""
+        listener = self._listener
+        assert listener is not None
+        deadline = time.monotonic() + self.settings.wake_poll_seconds
+        while not self._stop_requested:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                if self.manager.has_runnable(self.predictors):
+                    return True
+                deadline = time.monotonic() + self.settings.wake_poll_seconds
+                continue
+            if listener.wait(min(left, _STOP_CHECK_SECONDS)):
+                return True
+            if not listener.connected:
+                return False
+        return True
 
     def stop(self, grace_seconds: float = 30.0) -> None:
         """Stop claiming; the running micro-batch has ``grace_seconds`` to finish, then is released.

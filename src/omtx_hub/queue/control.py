@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from omtx_hub.db.schema import jobs
 from omtx_hub.domain import TERMINAL, JobType
 from omtx_hub.errors import Conflict
-from omtx_hub.queue import transitions
+from omtx_hub.queue import transitions, wakeup
 from omtx_hub.queue.core import QueueCore
 from omtx_hub.queue.reads import get
 from omtx_hub.queue.types import Record
@@ -112,6 +112,7 @@ def retry(q: QueueCore, job_id: str, owner: str | None = None) -> Record:
             if row.batch_parent_id:
                 conn.execute(sa.update(jobs).where(jobs.c.job_id == row.batch_parent_id).values(cancel_requested=False))
                 transitions.shift_parent(conn, row.batch_parent_id, Counter({(record["status"], PENDING): 1}), now)
+        wakeup.announce(conn)
     return get(q, job_id, owner)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from omtx_hub.domain import ClaimedJob
-from omtx_hub.queue import batches, claim, control, finish, leases, metrics, reads, submit
+from omtx_hub.queue import batches, claim, control, finish, leases, metrics, reads, submit, wakeup
 from omtx_hub.queue.core import QueueCore
 from omtx_hub.queue.retry import RetryPolicy
 from omtx_hub.queue.types import BatchSubmission, Finished, JobSubmission, Record, Submitted
@@ -69,6 +69,10 @@ class QueueManager:
 
     def has_runnable(self, predictors: Iterable[str]) -> bool:
         return claim.has_runnable(self.core, predictors)
+
+    def listener(self) -> wakeup.Listener | None:
+        """A connection that hears of new jobs (PostgreSQL); None on SQLite, where idle workers probe."""
+        return wakeup.Listener(self.core.engine) if self.core.postgres else None
 
     # leases and workers
     def heartbeat(self, worker_id: str, job_ids: Sequence[str]) -> set[str]:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from omtx_hub.db.schema import jobs
 from omtx_hub.domain import JobType, target_key_for
 from omtx_hub.errors import Conflict
-from omtx_hub.queue import transitions
+from omtx_hub.queue import transitions, wakeup
 from omtx_hub.queue.core import QueueCore
 from omtx_hub.queue.reads import get_record
 from omtx_hub.queue.types import BatchSubmission, JobSubmission, Record, Submitted, new_id
@@ -188,6 +188,7 @@ def _submit_once(
     try:
         with q.write() as conn:
             insert(conn)
+            wakeup.announce(conn)
     except sa.exc.IntegrityError:
         existing = _by_idempotency_key(q, owner, key, request)
         if existing is None:

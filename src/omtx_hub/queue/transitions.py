@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from omtx_hub.db.schema import job_events, jobs
 from omtx_hub.domain import ACTIVE, TERMINAL, JobStatus
 from omtx_hub.errors import IllegalTransition
+from omtx_hub.queue import wakeup
 from omtx_hub.queue.types import Finished
 
 __all__ = [
@@ -150,6 +151,8 @@ def move_running(
     if row is None:
         return Finished(applied=False)
     record(conn, job_id, RUNNING, to, now, worker_id=worker_id, attempt=attempt, reason=reason)
+    if to == PENDING:  # a retry or a release: claimable again
+        wakeup.announce(conn)
     finished = None
     if row.batch_parent_id is not None:
         finished = shift_parent(conn, row.batch_parent_id, Counter({(RUNNING, to): 1}), now)
