@@ -111,10 +111,7 @@ class Worker:
                     if worked:
                         store_waits = 0
                 except QueueUnavailable as exc:  # the database is down or restarting
-                    db_failures += 1
-                    delay = _DB_BACKOFF.delay(db_failures)
-                    self._log("db_unavailable", retry_in=f"{delay:.1f}s", error=exc.message)
-                    self._pause(delay)
+                    db_failures = self._wait_out_database(exc, db_failures)
                     continue
                 if db_failures:
                     self._log("db_back")
@@ -124,7 +121,10 @@ class Worker:
                 if exit_when_idle:
                     self._log("idle_exit")
                     break
-                self._wait_for_work()
+                try:
+                    self._wait_for_work()
+                except QueueUnavailable as exc:  # its probe met the database down: as for a claim
+                    db_failures = self._wait_out_database(exc, db_failures)
         finally:
             self._stop.set()
             if self._listener is not None:
@@ -138,6 +138,14 @@ class Worker:
                 pass  # the record expires by itself (last_seen_at)
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._log("stop")
+
+    def _wait_out_database(self, exc: QueueUnavailable, failures: int) -> int:
+        """Back off after the database refused a call; returns the count of failures in a row."""
+        failures += 1
+        delay = _DB_BACKOFF.delay(failures)
+        self._log("db_unavailable", retry_in=f"{delay:.1f}s", error=exc.message)
+        self._pause(delay)
+        return failures
 
     def register(self) -> None:
         """Record this worker and the predictors it runs (job status uses it to tell whether work will run)."""

@@ -242,6 +242,20 @@ def test_database_restart_mid_screen(chaos: Chaos, tmp_path: Path) -> None:
         wait_for(lambda: manager.get(batch_id)["n_completed"] > done_before, 60, "workers to resume")
         figures["workers_resumed_after_s"] = round(time.monotonic() - back_at, 2)
         wait_for(lambda: manager.get(batch_id)["status"] == "completed", 240, "the screen to finish")
+        # a second outage while every worker is idle, waiting on its listening connection: each
+        # outlives it (its probes back off) and is woken by the next submission after it
+        time.sleep(1.0)
+        engine.dispose()
+        subprocess.run([*pg, "stop", "-m", "fast"], check=True, capture_output=True)
+        try:
+            time.sleep(3.0)
+        finally:
+            subprocess.run([*pg, "start"], check=True, capture_output=True)
+        assert all(w.poll() is None for w in workers), "a worker that was idle died in the outage"
+        wait_for(lambda: _status(readyz) == 200, 60, "/readyz to recover again")
+        after = submit(manager, 20)
+        wait_for(lambda: manager.get(after)["status"] == "completed", 120, "the screen after the idle outage")
+        assert all(w.poll() is None for w in workers)
     finally:
         subprocess.run([*pg, "start"], capture_output=True)  # whatever happened, leave PostgreSQL running
         for p in [*workers, api]:
