@@ -13,9 +13,12 @@ through ``omtx-hub serve --no-worker`` in its own process:
 - ``/stats`` of every field (reads every child);
 - whole-batch exports, CSV and Parquet: first byte and last byte (``--exports``);
 - ``omtx-hub db prune`` of the batch while a client polls the status of another job: prune time and
-  the status p99 meanwhile.
+  the status p99 meanwhile;
+- and, on a fresh server, the submission of N ligands as a CSV upload (N distinct substituted
+  benzenes; the test predictor, whose checks are the hub's own RDKit validation): seconds and the
+  server's memory growth (peak resident size during the request minus before).
 
-    .venv/bin/python bench/million.py [--children 1000000] [--exports]
+    .venv/bin/python bench/million.py [--children 1000000] [--exports] [--no-upload]
 
 Prints a table and writes bench/results/million.json.
 """
@@ -50,9 +53,69 @@ from omtx_hub.hub import Hub, open_hub
 from omtx_hub.ligands import ligand_properties
 from omtx_hub.queue import BatchSubmission, JobSubmission
 from omtx_hub.settings import Settings
-from submit_large import BIN, PG_URL, SEQ, SMILES, start_server
+from submit_large import BIN, PG_URL, SEQ, SMILES, memory, reset_peak, start_server
 
 CHUNK = 20_000
+# 100 substituents: ten heads, each with one to ten carbons
+SUBSTITUENTS = [
+    head + "C" * k
+    for head in ("", "O", "N", "S", "C(=O)", "C(=O)N", "C(=O)O", "NC(=O)", "OC(=O)", "CC(C)")
+    for k in range(1, 11)
+]
+
+
+def library_csv(n: int) -> bytes:
+    """n distinct trisubstituted benzenes (up to 1,000,000) as name,smiles lines."""
+    s = SUBSTITUENTS
+    lines = ["name,smiles"] + [
+        f"cpd{i},c1c({s[i % 100]})cc({s[i // 100 % 100]})cc1{s[i // 10_000 % 100]}" for i in range(n)
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def upload(db: str, n: int) -> dict[str, Any]:
+    """Submit n ligands as a CSV upload to a fresh server on an empty database."""
+    with tempfile.TemporaryDirectory() as tmp:
+        hub, schema = open_db(db, Path(tmp))
+        hub.close()
+        env = {
+            **os.environ,
+            "OMTX_HOME": str(Path(tmp) / "home"),
+            "OMTX_DATABASE_URL": hub.settings.resolved_database_url(),
+            "OMTX_DEFAULT_PREDICTOR": "test",
+            "OMTX_PREDICTOR_PLUGINS": json.dumps({"test": "omtx_test_predictor:make_test_predictor"}),
+            "OMTX_MAX_BATCH_SIZE": str(n),
+            "OMTX_MAX_UPLOAD_BYTES": str(200 * 2**20),
+        }
+        body = library_csv(n)
+        server, url = start_server(env)
+        try:
+            key = (Path(tmp) / "home" / "local_api_key").read_text().strip()
+            before = memory(server.pid)["VmRSS"]
+            reset_peak(server.pid)
+            t0 = time.perf_counter()
+            r = httpx.post(
+                f"{url}/api/v1/jobs/predict/batch/upload",
+                headers={"Authorization": f"Bearer {key}"},
+                data={"batch_name": "library", "protein_sequence": SEQ},
+                files={"file": ("library.csv", body)},
+                timeout=1200,
+            )
+            seconds = time.perf_counter() - t0
+            assert r.status_code == 202, r.text[:300]
+            assert r.json()["total"] == n
+            growth = (memory(server.pid)["VmHWM"] - before) / 2**20
+        finally:
+            server.terminate()
+            server.wait(30)
+            if schema:
+                with psycopg.connect(PG_URL, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    return {
+        "upload_mb": round(len(body) / 2**20, 1),
+        "upload_s": round(seconds, 1),
+        "upload_memory_growth_mb": round(growth),
+    }
 
 
 def open_db(db: str, tmp: Path) -> tuple[Hub, str | None]:
@@ -281,9 +344,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--children", type=int, default=1_000_000)
     parser.add_argument("--exports", action="store_true", help="also time whole-batch CSV and Parquet exports")
+    parser.add_argument("--no-upload", action="store_true", help="skip the CSV upload of as many ligands")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "million.json")
     args = parser.parse_args()
     rows = [run_db(db, args) for db in ("sqlite", "postgresql")]
+    if not args.no_upload:
+        for row in rows:
+            row.update(upload(row["db"], args.children))
     keys = [k for k in rows[0] if k != "db"]
     print(f"\n{'':<34}{'sqlite':>14}{'postgresql':>14}")
     for k in keys:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from omtx_hub.analytics import RankingRules, export_stream, plan_rows, stream_rows
+from omtx_hub.analytics import RankingRules, export_stream, rank_batch, stream_rows
 from omtx_hub.ligands import properties_of_all
 from omtx_hub.queue import QueueManager
 from omtx_hub.settings import Settings
@@ -70,13 +70,18 @@ def aggregate_batch(
     settings = settings or Settings()
     fill_properties(manager, batch_id)
     parent = manager.get(batch_id)
-    ranking = plan_rows(manager, batch_id, sort_key=rank_by, direction=direction, rules=RankingRules.of_batch(parent))
+    rules = RankingRules.of_batch(parent)
+    ranking = rank_batch(manager, parent, sort_key=rank_by, direction=direction, rules=rules)
     directory = store.batch_dir(batch_id)
     for fmt, name in BATCH_FILES.items():
         store.write_bytes(
             f"{directory}/{name}", b"".join(export_stream(fmt, manager, store, batch_id, ranking, settings))
         )
-    top = dataclasses.replace(ranking, order=ranking.order[:10])
+    top = (
+        rank_batch(manager, parent, sort_key=rank_by, direction=direction, rules=rules, top=10)
+        if ranking.walk
+        else dataclasses.replace(ranking, order=ranking.order[:10])
+    )
     counts = {s: parent[f"n_{s}"] for s in ("pending", "running", "completed", "failed", "cancelled")}
     summary = {
         "rank_by": rank_by,

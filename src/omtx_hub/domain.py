@@ -17,6 +17,7 @@ __all__ = [
     "JobType",
     "Ligand",
     "Target",
+    "scalar_results",
     "target_key_for",
 ]
 
@@ -90,3 +91,15 @@ class ClaimedJob:
             protein_sequence=self.input["protein_sequence"],
             extra=self.input.get("target", {}),
         )
+
+
+def scalar_results(results: dict[str, Any] | None) -> dict[str, Any]:
+    """The results that are one table cell each: numbers, text, booleans, and lists of names (joined
+    with ``; ``, as the PoseBusters checks a pose failed); lists of numbers (every pose's score) are not."""
+    cells: dict[str, Any] = {}
+    for key, value in (results or {}).items():
+        if isinstance(value, (int, float, str, bool)) or value is None:
+            cells[key] = value
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            cells[key] = "; ".join(value)
+    return cells

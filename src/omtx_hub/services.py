@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from omtx_hub.analytics import Ranking, RankingRules, indexed_ranking, plan_rows, stream_rows
+from omtx_hub.analytics import Ranking, RankingRules, rank_batch, stream_rows
 from omtx_hub.domain import ACTIVE, JobType, target_key_for
 from omtx_hub.errors import InvalidInput, NotFound
 from omtx_hub.hub import Hub
@@ -84,21 +84,7 @@ def ranking_for(
 def _ranking(
     hub: Hub, parent: Record, key: str, direction: str, status: str | None, top: int | None, rules: RankingRules
 ) -> Ranking:
-    """From the score index when it can answer (the best ``top`` by the primary score), else planned."""
-    batch_id, predictor = parent["job_id"], parent["predictor"]
-    indexed = indexed_ranking(
-        hub.manager,
-        batch_id,
-        predictor=predictor,
-        sort_key=key,
-        direction=direction,
-        top=top,
-        status=status,
-        rules=rules,
-    )
-    if indexed is not None:
-        return indexed
-    return plan_rows(hub.manager, batch_id, sort_key=key, direction=direction, status=status, top=top, rules=rules)
+    return rank_batch(hub.manager, parent, sort_key=key, direction=direction, status=status, top=top, rules=rules)
 
 
 def rescore_choice(

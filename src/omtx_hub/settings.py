@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     )
     poll_seconds: float = Field(0.5, description="How long an idle worker waits before asking again.")
     wake_poll_seconds: float = Field(
-        5.0,
+        10.0,
         gt=0,
         description="PostgreSQL: an idle worker sleeps until a new job is announced (LISTEN/NOTIFY) and "
         "looks for due work by itself this often (a delayed retry becomes due unannounced).",

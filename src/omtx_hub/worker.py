@@ -26,7 +26,8 @@ from omtx_hub.errors import PredictionError, QueueUnavailable, StorageError
 from omtx_hub.pose_checks import check_job_pose
 from omtx_hub.predictors.base import Outcome, PredictionTask, Predictor, TargetArtifacts
 from omtx_hub.predictors.catalog import SPECS
-from omtx_hub.queue import Listener, QueueManager
+from omtx_hub.queue import QueueManager
+from omtx_hub.queue.wakeup import Listener
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore, is_safe_file_name, refusal_reason
 from omtx_hub.webhooks import WebhookDispatcher, WebhookStore

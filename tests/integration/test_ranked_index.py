@@ -29,7 +29,7 @@ def test_the_index_ranks_as_the_json_does(hub: Hub, screen: str, direction: str)
         for top in (1, 7, 40, 43, 55, 100):
             args = {"sort_key": "test_score", "direction": direction, "status": status, "top": top}
             planned = plan_rows(hub.manager, screen, **args)
-            indexed = indexed_ranking(hub.manager, screen, predictor="test", rules=RankingRules(), **args)
+            indexed = indexed_ranking(hub.manager, hub.manager.get(screen), rules=RankingRules(), **args)
             assert indexed is not None
             assert indexed.order == planned.order, (status, top)
             assert indexed.ranks == {i: planned.ranks[i] for i in planned.order if i in planned.ranks}
@@ -39,13 +39,32 @@ def test_the_index_ranks_as_the_json_does(hub: Hub, screen: str, direction: str)
 
 
 def test_the_index_declines_what_it_cannot_answer(hub: Hub, screen: str) -> None:
-    common = {"predictor": "test", "direction": "asc", "top": 5}
-    assert indexed_ranking(hub.manager, screen, sort_key="other", **common) is None
-    assert indexed_ranking(hub.manager, screen, sort_key="test_score", status="failed", **common) is None
+    parent = hub.manager.get(screen)
+    common = {"direction": "asc", "top": 5}
+    assert indexed_ranking(hub.manager, parent, sort_key="other", **common) is None
+    assert indexed_ranking(hub.manager, parent, sort_key="test_score", status="failed", **common) is None
     needs_pose = RankingRules(pose_checks="require")
-    assert indexed_ranking(hub.manager, screen, sort_key="test_score", rules=needs_pose, **common) is None
-    whole = {**common, "top": None}
-    assert indexed_ranking(hub.manager, screen, sort_key="test_score", **whole) is None
+    assert indexed_ranking(hub.manager, parent, sort_key="test_score", rules=needs_pose, **common) is None
+    before_0007 = {**parent, "result_columns": None}  # a whole batch whose columns were never kept
+    assert indexed_ranking(hub.manager, before_0007, sort_key="test_score", direction="asc", top=None) is None
+    assert indexed_ranking(hub.manager, before_0007, sort_key="test_score", direction="asc", top=3) is not None
+
+
+def test_a_batch_keeps_its_result_columns_as_children_complete(hub: Hub, screen: str) -> None:
+    assert hub.manager.get(screen)["result_columns"] == ["test_score", "other", "rare"]
+
+
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_a_whole_batch_walks_the_index_as_the_plan_reads_it(hub: Hub, screen: str, direction: str) -> None:
+    parent = hub.manager.get(screen)
+    for status in (None, "completed"):
+        args = {"sort_key": "test_score", "direction": direction, "status": status, "top": None}
+        planned = plan_rows(hub.manager, screen, **args)
+        walked = indexed_ranking(hub.manager, parent, **args)
+        assert walked is not None and walked.walk and not walked.order
+        assert walked.columns == planned.columns
+        assert _rows(hub, screen, walked) == _rows(hub, screen, planned)
+        assert len(_rows(hub, screen, walked)) == (60 if status is None else 44)
 
 
 @pytest.mark.parametrize("direction", ["asc", "desc"])

@@ -1,7 +1,15 @@
 """Screen analytics: ranking (:mod:`.rows`), statistics (:mod:`.stats`) and streamed exports
 (:mod:`.writers`) of a batch."""
 
-from omtx_hub.analytics.rows import Ranking, RankingRules, indexed_ranking, plan_rows, row_of, stream_rows
+from omtx_hub.analytics.rows import (
+    Ranking,
+    RankingRules,
+    indexed_ranking,
+    plan_rows,
+    rank_batch,
+    row_of,
+    stream_rows,
+)
 from omtx_hub.analytics.stats import batch_stats
 from omtx_hub.analytics.writers import EXPORT_FORMATS, export_stream
 
@@ -13,6 +21,7 @@ __all__ = [
     "export_stream",
     "indexed_ranking",
     "plan_rows",
+    "rank_batch",
     "row_of",
     "stream_rows",
 ]

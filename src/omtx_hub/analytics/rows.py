@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from omtx_hub.domain import JobStatus
+from omtx_hub.domain import JobStatus, scalar_results
 from omtx_hub.interactions import Requirement, parse_requirements
 from omtx_hub.ligands import PROPERTY_FIELDS
 from omtx_hub.queue import QueueManager
@@ -33,8 +33,8 @@ __all__ = [
     "indexed_ranking",
     "number",
     "plan_rows",
+    "rank_batch",
     "row_of",
-    "scalars",
     "stream_rows",
 ]
 
@@ -49,18 +49,6 @@ def number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         return None
     return float(value)
-
-
-def scalars(results: dict[str, Any] | None) -> dict[str, Any]:
-    """The results that are one cell each: numbers, text, booleans, and lists of names (joined with
-    ``; ``, as the PoseBusters checks a pose failed); lists of numbers (every pose's score) are not."""
-    cells: dict[str, Any] = {}
-    for key, value in (results or {}).items():
-        if isinstance(value, (int, float, str, bool)) or value is None:
-            cells[key] = value
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-            cells[key] = "; ".join(value)
-    return cells
 
 
 def _property_cells(props: dict[str, Any] | None) -> dict[str, Any]:
@@ -82,7 +70,7 @@ def row_of(child: dict[str, Any], price_per_hour: float) -> dict[str, Any]:
         "ligand_smiles": child["input"]["ligand_smiles"],
         "status": child["status"],
         **_property_cells(child["input"].get("properties")),
-        **scalars(child["results"]),
+        **scalar_results(child["results"]),
         "wall_seconds": child["wall_seconds"],
         "accelerator_seconds": accel,
         "cost": round(accel / 3600 * price_per_hour, 6) if accel is not None and price_per_hour else None,
@@ -103,6 +91,10 @@ class Ranking:
     direction: str = "asc"
     result_columns: list[str] = field(default_factory=list)  # the predictor's own fields among ``columns``
     rules: RankingRules = field(default_factory=lambda: RankingRules())
+    # walk: no ``order`` was planned; the rows are read from the score index in keyset pages (the
+    # scored ones best first, then the others of ``status`` in submission order)
+    walk: bool = False
+    status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +159,7 @@ def plan_rows(
         if status is not None and child["status"] != status:
             continue
         results = child["results"] or {}
-        result_columns.update(dict.fromkeys(k for k, v in scalars(results).items()))
+        result_columns.update(dict.fromkeys(k for k, v in scalar_results(results).items()))
         value = number(results.get(sort_key))
         if value is None and sort_key in PROPERTY_FIELDS:
             value = number(props.get(sort_key))
@@ -181,53 +173,132 @@ def plan_rows(
     order = [index for _, index in scored] + rest
     if top is not None:
         order = order[:top]
-    results_only = [c for c in result_columns if c not in PROPERTY_FIELDS and c not in BASE_COLUMNS]
-    columns = BASE_COLUMNS + results_only + list(PROPERTY_FIELDS) + COST_COLUMNS + TAIL_COLUMNS
-    return Ranking(order, ranks, columns, duplicates, sort_key, direction, results_only, rules or RankingRules())
+    results_only = _results_only(result_columns)
+    return Ranking(
+        order, ranks, _columns(results_only), duplicates, sort_key, direction, results_only, rules or RankingRules()
+    )
 
 
 def indexed_ranking(
     manager: QueueManager,
-    batch_id: str,
+    parent: dict[str, Any],
     *,
-    predictor: str,
     sort_key: str,
     direction: str,
     top: int | None,
     status: str | None = None,
     rules: RankingRules | None = None,
 ) -> Ranking | None:
-    """The best ``top`` rows as :func:`plan_rows` ranks them, read from the score index; None when
-    the index cannot answer (no ``top``, another sort key, a status other than completed, or
-    ranking rules that need each pose's results), and the caller plans the rows instead.
+    """The rows as :func:`plan_rows` ranks them, from the score index; None when the index cannot
+    answer (another sort key, a status other than completed, ranking rules that need each pose's
+    results, or, for a whole batch, one from before its result columns were kept), and the caller
+    plans the rows instead.
 
-    The one difference: the columns are those of the rows returned (plan_rows lists a field that
-    any child of the batch has)."""
-    if top is None or status not in (None, JobStatus.COMPLETED.value) or manager.score_field(predictor) != sort_key:
+    With ``top``, the best ``top`` are read now, and the columns are those of these rows (plan_rows
+    lists a field that any child has). Without it, nothing is read yet: :func:`stream_rows` walks the
+    index page by page, under the batch's kept ``result_columns``."""
+    if status not in (None, JobStatus.COMPLETED.value) or manager.score_field(parent["predictor"]) != sort_key:
         return None
     if rules is not None and rules != RankingRules():
         return None
-    wanted = ("batch_index", "name", "input", "results")
+    batch_id = parent["job_id"]
+    if top is None:
+        kept = parent.get("result_columns")
+        if kept is None:
+            return None
+        results_only = _results_only({sort_key: None, **dict.fromkeys(kept)})
+        return Ranking(
+            [],
+            {},
+            _columns(results_only),
+            {},
+            sort_key,
+            direction,
+            results_only,
+            RankingRules(),
+            walk=True,
+            status=status,
+        )
+    wanted = ("batch_index", "name", "inchikey", "input", "results")
     rows = manager.ranked_children(batch_id, direction=direction, limit=top, columns=wanted)
     ranks = {row["batch_index"]: position for position, row in enumerate(rows, start=1)}
     if len(rows) < top:  # fewer scored than asked: then the others in index order, as plan_rows lists them
         rows += manager.unscored_children(batch_id, status=status, limit=top - len(rows), columns=wanted)
-    result_columns: dict[str, None] = {sort_key: None}
+    seen: dict[str, None] = {sort_key: None}
     for row in rows:
-        result_columns.update(dict.fromkeys(scalars(row["results"])))
-    keys = {row["batch_index"]: (row["input"].get("properties") or {}).get("inchikey") for row in rows}
-    first = manager.first_by_inchikey(batch_id, [key for key in keys.values() if key])
-    duplicates = {index: first[key][1] for index, key in keys.items() if key in first and first[key][0] != index}
-    results_only = [c for c in result_columns if c not in PROPERTY_FIELDS and c not in BASE_COLUMNS]
-    columns = BASE_COLUMNS + results_only + list(PROPERTY_FIELDS) + COST_COLUMNS + TAIL_COLUMNS
+        seen.update(dict.fromkeys(scalar_results(row["results"])))
+    duplicates = {
+        row["batch_index"]: name
+        for row, name in zip(rows, _duplicate_of(manager, batch_id, rows), strict=True)
+        if name is not None
+    }
+    results_only = _results_only(seen)
     order = [row["batch_index"] for row in rows]
-    return Ranking(order, ranks, columns, duplicates, sort_key, direction, results_only, rules or RankingRules())
+    return Ranking(order, ranks, _columns(results_only), duplicates, sort_key, direction, results_only, RankingRules())
+
+
+def rank_batch(
+    manager: QueueManager,
+    parent: dict[str, Any],
+    *,
+    sort_key: str,
+    direction: str,
+    status: str | None = None,
+    top: int | None = None,
+    rules: RankingRules | None = None,
+) -> Ranking:
+    """A batch's ranking: from the score index when it can answer, else planned from every child."""
+    indexed = indexed_ranking(
+        manager, parent, sort_key=sort_key, direction=direction, top=top, status=status, rules=rules
+    )
+    if indexed is not None:
+        return indexed
+    return plan_rows(
+        manager, parent["job_id"], sort_key=sort_key, direction=direction, status=status, top=top, rules=rules
+    )
+
+
+def _results_only(seen: dict[str, None]) -> list[str]:
+    return [c for c in seen if c not in PROPERTY_FIELDS and c not in BASE_COLUMNS]
+
+
+def _columns(results_only: list[str]) -> list[str]:
+    return BASE_COLUMNS + results_only + list(PROPERTY_FIELDS) + COST_COLUMNS + TAIL_COLUMNS
+
+
+def _duplicate_of(manager: QueueManager, batch_id: str, children: list[dict[str, Any]]) -> list[str | None]:
+    """For each child, the name of the batch's first ligand with its InChIKey when that is another one."""
+    first = manager.first_by_inchikey(batch_id, [c["inchikey"] for c in children if c["inchikey"]])
+    return [
+        first[c["inchikey"]][1] if c["inchikey"] in first and first[c["inchikey"]][0] != c["batch_index"] else None
+        for c in children
+    ]
+
+
+def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float) -> Iterator[dict[str, Any]]:
+    """Every row from the score index: the scored ones best first, a keyset page at a time, then the
+    others in submission order. Nothing is planned, so the first row comes at once."""
+    rank = 0
+    after: tuple[float, int] | None = None
+    while page := manager.ranked_children(batch_id, direction=ranking.direction, limit=_PAGE, after=after):
+        for child, duplicate in zip(page, _duplicate_of(manager, batch_id, page), strict=True):
+            rank += 1
+            yield {**row_of(child, price_per_hour), "rank": rank, "duplicate_of": duplicate}
+        after = (page[-1]["score"], page[-1]["batch_index"])
+    last = -1
+    while page := manager.unscored_children(batch_id, status=ranking.status, limit=_PAGE, after_index=last):
+        for child, duplicate in zip(page, _duplicate_of(manager, batch_id, page), strict=True):
+            yield {**row_of(child, price_per_hour), "rank": None, "duplicate_of": duplicate}
+        last = page[-1]["batch_index"]
 
 
 def stream_rows(
     manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float
 ) -> Iterator[dict[str, Any]]:
     """Pass 2: the rows in ranking order, read a page at a time."""
+    if ranking.walk:
+        yield from _walk(manager, batch_id, ranking, price_per_hour)
+        return
     for start in range(0, len(ranking.order), _PAGE):
         wanted = ranking.order[start : start + _PAGE]
         found = {c["batch_index"]: c for c in manager.children_by_index(batch_id, wanted)}

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from omtx_hub.analytics.rows import RankingRules, indexed_ranking, number, plan_rows, scalars, stream_rows
-from omtx_hub.domain import JobStatus
+from omtx_hub.analytics.rows import RankingRules, indexed_ranking, number, plan_rows, stream_rows
+from omtx_hub.domain import JobStatus, scalar_results
 from omtx_hub.ligands import PROPERTY_FIELDS
 from omtx_hub.queue import QueueManager
 from omtx_hub.settings import Settings
@@ -53,7 +53,7 @@ def batch_stats(
         if child["status"] != JobStatus.COMPLETED.value:
             return
         found = {
-            **scalars(child["results"]),
+            **scalar_results(child["results"]),
             **{k: v for k, v in (child["input"].get("properties") or {}).items() if k in PROPERTY_FIELDS},
         }
         for name, value in found.items():
@@ -64,8 +64,7 @@ def batch_stats(
     ranking = (
         indexed_ranking(
             manager,
-            batch_id,
-            predictor=parent["predictor"],
+            parent,
             sort_key=primary,
             direction=direction,
             top=top,

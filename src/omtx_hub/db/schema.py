@@ -51,6 +51,10 @@ jobs = sa.Table(
     sa.Column("n_completed", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("n_failed", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("n_cancelled", sa.Integer(), nullable=False, server_default="0"),
+    # parents: every one-cell result field its children reported, in first-seen order, kept with each
+    # completion; a whole-batch export heads its table with it without reading every child (0007;
+    # NULL: a batch from before, whose columns are read from its children)
+    sa.Column("result_columns", sa.JSON(), nullable=True),
     # scheduling
     sa.Column("max_concurrent", sa.Integer(), nullable=True),
     sa.Column("priority", sa.Integer(), nullable=False, server_default="0"),

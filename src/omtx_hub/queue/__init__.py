@@ -3,13 +3,11 @@
 from omtx_hub.queue.manager import QueueManager
 from omtx_hub.queue.retry import RetryDecision, RetryPolicy
 from omtx_hub.queue.types import BatchSubmission, Finished, JobSubmission, Submitted
-from omtx_hub.queue.wakeup import Listener
 
 __all__ = [
     "BatchSubmission",
     "Finished",
     "JobSubmission",
-    "Listener",
     "QueueManager",
     "RetryDecision",
     "RetryPolicy",

@@ -50,13 +50,19 @@ def mark_aggregated(q: QueueCore, batch_id: str, summary: dict[str, Any]) -> Non
 
 
 def set_inputs(q: QueueCore, inputs: Sequence[tuple[str, dict[str, Any]]]) -> None:
-    """Replace the ``input`` of children (job id, input): ligand properties added after submission."""
+    """Replace the ``input`` of children (job id, input): ligand properties added after submission,
+    with the InChIKey among them copied to its indexed column."""
     if not inputs:
         return
     with q.write() as conn:
         conn.execute(
-            sa.update(jobs).where(jobs.c.job_id == sa.bindparam("jid")).values(input=sa.bindparam("new_input")),
-            [{"jid": job_id, "new_input": value} for job_id, value in inputs],
+            sa.update(jobs)
+            .where(jobs.c.job_id == sa.bindparam("jid"))
+            .values(input=sa.bindparam("new_input"), inchikey=sa.bindparam("key")),
+            [
+                {"jid": job_id, "new_input": value, "key": (value.get("properties") or {}).get("inchikey") or None}
+                for job_id, value in inputs
+            ],
         )
 
 

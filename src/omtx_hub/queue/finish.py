@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from omtx_hub.db.schema import jobs
-from omtx_hub.domain import ClaimedJob
+from omtx_hub.domain import ClaimedJob, scalar_results
 from omtx_hub.queue import transitions
 from omtx_hub.queue.core import QueueCore
 from omtx_hub.queue.types import Finished
@@ -34,6 +34,17 @@ def _score(q: QueueCore, predictor: str, results: dict[str, Any]) -> float | Non
     return float(value)
 
 
+def _add_result_columns(conn: sa.Connection, parent: str, seen: list[str]) -> None:
+    """Append the fields a batch's table lacks to its ``result_columns`` (left NULL for a batch from
+    before they were kept: its columns are read from its children)."""
+    known = conn.execute(sa.select(jobs.c.result_columns).where(jobs.c.job_id == parent)).scalar_one_or_none()
+    if known is None:
+        return
+    new = [name for name in seen if name not in known]
+    if new:
+        conn.execute(sa.update(jobs).where(jobs.c.job_id == parent).values(result_columns=[*known, *new]))
+
+
 def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> list[Finished]:
     """Complete several jobs in one transaction.
 
@@ -45,6 +56,7 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
     now = q.clock()
     out: list[Finished] = []
     moves: dict[str, int] = {}
+    columns: dict[str, dict[str, None]] = {}  # parent → the one-cell result fields seen, in order
     events: list[dict[str, Any]] = []
     with q.write() as conn:
         # The guard, checked for all at once on locked rows; then one executemany (one round trip on
@@ -89,6 +101,7 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
             )
             if row.batch_parent_id is not None:
                 moves[row.batch_parent_id] = moves.get(row.batch_parent_id, 0) + 1
+                columns.setdefault(row.batch_parent_id, {}).update(dict.fromkeys(scalar_results(results)))
             out.append(Finished(applied=True, status=COMPLETED))
         if rows:
             conn.execute(
@@ -111,6 +124,8 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
             parent: transitions.shift_parent(conn, parent, Counter({(RUNNING, COMPLETED): n}), now)
             for parent, n in sorted(moves.items())
         }
+        for parent, seen in sorted(columns.items()):  # after shift_parent, which locked the parent's row
+            _add_result_columns(conn, parent, list(seen))
     if any(finished.values()):
         out = [
             Finished(applied=f.applied, status=f.status, parent_finished=finished.get(job.batch_parent_id or ""))

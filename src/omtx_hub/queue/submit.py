@@ -120,6 +120,7 @@ def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
         },
         "n_total": total,
         "n_pending": total,
+        "result_columns": [],
         "max_concurrent": sub.max_concurrent,
         "priority": sub.priority,
         "max_attempts": sub.max_attempts,

@@ -1,5 +1,6 @@
 """Ranked reads of large batches: each job's primary score and each ligand's InChIKey in their own
-indexed columns, copied from the JSON they already sit in.
+indexed columns, copied from the JSON they already sit in; and each batch's result columns, kept
+from now on (NULL for the batches before: their exports read the columns from the children).
 
 The back-fill copies ``results[<primary score>]`` of completed jobs of the shipped predictors (the
 names as declared when this revision was written: a migration is a snapshot) and
@@ -25,6 +26,7 @@ PRIMARY_SCORES = {"vina": "vina_score_kcal_mol", "boltz2": "affinity_probability
 def upgrade() -> None:
     op.add_column("jobs", sa.Column("score", sa.Float(), nullable=True))
     op.add_column("jobs", sa.Column("inchikey", sa.String(27), nullable=True))
+    op.add_column("jobs", sa.Column("result_columns", sa.JSON(), nullable=True))
     postgres = op.get_bind().dialect.name == "postgresql"
     for predictor, name in PRIMARY_SCORES.items():
         if postgres:  # results is json: ->> gives text, json_typeof keeps only numbers
@@ -63,5 +65,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_jobs_parent_inchikey", table_name="jobs")
     op.drop_index("ix_jobs_parent_score", table_name="jobs")
+    op.drop_column("jobs", "result_columns")
     op.drop_column("jobs", "inchikey")
     op.drop_column("jobs", "score")
