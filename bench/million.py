@@ -219,9 +219,8 @@ def seed(hub: Hub, n: int) -> str:
             )
         )
     if postgres:
-        with hub.engine.connect() as conn:
-            conn.execute(sa.text("ANALYZE jobs"))  # as autovacuum would after a bulk load
-            conn.commit()
+        with hub.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE jobs"))  # as autovacuum does after a bulk load
     return batch_id
 
 

@@ -67,12 +67,14 @@ def test_a_whole_batch_walks_the_index_as_the_plan_reads_it(hub: Hub, screen: st
         assert len(_rows(hub, screen, walked)) == (60 if status is None else 44)
 
 
+@pytest.mark.parametrize("limit", [1, 6])
 @pytest.mark.parametrize("direction", ["asc", "desc"])
-def test_keyset_pages_walk_the_ranking(hub: Hub, screen: str, direction: str) -> None:
+def test_keyset_pages_walk_the_ranking(hub: Hub, screen: str, direction: str, limit: int) -> None:
+    """Pages of one row split every run of ties; pages of six split some."""
     planned = plan_rows(hub.manager, screen, sort_key="test_score", direction=direction, status="completed")
     walked: list[int] = []
     after = None
-    while page := hub.manager.ranked_children(screen, direction=direction, limit=6, after=after):
+    while page := hub.manager.ranked_children(screen, direction=direction, limit=limit, after=after):
         walked += [r["batch_index"] for r in page]
         after = (page[-1]["score"], page[-1]["batch_index"])
     assert walked == [i for i in planned.order if i in planned.ranks]

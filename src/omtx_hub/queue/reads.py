@@ -143,18 +143,21 @@ def ranked_children(
     ``ix_jobs_parent_score``, as fast on the ten-thousandth page as on the first."""
     score, index = jobs.c.score, jobs.c.batch_index
     better = score.desc() if direction == "desc" else score.asc()
-    query = (
-        _columns(columns)
-        .where(jobs.c.batch_parent_id == batch_id, score.is_not(None))
-        .order_by(better, index)
-        .limit(limit)
-    )
-    if after is not None:
-        value, last = after
-        beyond = score < value if direction == "desc" else score > value
-        query = query.where(sa.or_(beyond, sa.and_(score == value, index > last)))
+    scored = sa.and_(jobs.c.batch_parent_id == batch_id, score.is_not(None))
     with q.read() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+        if after is None:
+            query = _columns(columns).where(scored).order_by(better, index).limit(limit)
+            return [dict(r._mapping) for r in conn.execute(query)]
+        # Two index ranges rather than one OR (which SQLite cannot scan as a range: every page would
+        # start again from the best row): the rest of the last score's ties, then the scores beyond.
+        value, last = after
+        ties = _columns(columns).where(scored, score == value, index > last).order_by(index).limit(limit)
+        rows = [dict(r._mapping) for r in conn.execute(ties)]
+        if len(rows) < limit:
+            beyond = score < value if direction == "desc" else score > value
+            rest = _columns(columns).where(scored, beyond).order_by(better, index).limit(limit - len(rows))
+            rows += [dict(r._mapping) for r in conn.execute(rest)]
+        return rows
 
 
 def unscored_children(
