@@ -112,6 +112,7 @@ def test_primary_stats_come_from_the_index(hub: Hub, screen: str) -> None:
     )
     assert primary["top"] == every["top"]
     assert primary["counts"] == every["counts"]
+    assert primary["cost"] is None and every["cost"]["jobs_measured"] == 44
 
 
 def test_a_batch_retry_keeps_the_completed_scores(hub: Hub, screen: str) -> None:

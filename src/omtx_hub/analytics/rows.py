@@ -275,18 +275,37 @@ def _duplicate_of(manager: QueueManager, batch_id: str, children: list[dict[str,
     ]
 
 
+# what a row is made of (row_of) and what the walk needs (score and index for the cursor, InChIKey)
+_ROW_COLUMNS = (
+    "job_id",
+    "batch_index",
+    "status",
+    "input",
+    "results",
+    "error",
+    "wall_seconds",
+    "accelerator_seconds",
+    "score",
+    "inchikey",
+)
+
+
 def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float) -> Iterator[dict[str, Any]]:
     """Every row from the score index: the scored ones best first, a keyset page at a time, then the
     others in submission order. Nothing is planned, so the first row comes at once."""
     rank = 0
     after: tuple[float, int] | None = None
-    while page := manager.ranked_children(batch_id, direction=ranking.direction, limit=_PAGE, after=after):
+    while page := manager.ranked_children(
+        batch_id, direction=ranking.direction, limit=_PAGE, after=after, columns=_ROW_COLUMNS
+    ):
         for child, duplicate in zip(page, _duplicate_of(manager, batch_id, page), strict=True):
             rank += 1
             yield {**row_of(child, price_per_hour), "rank": rank, "duplicate_of": duplicate}
         after = (page[-1]["score"], page[-1]["batch_index"])
     last = -1
-    while page := manager.unscored_children(batch_id, status=ranking.status, limit=_PAGE, after_index=last):
+    while page := manager.unscored_children(
+        batch_id, status=ranking.status, limit=_PAGE, after_index=last, columns=_ROW_COLUMNS
+    ):
         for child, duplicate in zip(page, _duplicate_of(manager, batch_id, page), strict=True):
             yield {**row_of(child, price_per_hour), "rank": None, "duplicate_of": duplicate}
         last = page[-1]["batch_index"]
