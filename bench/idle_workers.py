@@ -32,25 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
+from control_plane import _worker, cpu_seconds
 from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.queue import JobSubmission
 from omtx_hub.settings import Settings
 from submit_large import PG_URL, SEQ
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _worker(settings_json: str) -> None:
-    from omtx_hub.worker import Worker
-    from omtx_test_predictor import TestPredictor
-
-    settings = Settings.model_validate_json(settings_json)
-    hub = open_hub(settings, run_migrations=False)
-    Worker(settings, hub.manager, hub.store, {"test": TestPredictor()}).run()
 
 
 def transactions(schema_url: str) -> int:

@@ -273,7 +273,7 @@ def _seed_large_batch(hub: Hub, n: int, best_at: int, worst_at: int) -> str:
             else (f"l{i}", 0.1 + (i % 800) / 1000)
         )
         return {
-            "job_id": f"job_large{i:07d}",
+            "job_id": f"job_{batch_id.removeprefix('batch_')}_{i:07d}",  # unique across seeded batches
             "job_type": "BATCH_CHILD",
             "owner": "local",
             "predictor": "boltz2",
