@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ __all__ = [
     "JobType",
     "Ligand",
     "Target",
+    "number",
     "scalar_results",
     "target_key_for",
 ]
@@ -91,6 +93,13 @@ class ClaimedJob:
             protein_sequence=self.input["protein_sequence"],
             extra=self.input.get("target", {}),
         )
+
+
+def number(value: Any) -> float | None:
+    """A result value as a float, None when it is not a number (text, a boolean, NaN, missing)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)
 
 
 def scalar_results(results: dict[str, Any] | None) -> dict[str, Any]:

@@ -14,12 +14,11 @@ at a million children as at a hundred.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from omtx_hub.domain import JobStatus, scalar_results
+from omtx_hub.domain import JobStatus, number, scalar_results
 from omtx_hub.interactions import Requirement, parse_requirements
 from omtx_hub.ligands import PROPERTY_FIELDS
 from omtx_hub.queue import QueueManager
@@ -43,12 +42,6 @@ BASE_COLUMNS = ["rank", "job_id", "batch_index", "ligand_name", "ligand_smiles",
 COST_COLUMNS = ["wall_seconds", "accelerator_seconds", "cost"]
 TAIL_COLUMNS = ["duplicate_of", "error_code", "error_message"]
 _PAGE = 500
-
-
-def number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        return None
-    return float(value)
 
 
 def _property_cells(props: dict[str, Any] | None) -> dict[str, Any]:

@@ -4,7 +4,6 @@ was lost finds its late result refused (``Finished.applied`` is False)."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from omtx_hub.db.schema import jobs
-from omtx_hub.domain import ClaimedJob, scalar_results
+from omtx_hub.domain import ClaimedJob, number, scalar_results
 from omtx_hub.queue import transitions
 from omtx_hub.queue.core import QueueCore
 from omtx_hub.queue.types import Finished
@@ -28,10 +27,7 @@ Completion = tuple[ClaimedJob, dict[str, Any], float | None, float | None]  # jo
 def _score(q: QueueCore, predictor: str, results: dict[str, Any]) -> float | None:
     """The job's primary score as a float (None: the predictor's is unknown here, or not a number)."""
     name = q.score_fields.get(predictor)
-    value = results.get(name) if name else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        return None
-    return float(value)
+    return number(results.get(name)) if name else None
 
 
 def _add_result_columns(conn: sa.Connection, parent: str, seen: list[str]) -> None:
