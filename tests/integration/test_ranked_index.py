@@ -25,17 +25,23 @@ def _rows(hub: Hub, batch_id: str, ranking: object) -> list[dict]:
 
 @pytest.mark.parametrize("direction", ["asc", "desc"])
 def test_the_index_ranks_as_the_json_does(hub: Hub, screen: str, direction: str) -> None:
+    parent = hub.manager.get(screen)
+    before_0007 = {**parent, "result_columns": None}  # its best N are read at once, not walked
     for status in (None, "completed"):
         for top in (1, 7, 40, 43, 55, 100):
             args = {"sort_key": "test_score", "direction": direction, "status": status, "top": top}
             planned = plan_rows(hub.manager, screen, **args)
-            indexed = indexed_ranking(hub.manager, hub.manager.get(screen), rules=RankingRules(), **args)
-            assert indexed is not None
-            assert indexed.order == planned.order, (status, top)
-            assert indexed.ranks == {i: planned.ranks[i] for i in planned.order if i in planned.ranks}
-            assert {i: planned.duplicates[i] for i in planned.order if i in planned.duplicates} == indexed.duplicates
-            assert _rows(hub, screen, indexed) == _rows(hub, screen, planned)
-    assert indexed.duplicates  # the fixture has duplicates among the rows compared
+            walked = indexed_ranking(hub.manager, parent, rules=RankingRules(), **args)
+            assert walked is not None and walked.walk
+            assert walked.columns == planned.columns
+            assert _rows(hub, screen, walked) == _rows(hub, screen, planned), (status, top)
+            read = indexed_ranking(hub.manager, before_0007, rules=RankingRules(), **args)
+            assert read is not None and not read.walk
+            assert read.order == planned.order
+            assert read.ranks == {i: planned.ranks[i] for i in planned.order if i in planned.ranks}
+            assert {i: planned.duplicates[i] for i in planned.order if i in planned.duplicates} == read.duplicates
+            assert _rows(hub, screen, read) == _rows(hub, screen, planned)
+    assert read.duplicates  # the fixture has duplicates among the rows compared
 
 
 def test_the_index_declines_what_it_cannot_answer(hub: Hub, screen: str) -> None:
@@ -48,6 +54,7 @@ def test_the_index_declines_what_it_cannot_answer(hub: Hub, screen: str) -> None
     before_0007 = {**parent, "result_columns": None}  # a whole batch whose columns were never kept
     assert indexed_ranking(hub.manager, before_0007, sort_key="test_score", direction="asc", top=None) is None
     assert indexed_ranking(hub.manager, before_0007, sort_key="test_score", direction="asc", top=3) is not None
+    assert indexed_ranking(hub.manager, parent, sort_key="other", direction="asc", top=None) is None
 
 
 def test_a_batch_keeps_its_result_columns_as_children_complete(hub: Hub, screen: str) -> None:

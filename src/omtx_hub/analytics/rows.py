@@ -85,9 +85,10 @@ class Ranking:
     result_columns: list[str] = field(default_factory=list)  # the predictor's own fields among ``columns``
     rules: RankingRules = field(default_factory=lambda: RankingRules())
     # walk: no ``order`` was planned; the rows are read from the score index in keyset pages (the
-    # scored ones best first, then the others of ``status`` in submission order)
+    # scored ones best first, then the others of ``status`` in submission order), ``limit`` of them
     walk: bool = False
     status: str | None = None
+    limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -187,31 +188,24 @@ def indexed_ranking(
     results, or, for a whole batch, one from before its result columns were kept), and the caller
     plans the rows instead.
 
-    With ``top``, the best ``top`` are read now, and the columns are those of these rows (plan_rows
-    lists a field that any child has). Without it, nothing is read yet: :func:`stream_rows` walks the
-    index page by page, under the batch's kept ``result_columns``."""
+    Nothing is read yet: :func:`stream_rows` walks the index page by page (the best ``top`` of it,
+    or all), under the batch's kept ``result_columns``. A batch from before they were kept has its
+    best ``top`` read now, and its columns are those of these rows (plan_rows lists a field that
+    any child has)."""
     if status not in (None, JobStatus.COMPLETED.value) or manager.score_field(parent["predictor"]) != sort_key:
         return None
     if rules is not None and rules != RankingRules():
         return None
     batch_id = parent["job_id"]
-    if top is None:
-        kept = parent.get("result_columns")
-        if kept is None:
-            return None
+    kept = parent.get("result_columns")
+    if kept is not None:
         results_only = _results_only({sort_key: None, **dict.fromkeys(kept)})
+        columns = _columns(results_only)
         return Ranking(
-            [],
-            {},
-            _columns(results_only),
-            {},
-            sort_key,
-            direction,
-            results_only,
-            RankingRules(),
-            walk=True,
-            status=status,
+            [], {}, columns, {}, sort_key, direction, results_only, RankingRules(), walk=True, status=status, limit=top
         )
+    if top is None:
+        return None
     wanted = ("batch_index", "name", "inchikey", "input", "results")
     rows = manager.ranked_children(batch_id, direction=direction, limit=top, columns=wanted)
     ranks = {row["batch_index"]: position for position, row in enumerate(rows, start=1)}
@@ -286,22 +280,33 @@ _ROW_COLUMNS = (
 def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float) -> Iterator[dict[str, Any]]:
     """Every row from the score index: the scored ones best first, a keyset page at a time, then the
     others in submission order. Nothing is planned, so the first row comes at once."""
+    left = ranking.limit if ranking.limit is not None else -1  # rows still to give; -1: all
     rank = 0
     after: tuple[float, int] | None = None
-    while page := manager.ranked_children(
-        batch_id, direction=ranking.direction, limit=_PAGE, after=after, columns=_ROW_COLUMNS
+    while left and (
+        page := manager.ranked_children(
+            batch_id, direction=ranking.direction, limit=_page(left), after=after, columns=_ROW_COLUMNS
+        )
     ):
         for child, duplicate in zip(page, _duplicate_of(manager, batch_id, page), strict=True):
             rank += 1
             yield {**row_of(child, price_per_hour), "rank": rank, "duplicate_of": duplicate}
+        left -= len(page) if left > 0 else 0
         after = (page[-1]["score"], page[-1]["batch_index"])
     last = -1
-    while page := manager.unscored_children(
-        batch_id, status=ranking.status, limit=_PAGE, after_index=last, columns=_ROW_COLUMNS
+    while left and (
+        page := manager.unscored_children(
+            batch_id, status=ranking.status, limit=_page(left), after_index=last, columns=_ROW_COLUMNS
+        )
     ):
         for child, duplicate in zip(page, _duplicate_of(manager, batch_id, page), strict=True):
             yield {**row_of(child, price_per_hour), "rank": None, "duplicate_of": duplicate}
+        left -= len(page) if left > 0 else 0
         last = page[-1]["batch_index"]
+
+
+def _page(left: int) -> int:
+    return _PAGE if left < 0 else min(_PAGE, left)
 
 
 def stream_rows(
