@@ -54,6 +54,8 @@ bench: install
 	$(BIN)/python bench/vina_overhead.py
 	$(BIN)/python bench/vina_redock.py
 	$(BIN)/python bench/pose_checks.py
+	$(BIN)/python bench/million.py --exports
+	$(BIN)/python bench/idle_workers.py --workers 30
 
 clean:
 	rm -rf $(VENV) .omtx .pytest_cache frontend/node_modules $(VIEWER)
