@@ -198,8 +198,8 @@ class QueueManager:
         after_index: int = -1,
         columns: Sequence[str] | None = None,
     ) -> list[Record]:
-        return reads.unscored_children(
-            self.core, batch_id, status=status, limit=limit, after_index=after_index, columns=columns
+        return reads.list_children(
+            self.core, batch_id, status=status, limit=limit, after_index=after_index, columns=columns, unscored=True
         )
 
     def first_by_inchikey(self, batch_id: str, keys: Sequence[str]) -> dict[str, tuple[int, str]]:

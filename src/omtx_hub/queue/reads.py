@@ -27,7 +27,6 @@ __all__ = [
     "ranked_children",
     "score_summary",
     "unfinished_count",
-    "unscored_children",
 ]
 
 
@@ -95,16 +94,21 @@ def list_children(
     limit: int = 100,
     after_index: int = -1,
     columns: Sequence[str] | None = None,
+    unscored: bool = False,
 ) -> list[Record]:
-    """A page of a batch's children in index order; ``columns``: only these (fewer to decode)."""
+    """A page of a batch's children in index order; ``columns``: only these (fewer to decode);
+    ``unscored``: only those without a score (unfinished, failed, or completed without one: what a
+    ranked listing shows after the ranked ones)."""
     query = (
-        (sa.select(*(jobs.c[name] for name in columns)) if columns else sa.select(jobs))
+        _columns(columns)
         .where(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index > after_index)
         .order_by(jobs.c.batch_index)
         .limit(limit)
     )
     if status is not None:
         query = query.where(jobs.c.status == status)
+    if unscored:
+        query = query.where(jobs.c.score.is_(None))
     with q.read() as conn:
         return [dict(r._mapping) for r in conn.execute(query)]
 
@@ -158,29 +162,6 @@ def ranked_children(
             rest = _columns(columns).where(scored, beyond).order_by(better, index).limit(limit - len(rows))
             rows += [dict(r._mapping) for r in conn.execute(rest)]
         return rows
-
-
-def unscored_children(
-    q: QueueCore,
-    batch_id: str,
-    *,
-    status: str | None = None,
-    limit: int = 100,
-    after_index: int = -1,
-    columns: Sequence[str] | None = None,
-) -> list[Record]:
-    """A page of the children without a score (unfinished, failed, or completed without one), in
-    index order: what a ranked listing shows after the ranked ones."""
-    query = (
-        _columns(columns)
-        .where(jobs.c.batch_parent_id == batch_id, jobs.c.score.is_(None), jobs.c.batch_index > after_index)
-        .order_by(jobs.c.batch_index)
-        .limit(limit)
-    )
-    if status is not None:
-        query = query.where(jobs.c.status == status)
-    with q.read() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
 
 
 def first_by_inchikey(q: QueueCore, batch_id: str, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
