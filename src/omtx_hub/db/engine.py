@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -20,6 +23,37 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 _ADVISORY_LOCK = 4_242_001  # any constant shared by every process that migrates
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity replaced by None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_dumps(value: Any) -> str:
+    """A JSON column's text. NaN and infinities (a predictor's failed estimate) are stored as null:
+    they are not JSON, PostgreSQL refuses them (the completion of such a job failed there) and
+    SQLite's JSON functions cannot read a document that holds one."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), allow_nan=False)
+
+
+def _json_loads(text: str | bytes) -> Any:
+    """A JSON column decoded by orjson (several times faster than ``json``: a million-row export
+    decodes three documents per row), or by ``json`` for what orjson refuses: integers beyond 64
+    bits, and the NaN that a SQLite file written before :func:`_json_dumps` may hold."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
     """Build the engine. ``postgresql://`` URLs use psycopg 3; SQLite files get WAL and BEGIN IMMEDIATE."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -28,10 +62,22 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
         path = sa.make_url(url).database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = sa.create_engine(
+            url,
+            connect_args={"timeout": 30, "check_same_thread": False},
+            json_serializer=_json_dumps,
+            json_deserializer=_json_loads,
+        )
         _configure_sqlite(engine)
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    return sa.create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=10,
+        pool_pre_ping=True,
+        json_serializer=_json_dumps,
+        json_deserializer=_json_loads,
+    )
 
 
 @contextmanager
