@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import omtx_hub
 from omtx_hub import client, errors, queue
@@ -194,3 +196,24 @@ def test_client_imports_nothing_of_the_server() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "['omtx_hub', 'omtx_hub.client']"
+
+
+_CELLS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=5),
+)
+
+
+@given(st.lists(_CELLS, max_size=8), st.sampled_from(["double", "string", "bool"]))
+def test_a_parquet_column_holds_what_each_cell_would(values: list[object], kind: str) -> None:
+    """The export converts a column of values at once when their types allow; cell by cell otherwise.
+    Both give the same column (NaN a null, text in a number column a null, a huge integer rounded)."""
+    import pyarrow as pa
+
+    from omtx_hub.analytics.writers import _cell, _column
+
+    arrow_type = {"double": pa.float64(), "string": pa.string(), "bool": pa.bool_()}[kind]
+    assert _column(values, arrow_type).to_pylist() == [_cell(v, arrow_type) for v in values]

@@ -64,11 +64,14 @@ def _spreadsheet_safe(value: Any) -> Any:
 
 def _csv_lines(columns: list[str], rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
     for count, row in enumerate(rows, start=1):
-        writer.writerow({k: _spreadsheet_safe(v) for k, v in row.items()})
-        if count % 200 == 0:
+        # _spreadsheet_safe, inline: a call per cell is a third of a million-row export's time
+        writer.writerow(
+            ["'" + v if v.__class__ is str and v.startswith(_FORMULA_STARTS) else v for v in map(row.get, columns)]
+        )
+        if count % 500 == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
             buffer.truncate()
@@ -218,6 +221,23 @@ def _cell(value: Any, kind: Any) -> Any:
     return str(value)
 
 
+_NONE = type(None)
+# the Python types a column's values may all have for pyarrow to convert them as they are (NaN, in a
+# number column, converted as null: from_pandas), rather than one _cell at a time
+_AS_IS: dict[str, set[type]] = {"double": {float, int, _NONE}, "string": {str, _NONE}, "bool": {bool, _NONE}}
+
+
+def _column(values: list[Any], kind: Any) -> Any:
+    import pyarrow as pa
+
+    if {v.__class__ for v in values} <= _AS_IS[str(kind)]:
+        try:
+            return pa.array(values, type=kind, from_pandas=True)
+        except pa.ArrowInvalid:  # an integer a double cannot hold exactly: number() rounds it
+            pass
+    return pa.array([_cell(v, kind) for v in values], type=kind)
+
+
 def _parquet_stream(columns: list[str], predictor: str, rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -240,12 +260,9 @@ def _parquet_stream(columns: list[str], predictor: str, rows: Iterator[dict[str,
                 fields.append(pa.field(c, types[kind]))
             schema = pa.schema(fields)
             writer = pq.ParquetWriter(sink, schema)
-        data = {}
-        for f in schema:
-            values = [r.get(f.name) for r in batch]
-            data[f.name] = [_cell(v, f.type) for v in values]
         assert writer is not None
-        writer.write_table(pa.table(data, schema=schema))
+        columns_of_batch = [_column([r.get(f.name) for r in batch], f.type) for f in schema]
+        writer.write_table(pa.Table.from_arrays(columns_of_batch, schema=schema))
 
     for row in rows:
         batch.append(row)
