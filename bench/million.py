@@ -48,7 +48,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from omtx_hub.db.schema import jobs
-from omtx_hub.domain import Ligand
+from omtx_hub.domain import Ligand, scalar_results
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.ligands import ligand_properties
 from omtx_hub.queue import BatchSubmission, JobSubmission
@@ -216,6 +216,8 @@ def seed(hub: Hub, n: int) -> str:
                 status="completed",
                 completed_at=now,
                 aggregated_at=now,
+                # what the completions would have kept: every one-cell result field (exports list them)
+                result_columns=list(scalar_results(results)),
             )
         )
     if postgres:

@@ -40,7 +40,9 @@ def test_the_index_ranks_as_the_json_does(hub: Hub, screen: str, direction: str)
             assert read.order == planned.order
             assert read.ranks == {i: planned.ranks[i] for i in planned.order if i in planned.ranks}
             assert {i: planned.duplicates[i] for i in planned.order if i in planned.duplicates} == read.duplicates
-            assert _rows(hub, screen, read) == _rows(hub, screen, planned)
+            # its columns are those of its rows: the same cells, without the planned columns no row fills
+            cells = [{c: row.get(c) for c in planned.columns} for row in _rows(hub, screen, read)]
+            assert cells == _rows(hub, screen, planned)
     assert read.duplicates  # the fixture has duplicates among the rows compared
 
 
@@ -58,11 +60,15 @@ def test_the_index_declines_what_it_cannot_answer(hub: Hub, screen: str) -> None
 
 
 def test_a_batch_keeps_its_result_columns_as_children_complete(hub: Hub, screen: str) -> None:
-    assert hub.manager.get(screen)["result_columns"] == ["test_score", "other", "rare"]
+    assert hub.manager.get(screen)["result_columns"] == ["test_score", "other", "heavy_atoms", "rare"]
 
 
+@pytest.mark.parametrize("page", [7, 2000])
 @pytest.mark.parametrize("direction", ["asc", "desc"])
-def test_a_whole_batch_walks_the_index_as_the_plan_reads_it(hub: Hub, screen: str, direction: str) -> None:
+def test_a_whole_batch_walks_the_index_as_the_plan_reads_it(
+    hub: Hub, screen: str, direction: str, page: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("omtx_hub.analytics.rows._WALK_PAGE", page)  # 7: ties and duplicates split by pages
     parent = hub.manager.get(screen)
     for status in (None, "completed"):
         args = {"sort_key": "test_score", "direction": direction, "status": status, "top": None}
@@ -72,6 +78,9 @@ def test_a_whole_batch_walks_the_index_as_the_plan_reads_it(hub: Hub, screen: st
         assert walked.columns == planned.columns
         assert _rows(hub, screen, walked) == _rows(hub, screen, planned)
         assert len(_rows(hub, screen, walked)) == (60 if status is None else 44)
+    # a one-cell result named as a property fills its cell; the property shows where none does
+    heavy = {row["batch_index"]: row["heavy_atoms"] for row in _rows(hub, screen, walked)}
+    assert heavy[0] == 100 and heavy[3] == 103 and heavy[4] == 3 + 4 and heavy[5] == 3 + 5
 
 
 @pytest.mark.parametrize("limit", [1, 6])

@@ -107,9 +107,16 @@ def gapped_dimer() -> bytes:
     return made.make_pdb_string().encode()
 
 
+def _shadows(i: int) -> dict[str, Any]:
+    """Results named as a ligand property: a number in every third (the row shows it in the property's
+    cell), a list of numbers in one (not a cell: the row shows the property)."""
+    return {"heavy_atoms": 100 + i} if i % 3 == 0 else {"qed": [0.5, 0.6]} if i == 4 else {}
+
+
 def scored_screen(hub: Any, owner: str = "o") -> str:
     """A batch of 60 ligands of the test predictor: 40 completed with a score (ties among them), 4 completed
-    without one, 6 failed, 10 still pending; every fifth ligand shares an InChIKey with an earlier one."""
+    without one, 6 failed, 10 still pending; every fifth ligand shares an InChIKey with an earlier one;
+    some results are named as ligand properties (:func:`_shadows`)."""
     rng = random.Random(7)
     keys = [f"{'K' * 20}-{i % 23:06d}" if i % 5 else None for i in range(60)]
     sub = BatchSubmission(
@@ -128,7 +135,7 @@ def scored_screen(hub: Any, owner: str = "o") -> str:
     scores[5] = scores[17] = scores[30] = -8.0  # ties
     hub.manager.complete_many(
         [
-            (job, {"test_score": score, "other": i, **({"rare": 1.0} if i == 3 else {})}, 1.0, 2.0)
+            (job, {"test_score": score, "other": i, **({"rare": 1.0} if i == 3 else {}), **_shadows(i)}, 1.0, 2.0)
             for i, (job, score) in enumerate(zip(claimed, scores, strict=False))
         ],
         "w",

@@ -7,7 +7,6 @@ from omtx_hub.analytics.rows import (
     indexed_ranking,
     plan_rows,
     rank_batch,
-    row_of,
     stream_rows,
 )
 from omtx_hub.analytics.stats import batch_stats
@@ -22,6 +21,5 @@ __all__ = [
     "indexed_ranking",
     "plan_rows",
     "rank_batch",
-    "row_of",
     "stream_rows",
 ]

@@ -15,9 +15,8 @@ at a million children as at a hundred.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from omtx_hub.domain import JobStatus, number, scalar_results
 from omtx_hub.interactions import Requirement, parse_requirements
@@ -34,7 +33,6 @@ __all__ = [
     "number",
     "plan_rows",
     "rank_batch",
-    "row_of",
     "stream_rows",
 ]
 
@@ -43,32 +41,53 @@ BASE_COLUMNS = ["rank", "job_id", "batch_index", "ligand_name", "ligand_smiles",
 COST_COLUMNS = ["wall_seconds", "accelerator_seconds", "cost"]
 TAIL_COLUMNS = ["duplicate_of", "error_code", "error_message"]
 _PAGE = 500
-_T = TypeVar("_T")
+_WALK_PAGE = 2000  # a keyset page of a walk: a whole export's 1,000,000 rows in 500 queries
 
 
-def _property_cells(props: dict[str, Any] | None) -> dict[str, Any]:
-    values = map((props or {}).get, PROPERTY_FIELDS)
-    return {name: "; ".join(v) if v.__class__ is list else v for name, v in zip(PROPERTY_FIELDS, values, strict=True)}
+_SCALARS = frozenset({int, float, str, bool, type(None)})
+_PROPERTIES = frozenset(PROPERTY_FIELDS)
 
 
-def row_of(child: dict[str, Any], price_per_hour: float) -> dict[str, Any]:
-    """The flat row of one child (no rank)."""
-    error = child["error"] or {}
-    accel = child["accelerator_seconds"]
-    return {
-        "job_id": child["job_id"],
-        "batch_index": child["batch_index"],
-        "ligand_name": child["input"]["ligand_name"],
-        "ligand_smiles": child["input"]["ligand_smiles"],
-        "status": child["status"],
-        **_property_cells(child["input"].get("properties")),
-        **scalar_results(child["results"]),
-        "wall_seconds": child["wall_seconds"],
-        "accelerator_seconds": accel,
-        "cost": round(accel / 3600 * price_per_hour, 6) if accel is not None and price_per_hour else None,
-        "error_code": error.get("code"),
-        "error_message": error.get("message"),
-    }
+def _is_cell(value: Any) -> bool:
+    """Whether a value is one table cell: a number, text, a boolean, or a list of names."""
+    return value.__class__ in _SCALARS or (value.__class__ is list and all(v.__class__ is str for v in value))
+
+
+def _cell(value: Any) -> Any:
+    """A value as its table cell (see :func:`omtx_hub.domain.scalar_results`): a list of names joined
+    with ``; ``; None for what is not one cell (every pose's score)."""
+    if value.__class__ is list:
+        return "; ".join(value) if all(v.__class__ is str for v in value) else None
+    return value if value.__class__ in _SCALARS else None
+
+
+class _Rows:
+    """Makes the flat rows of a ranking: a dict in the order of ``ranking.columns``, with the
+    predictor's one-cell results under their own names."""
+
+    def __init__(self, ranking: Ranking, price_per_hour: float) -> None:
+        self.columns = ranking.columns
+        self.results = ranking.result_columns
+        first_property = len(BASE_COLUMNS) + len(self.results)  # where the property cells begin
+        self.shadowing = [(first_property + PROPERTY_FIELDS.index(name), name) for name in ranking.shadowing]
+        self.price_per_second = price_per_hour / 3600
+
+    def __call__(self, child: dict[str, Any], rank: int | None, duplicate_of: str | None) -> dict[str, Any]:
+        ligand = child["input"]
+        results = child["results"] or {}
+        error = child["error"] or {}
+        accel = child["accelerator_seconds"]
+        cells = [rank, child["job_id"], child["batch_index"], ligand["ligand_name"], ligand["ligand_smiles"]]
+        cells.append(child["status"])
+        cells += [v if v.__class__ in _SCALARS else _cell(v) for v in map(results.get, self.results)]
+        props = ligand.get("properties") or {}
+        cells += [v if v.__class__ in _SCALARS else _cell(v) for v in map(props.get, PROPERTY_FIELDS)]
+        for position, name in self.shadowing:
+            if name in results and _is_cell(results[name]):
+                cells[position] = _cell(results[name])
+        cost = round(accel * self.price_per_second, 6) if accel is not None and self.price_per_second else None
+        cells += (child["wall_seconds"], accel, cost, duplicate_of, error.get("code"), error.get("message"))
+        return dict(zip(self.columns, cells, strict=True))
 
 
 @dataclass
@@ -88,6 +107,8 @@ class Ranking:
     walk: bool = False
     status: str | None = None
     limit: int | None = None
+    # result fields named as a ligand property (Vina's heavy_atoms): a row's value fills that cell
+    shadowing: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -168,7 +189,15 @@ def plan_rows(
         order = order[:top]
     results_only = _results_only(result_columns)
     return Ranking(
-        order, ranks, _columns(results_only), duplicates, sort_key, direction, results_only, rules or RankingRules()
+        order,
+        ranks,
+        _columns(results_only),
+        duplicates,
+        sort_key,
+        direction,
+        results_only,
+        rules or RankingRules(),
+        shadowing=_shadowing(result_columns),
     )
 
 
@@ -198,10 +227,21 @@ def indexed_ranking(
     batch_id = parent["job_id"]
     kept = parent.get("result_columns")
     if kept is not None:
-        results_only = _results_only({sort_key: None, **dict.fromkeys(kept)})
-        columns = _columns(results_only)
+        kept_fields: dict[str, None] = {sort_key: None, **dict.fromkeys(kept)}
+        results_only = _results_only(kept_fields)
         return Ranking(
-            [], {}, columns, {}, sort_key, direction, results_only, RankingRules(), walk=True, status=status, limit=top
+            [],
+            {},
+            _columns(results_only),
+            {},
+            sort_key,
+            direction,
+            results_only,
+            RankingRules(),
+            walk=True,
+            status=status,
+            limit=top,
+            shadowing=_shadowing(kept_fields),
         )
     if top is None:
         return None
@@ -220,7 +260,17 @@ def indexed_ranking(
     }
     results_only = _results_only(seen)
     order = [row["batch_index"] for row in rows]
-    return Ranking(order, ranks, _columns(results_only), duplicates, sort_key, direction, results_only, RankingRules())
+    return Ranking(
+        order,
+        ranks,
+        _columns(results_only),
+        duplicates,
+        sort_key,
+        direction,
+        results_only,
+        RankingRules(),
+        shadowing=_shadowing(seen),
+    )
 
 
 def rank_batch(
@@ -248,21 +298,30 @@ def _results_only(seen: dict[str, None]) -> list[str]:
     return [c for c in seen if c not in PROPERTY_FIELDS and c not in BASE_COLUMNS]
 
 
+def _shadowing(seen: dict[str, None]) -> list[str]:
+    return [c for c in seen if c in _PROPERTIES]
+
+
 def _columns(results_only: list[str]) -> list[str]:
     return BASE_COLUMNS + results_only + list(PROPERTY_FIELDS) + COST_COLUMNS + TAIL_COLUMNS
 
 
 def _duplicate_of(manager: QueueManager, batch_id: str, children: list[dict[str, Any]]) -> list[str | None]:
     """For each child, the name of the batch's first ligand with its InChIKey when that is another one."""
-    first = manager.first_by_inchikey(batch_id, [c["inchikey"] for c in children if c["inchikey"]])
+    return _duplicate_names(
+        manager.first_by_inchikey(batch_id, [c["inchikey"] for c in children if c["inchikey"]]), children
+    )
+
+
+def _duplicate_names(first: dict[str, tuple[int, str]], children: list[dict[str, Any]]) -> list[str | None]:
+    """:func:`_duplicate_of` from ``first`` (InChIKey: the first child's index and name)."""
     return [
         first[c["inchikey"]][1] if c["inchikey"] in first and first[c["inchikey"]][0] != c["batch_index"] else None
         for c in children
     ]
 
 
-# what a row is made of (row_of), what the walk's cursor needs (score, index), and the first child
-# with the row's InChIKey (computed by the database, one index probe per row)
+# what a row is made of (_Rows), and what the walk's cursor needs (score, index)
 _ROW_COLUMNS = (
     "job_id",
     "batch_index",
@@ -273,21 +332,22 @@ _ROW_COLUMNS = (
     "wall_seconds",
     "accelerator_seconds",
     "score",
-    "duplicate_of",
+    "inchikey",
 )
 
 
-def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float) -> Iterator[dict[str, Any]]:
+def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, rows: _Rows) -> Iterator[dict[str, Any]]:
     """Every row from the score index: the scored ones best first, a keyset page at a time, then the
-    others in submission order. Nothing is planned, so the first row comes at once."""
+    others in submission order. Nothing is planned, so the first row comes at once (a whole batch's
+    first after one scan of its InChIKeys, for its duplicates; a top N's are probed row by row)."""
+    shared = manager.first_by_inchikey(batch_id, None) if ranking.limit is None else None
     rank = 0
-    for ranked, page in _read_ahead(_walk_pages(manager, batch_id, ranking)):
-        for child in page:
-            row = row_of(child, price_per_hour)
+    for ranked, page in _walk_pages(manager, batch_id, ranking):
+        names = _duplicate_of(manager, batch_id, page) if shared is None else _duplicate_names(shared, page)
+        for child, duplicate_of in zip(page, names, strict=True):
             if ranked:
                 rank += 1
-            row["rank"], row["duplicate_of"] = rank if ranked else None, child["duplicate_of"]
-            yield row
+            yield rows(child, rank if ranked else None, duplicate_of)
 
 
 def _walk_pages(manager: QueueManager, batch_id: str, ranking: Ranking) -> Iterator[tuple[bool, list[dict[str, Any]]]]:
@@ -313,28 +373,17 @@ def _walk_pages(manager: QueueManager, batch_id: str, ranking: Ranking) -> Itera
         last = page[-1]["batch_index"]
 
 
-def _read_ahead(pages: Iterator[_T]) -> Iterator[_T]:
-    """``pages``, each next one read in a thread while the caller works on this one: the database
-    runs its query (the index range, each row's InChIKey probe) without holding the GIL, so at a
-    million rows a third of an export's time overlaps the formatting of the rows instead of adding
-    to it. Closing early waits for the one read in flight."""
-    with ThreadPoolExecutor(1, thread_name_prefix="omtx-read-ahead") as pool:
-        ahead = pool.submit(next, pages, None)
-        while (page := ahead.result()) is not None:
-            ahead = pool.submit(next, pages, None)
-            yield page
-
-
 def _page(left: int) -> int:
-    return _PAGE if left < 0 else min(_PAGE, left)
+    return _WALK_PAGE if left < 0 else min(_WALK_PAGE, left)
 
 
 def stream_rows(
     manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float
 ) -> Iterator[dict[str, Any]]:
     """Pass 2: the rows in ranking order, read a page at a time."""
+    rows = _Rows(ranking, price_per_hour)
     if ranking.walk:
-        yield from _walk(manager, batch_id, ranking, price_per_hour)
+        yield from _walk(manager, batch_id, ranking, rows)
         return
     for start in range(0, len(ranking.order), _PAGE):
         wanted = ranking.order[start : start + _PAGE]
@@ -343,7 +392,4 @@ def stream_rows(
             child = found.get(index)
             if child is None:
                 continue  # pruned in between
-            row = row_of(child, price_per_hour)
-            row["rank"] = ranking.ranks.get(index)
-            row["duplicate_of"] = ranking.duplicates.get(index)
-            yield row
+            yield rows(child, ranking.ranks.get(index), ranking.duplicates.get(index))

@@ -202,7 +202,7 @@ class QueueManager:
             self.core, batch_id, status=status, limit=limit, after_index=after_index, columns=columns, unscored=True
         )
 
-    def first_by_inchikey(self, batch_id: str, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
+    def first_by_inchikey(self, batch_id: str, keys: Sequence[str] | None) -> dict[str, tuple[int, str]]:
         return reads.first_by_inchikey(self.core, batch_id, keys)
 
     def score_summary(self, batch_id: str, bins: int = 20) -> dict[str, Any] | None:

@@ -135,32 +135,8 @@ def _records(result: sa.CursorResult[Any]) -> list[Record]:
     return [dict(zip(keys, row, strict=True)) for row in result.all()]
 
 
-def _first_of_inchikey() -> sa.Label[Any]:
-    """``duplicate_of``: the name of the batch's first child with this child's InChIKey when that is
-    another child (one probe of ``ix_jobs_parent_inchikey`` per row, inside the database)."""
-    first = jobs.alias("first_of_key")
-    return (
-        sa.select(first.c.name)
-        .where(
-            first.c.batch_parent_id == jobs.c.batch_parent_id,
-            first.c.inchikey == jobs.c.inchikey,
-            first.c.batch_index < jobs.c.batch_index,
-        )
-        .order_by(first.c.batch_index)
-        .limit(1)
-        .scalar_subquery()
-        .label("duplicate_of")
-    )
-
-
-_DUPLICATE_OF = _first_of_inchikey()
-
-
 def _columns(columns: Sequence[str] | None) -> sa.Select[Any]:
-    """The columns to read (all when None); ``duplicate_of`` is computed, see :func:`_first_of_inchikey`."""
-    if not columns:
-        return sa.select(jobs)
-    return sa.select(*(_DUPLICATE_OF if name == "duplicate_of" else jobs.c[name] for name in columns))
+    return sa.select(*(jobs.c[name] for name in columns)) if columns else sa.select(jobs)
 
 
 def ranked_children(
@@ -195,18 +171,21 @@ def ranked_children(
         return rows
 
 
-def first_by_inchikey(q: QueueCore, batch_id: str, keys: Sequence[str]) -> dict[str, tuple[int, str]]:
-    """For each InChIKey, the first child of the batch that has it: (batch_index, ligand name)."""
-    if not keys:
+def first_by_inchikey(q: QueueCore, batch_id: str, keys: Sequence[str] | None) -> dict[str, tuple[int, str]]:
+    """For each InChIKey, the first child of the batch that has it: (batch_index, ligand name).
+    ``keys`` None: every InChIKey that more than one child of the batch has (one scan of
+    ``ix_jobs_parent_inchikey``, about 0.3 s at a million children)."""
+    if keys is not None and not keys:
         return {}
-    first = (
-        sa.select(jobs.c.inchikey, sa.func.min(jobs.c.batch_index).label("first"))
-        .where(jobs.c.batch_parent_id == batch_id, jobs.c.inchikey.in_(sorted(set(keys))))
-        .group_by(jobs.c.inchikey)
-        .subquery()
-    )
-    query = sa.select(first.c.inchikey, first.c.first, jobs.c.name).join(
-        jobs, sa.and_(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index == first.c.first)
+    first = sa.select(jobs.c.inchikey, sa.func.min(jobs.c.batch_index).label("first")).group_by(jobs.c.inchikey)
+    if keys is None:
+        first = first.where(jobs.c.batch_parent_id == batch_id, jobs.c.inchikey.is_not(None))
+        first = first.having(sa.func.count() > 1)
+    else:
+        first = first.where(jobs.c.batch_parent_id == batch_id, jobs.c.inchikey.in_(sorted(set(keys))))
+    firsts = first.subquery()
+    query = sa.select(firsts.c.inchikey, firsts.c.first, jobs.c.name).join(
+        jobs, sa.and_(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index == firsts.c.first)
     )
     with q.read() as conn:
         return {r.inchikey: (r.first, r.name) for r in conn.execute(query)}
