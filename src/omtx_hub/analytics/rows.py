@@ -14,6 +14,7 @@ at a million children as at a hundred.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,7 @@ __all__ = [
     "number",
     "plan_rows",
     "rank_batch",
+    "stream_cells",
     "stream_rows",
 ]
 
@@ -62,8 +64,8 @@ def _cell(value: Any) -> Any:
 
 
 class _Rows:
-    """Makes the flat rows of a ranking: a dict in the order of ``ranking.columns``, with the
-    predictor's one-cell results under their own names."""
+    """Makes the flat rows of a ranking: the list of a row's cells in the order of
+    ``ranking.columns``, with the predictor's one-cell results under their own names."""
 
     def __init__(self, ranking: Ranking, price_per_hour: float) -> None:
         self.columns = ranking.columns
@@ -72,7 +74,7 @@ class _Rows:
         self.shadowing = [(first_property + PROPERTY_FIELDS.index(name), name) for name in ranking.shadowing]
         self.price_per_second = price_per_hour / 3600
 
-    def __call__(self, child: dict[str, Any], rank: int | None, duplicate_of: str | None) -> dict[str, Any]:
+    def __call__(self, child: dict[str, Any], rank: int | None, duplicate_of: str | None) -> list[Any]:
         ligand = child["input"]
         results = child["results"] or {}
         error = child["error"] or {}
@@ -87,7 +89,7 @@ class _Rows:
                 cells[position] = _cell(results[name])
         cost = round(accel * self.price_per_second, 6) if accel is not None and self.price_per_second else None
         cells += (child["wall_seconds"], accel, cost, duplicate_of, error.get("code"), error.get("message"))
-        return dict(zip(self.columns, cells, strict=True))
+        return cells
 
 
 @dataclass
@@ -211,45 +213,87 @@ def indexed_ranking(
     status: str | None = None,
     rules: RankingRules | None = None,
 ) -> Ranking | None:
-    """The rows as :func:`plan_rows` ranks them, from the score index; None when the index cannot
-    answer (another sort key, a status other than completed, ranking rules that need each pose's
-    results, or, for a whole batch, one from before its result columns were kept), and the caller
+    """The rows as :func:`plan_rows` ranks them, without reading every child in Python; None when
+    that cannot be done (ranking rules, which need each pose's results; a whole batch by another
+    field than the primary score, or one from before its result columns were kept), and the caller
     plans the rows instead.
 
-    Nothing is read yet: :func:`stream_rows` walks the index page by page (the best ``top`` of it,
-    or all), under the batch's kept ``result_columns``. A batch from before they were kept has its
-    best ``top`` read now, and its columns are those of these rows (plan_rows lists a field that
-    any child has)."""
-    if status not in (None, JobStatus.COMPLETED.value) or manager.score_field(parent["predictor"]) != sort_key:
-        return None
+    By the primary score (status none or completed), nothing is read yet: :func:`stream_rows` walks
+    the score index page by page (the best ``top`` of it, or all), under the batch's kept
+    ``result_columns``. A batch from before they were kept has its best ``top`` read now from the
+    index. The best ``top`` by any other numeric result or property are read now, by one pass of
+    the database over the batch's JSON. Such rows read now bring their own columns (plan_rows lists
+    a field that any child has)."""
     if rules is not None and rules != RankingRules():
         return None
     batch_id = parent["job_id"]
-    kept = parent.get("result_columns")
-    if kept is not None:
-        kept_fields: dict[str, None] = {sort_key: None, **dict.fromkeys(kept)}
-        results_only = _results_only(kept_fields)
-        return Ranking(
-            [],
-            {},
-            _columns(results_only),
-            {},
-            sort_key,
-            direction,
-            results_only,
-            RankingRules(),
-            walk=True,
-            status=status,
-            limit=top,
-            shadowing=_shadowing(kept_fields),
-        )
-    if top is None:
-        return None
     wanted = ("batch_index", "name", "inchikey", "input", "results")
-    rows = manager.ranked_children(batch_id, direction=direction, limit=top, columns=wanted)
-    ranks = {row["batch_index"]: position for position, row in enumerate(rows, start=1)}
-    if len(rows) < top:  # fewer scored than asked: then the others in index order, as plan_rows lists them
-        rows += manager.unscored_children(batch_id, status=status, limit=top - len(rows), columns=wanted)
+    ranked: list[dict[str, Any]]
+    rest: Callable[[int], list[dict[str, Any]]]
+    if manager.score_field(parent["predictor"]) == sort_key and status in (None, JobStatus.COMPLETED.value):
+        kept = parent.get("result_columns")
+        if kept is not None:
+            return _walk_ranking(kept, sort_key=sort_key, direction=direction, status=status, top=top)
+        if top is None:
+            return None
+        ranked = manager.ranked_children(batch_id, direction=direction, limit=top, columns=wanted)
+
+        def rest(n: int) -> list[dict[str, Any]]:
+            return manager.unscored_children(batch_id, status=status, limit=n, columns=wanted)
+
+    elif top is not None and _PLAIN_NAME.fullmatch(sort_key):
+        with_property = sort_key in _PROPERTIES
+        ranked = []  # only completed children are ranked
+        if status in (None, JobStatus.COMPLETED.value):
+            ranked = manager.best_by_field(
+                batch_id, field=sort_key, with_property=with_property, direction=direction, limit=top, columns=wanted
+            )
+
+        def rest(n: int) -> list[dict[str, Any]]:
+            return manager.unranked_by_field(
+                batch_id, field=sort_key, with_property=with_property, status=status, limit=n, columns=wanted
+            )
+
+    else:
+        return None
+    return _read_ranking(manager, batch_id, ranked, rest, sort_key=sort_key, direction=direction, top=top)
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")  # a field the database's JSON path takes as it is
+
+
+def _walk_ranking(kept: list[str], *, sort_key: str, direction: str, status: str | None, top: int | None) -> Ranking:
+    kept_fields: dict[str, None] = {sort_key: None, **dict.fromkeys(kept)}
+    results_only = _results_only(kept_fields)
+    return Ranking(
+        [],
+        {},
+        _columns(results_only),
+        {},
+        sort_key,
+        direction,
+        results_only,
+        RankingRules(),
+        walk=True,
+        status=status,
+        limit=top,
+        shadowing=_shadowing(kept_fields),
+    )
+
+
+def _read_ranking(
+    manager: QueueManager,
+    batch_id: str,
+    ranked: list[dict[str, Any]],
+    rest: Callable[[int], list[dict[str, Any]]],
+    *,
+    sort_key: str,
+    direction: str,
+    top: int,
+) -> Ranking:
+    """A ranking of rows read now: the ranked ones, then (fewer than ``top``) the others in index order."""
+    ranks = {row["batch_index"]: position for position, row in enumerate(ranked, start=1)}
+    rows = ranked + (rest(top - len(ranked)) if len(ranked) < top else [])
     seen: dict[str, None] = {sort_key: None}
     for row in rows:
         seen.update(dict.fromkeys(scalar_results(row["results"])))
@@ -259,9 +303,8 @@ def indexed_ranking(
         if name is not None
     }
     results_only = _results_only(seen)
-    order = [row["batch_index"] for row in rows]
     return Ranking(
-        order,
+        [row["batch_index"] for row in rows],
         ranks,
         _columns(results_only),
         duplicates,
@@ -336,7 +379,7 @@ _ROW_COLUMNS = (
 )
 
 
-def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, rows: _Rows) -> Iterator[dict[str, Any]]:
+def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, rows: _Rows) -> Iterator[list[Any]]:
     """Every row from the score index: the scored ones best first, a keyset page at a time, then the
     others in submission order. Nothing is planned, so the first row comes at once (a whole batch's
     first after one scan of its InChIKeys, for its duplicates; a top N's are probed row by row)."""
@@ -380,7 +423,15 @@ def _page(left: int) -> int:
 def stream_rows(
     manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float
 ) -> Iterator[dict[str, Any]]:
-    """Pass 2: the rows in ranking order, read a page at a time."""
+    """Pass 2: the rows in ranking order, read a page at a time, as dicts keyed by ``ranking.columns``."""
+    columns = ranking.columns
+    for cells in stream_cells(manager, batch_id, ranking, price_per_hour):
+        yield dict(zip(columns, cells, strict=True))
+
+
+def stream_cells(manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float) -> Iterator[list[Any]]:
+    """:func:`stream_rows` as lists of cells in the order of ``ranking.columns`` (what a table
+    writer wants: no dict per row)."""
     rows = _Rows(ranking, price_per_hour)
     if ranking.walk:
         yield from _walk(manager, batch_id, ranking, rows)

@@ -11,7 +11,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from omtx_hub.analytics.rows import COST_COLUMNS, Ranking, number, stream_rows
+from omtx_hub.analytics.rows import COST_COLUMNS, Ranking, number, stream_cells, stream_rows
 from omtx_hub.domain import JobStatus
 from omtx_hub.errors import InvalidInput
 from omtx_hub.ligands import PROPERTY_FIELDS, TEXT_PROPERTIES
@@ -62,15 +62,13 @@ def _spreadsheet_safe(value: Any) -> Any:
     return value
 
 
-def _csv_lines(columns: list[str], rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def _csv_lines(columns: list[str], rows: Iterator[list[Any]]) -> Iterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
-    for count, row in enumerate(rows, start=1):
+    for count, cells in enumerate(rows, start=1):
         # _spreadsheet_safe, inline: a call per cell is a third of a million-row export's time
-        writer.writerow(
-            ["'" + v if v.__class__ is str and v.startswith(_FORMULA_STARTS) else v for v in map(row.get, columns)]
-        )
+        writer.writerow(["'" + v if v.__class__ is str and v.startswith(_FORMULA_STARTS) else v for v in cells])
         if count % 500 == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
@@ -238,31 +236,32 @@ def _column(values: list[Any], kind: Any) -> Any:
     return pa.array([_cell(v, kind) for v in values], type=kind)
 
 
-def _parquet_stream(columns: list[str], predictor: str, rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def _parquet_stream(columns: list[str], predictor: str, rows: Iterator[list[Any]]) -> Iterator[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    batch: list[dict[str, Any]] = []
+    batch: list[list[Any]] = []
     schema: pa.Schema | None = None
     sink = _Sink()
     writer: pq.ParquetWriter | None = None
 
     def flush() -> None:
         nonlocal schema, writer
+        by_column = [list(values) for values in zip(*batch, strict=True)] if batch else [[] for _ in columns]
         if schema is None:
             fields = []
             types = {"number": pa.float64(), "text": pa.string(), "bool": pa.bool_()}
-            for c in columns:
+            for c, cells in zip(columns, by_column, strict=True):
                 kind = _declared_type(c, predictor)
                 if kind is None:
-                    values = [r.get(c) for r in batch if r.get(c) is not None]
+                    values = [v for v in cells if v is not None]
                     kind = "number" if values and all(number(v) is not None for v in values) else "text"
                 fields.append(pa.field(c, types[kind]))
             schema = pa.schema(fields)
             writer = pq.ParquetWriter(sink, schema)
         assert writer is not None
-        columns_of_batch = [_column([r.get(f.name) for r in batch], f.type) for f in schema]
-        writer.write_table(pa.Table.from_arrays(columns_of_batch, schema=schema))
+        arrays = [_column(cells, f.type) for cells, f in zip(by_column, schema, strict=True)]
+        writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
 
     for row in rows:
         batch.append(row)
@@ -283,9 +282,13 @@ def export_stream(
     """The export of a batch as a stream of bytes, in ranking order."""
     if fmt not in EXPORT_FORMATS:
         raise InvalidInput(f"unknown export format {fmt!r}; one of {', '.join(EXPORT_FORMATS)}", code="invalid_format")
-    rows = stream_rows(manager, batch_id, ranking, settings.price_per_accelerator_hour)
-    if fmt == "csv":
-        return _csv_lines(ranking.columns, rows)
+    price = settings.price_per_accelerator_hour
+    if fmt in ("csv", "parquet"):
+        cells = stream_cells(manager, batch_id, ranking, price)
+        if fmt == "csv":
+            return _csv_lines(ranking.columns, cells)
+        return _parquet_stream(ranking.columns, manager.get(batch_id)["predictor"], cells)
+    rows = stream_rows(manager, batch_id, ranking, price)
     if fmt == "json":
         parent = manager.get(batch_id)
         head = {
@@ -304,6 +307,4 @@ def export_stream(
         return _json_document(head, rows)
     if fmt == "sdf":
         return _sdf_records(store, batch_id, rows)
-    if fmt == "zip":
-        return _zip_stream(store, batch_id, ranking.columns, rows)
-    return _parquet_stream(ranking.columns, manager.get(batch_id)["predictor"], rows)
+    return _zip_stream(store, batch_id, ranking.columns, rows)

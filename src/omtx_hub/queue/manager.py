@@ -189,6 +189,46 @@ class QueueManager:
             self.core, batch_id, direction=direction, limit=limit, after=after, columns=columns
         )
 
+    def best_by_field(
+        self,
+        batch_id: str,
+        *,
+        field: str,
+        with_property: bool,
+        direction: str,
+        limit: int,
+        columns: Sequence[str] | None = None,
+    ) -> list[Record]:
+        return reads.best_by_field(
+            self.core,
+            batch_id,
+            field=field,
+            with_property=with_property,
+            direction=direction,
+            limit=limit,
+            columns=columns,
+        )
+
+    def unranked_by_field(
+        self,
+        batch_id: str,
+        *,
+        field: str,
+        with_property: bool,
+        status: str | None,
+        limit: int,
+        columns: Sequence[str] | None = None,
+    ) -> list[Record]:
+        return reads.unranked_by_field(
+            self.core,
+            batch_id,
+            field=field,
+            with_property=with_property,
+            status=status,
+            limit=limit,
+            columns=columns,
+        )
+
     def unscored_children(
         self,
         batch_id: str,

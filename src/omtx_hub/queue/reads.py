@@ -15,6 +15,7 @@ from omtx_hub.queue.core import QueueCore
 from omtx_hub.queue.types import Record
 
 __all__ = [
+    "best_by_field",
     "events",
     "first_by_inchikey",
     "get",
@@ -27,6 +28,7 @@ __all__ = [
     "ranked_children",
     "score_summary",
     "unfinished_count",
+    "unranked_by_field",
 ]
 
 
@@ -169,6 +171,78 @@ def ranked_children(
             rest = _columns(columns).where(scored, beyond).order_by(better, index).limit(limit - len(rows))
             rows += _records(conn.execute(rest))
         return rows
+
+
+def _json_number(q: QueueCore, column: sa.Column[Any], *path: str) -> sa.ColumnElement[Any]:
+    """The number at ``path`` in a JSON column, NULL where there is none (text, a boolean, null,
+    missing): computed by the database, which reads the JSON in C. ``path`` is plain names (the caller
+    checks), bound as parameters."""
+    if q.postgres:
+        node: Any = column
+        for name in path[:-1]:
+            node = node.op("->")(name)
+        is_number = sa.func.json_typeof(node.op("->")(path[-1])) == "number"
+        return sa.case((is_number, sa.cast(node.op("->>")(path[-1]), sa.Float)), else_=None)
+    where = "$" + "".join(f'."{name}"' for name in path)
+    is_number = sa.func.json_type(column, where).in_(["integer", "real"])
+    return sa.case((is_number, sa.func.json_extract(column, where)), else_=None)
+
+
+def _field_value(q: QueueCore, field: str, with_property: bool) -> sa.ColumnElement[Any]:
+    value = _json_number(q, jobs.c.results, field)
+    if with_property:
+        value = sa.func.coalesce(value, _json_number(q, jobs.c.input, "properties", field))
+    return value
+
+
+def best_by_field(
+    q: QueueCore,
+    batch_id: str,
+    *,
+    field: str,
+    with_property: bool,
+    direction: str,
+    limit: int,
+    columns: Sequence[str] | None = None,
+) -> list[Record]:
+    """The best ``limit`` completed children of a batch by a numeric result ``field`` (``with_property``:
+    or, where the results hold no number, the ligand property of that name), ties in submission order.
+    One pass over the batch in the database, which reads each child's JSON in C and keeps the best
+    ``limit`` (no index: any field)."""
+    value = _field_value(q, field, with_property)
+    query = (
+        _columns(columns)
+        .where(jobs.c.batch_parent_id == batch_id, jobs.c.status == "completed", value.is_not(None))
+        .order_by(value.desc() if direction == "desc" else value.asc(), jobs.c.batch_index)
+        .limit(limit)
+    )
+    with q.read() as conn:
+        return _records(conn.execute(query))
+
+
+def unranked_by_field(
+    q: QueueCore,
+    batch_id: str,
+    *,
+    field: str,
+    with_property: bool,
+    status: str | None,
+    limit: int,
+    columns: Sequence[str] | None = None,
+) -> list[Record]:
+    """The first ``limit`` children (of ``status``) in submission order that :func:`best_by_field`
+    does not rank: unfinished, failed, or completed without a number for ``field``."""
+    ranked = sa.and_(jobs.c.status == "completed", _field_value(q, field, with_property).is_not(None))
+    query = (
+        _columns(columns)
+        .where(jobs.c.batch_parent_id == batch_id, sa.not_(ranked))
+        .order_by(jobs.c.batch_index)
+        .limit(limit)
+    )
+    if status is not None:
+        query = query.where(jobs.c.status == status)
+    with q.read() as conn:
+        return _records(conn.execute(query))
 
 
 def first_by_inchikey(q: QueueCore, batch_id: str, keys: Sequence[str] | None) -> dict[str, tuple[int, str]]:
