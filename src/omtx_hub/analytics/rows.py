@@ -394,26 +394,33 @@ def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, rows: _Rows) -
 
 
 def _walk_pages(manager: QueueManager, batch_id: str, ranking: Ranking) -> Iterator[tuple[bool, list[dict[str, Any]]]]:
-    """The walk's pages, each with whether its rows are ranked."""
+    """The walk's pages, each with whether its rows are ranked. A page shorter than asked is the
+    last of its kind (no query to find an empty one: a ten-ligand export is two queries)."""
     left = ranking.limit if ranking.limit is not None else -1  # rows still to give; -1: all
     after: tuple[float, int] | None = None
-    while left and (
-        page := manager.ranked_children(
-            batch_id, direction=ranking.direction, limit=_page(left), after=after, columns=_ROW_COLUMNS
+    while left:
+        size = _page(left)
+        page = manager.ranked_children(
+            batch_id, direction=ranking.direction, limit=size, after=after, columns=_ROW_COLUMNS
         )
-    ):
-        yield True, page
-        left -= len(page) if left > 0 else 0
-        after = (page[-1]["score"], page[-1]["batch_index"])
+        if page:
+            yield True, page
+            left -= len(page) if left > 0 else 0
+            after = (page[-1]["score"], page[-1]["batch_index"])
+        if len(page) < size:
+            break
     last = -1
-    while left and (
-        page := manager.unscored_children(
-            batch_id, status=ranking.status, limit=_page(left), after_index=last, columns=_ROW_COLUMNS
+    while left:
+        size = _page(left)
+        page = manager.unscored_children(
+            batch_id, status=ranking.status, limit=size, after_index=last, columns=_ROW_COLUMNS
         )
-    ):
-        yield False, page
-        left -= len(page) if left > 0 else 0
-        last = page[-1]["batch_index"]
+        if page:
+            yield False, page
+            left -= len(page) if left > 0 else 0
+            last = page[-1]["batch_index"]
+        if len(page) < size:
+            break
 
 
 def _page(left: int) -> int:
