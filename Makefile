@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python bench/pose_checks.py
 	$(BIN)/python bench/million.py --exports
 	$(BIN)/python bench/idle_workers.py --workers 30
+	$(BIN)/python bench/small_batches.py
 
 clean:
 	rm -rf $(VENV) .omtx .pytest_cache frontend/node_modules $(VIEWER)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from omtx_hub.analytics import Ranking, RankingRules, rank_batch, stream_rows
+from omtx_hub.analytics import Position, Ranking, RankingRules, rank_batch, stream_rows
 from omtx_hub.domain import ACTIVE, JobType, target_key_for
 from omtx_hub.errors import InvalidInput, NotFound
 from omtx_hub.hub import Hub
@@ -68,8 +68,10 @@ def ranking_for(
     status: str | None,
     top: int | None,
     rules: RankingRules | None = None,
+    after: str | None = None,
 ) -> Ranking:
-    """The ranking an export or a listing asked for, the batch's default where it did not say."""
+    """The ranking an export or a listing asked for, the batch's default where it did not say;
+    ``after``: a page of it, after the cursor the previous page ended with."""
     key, direction = default_ranking(parent)
     if sort:
         key = sort
@@ -78,13 +80,23 @@ def ranking_for(
             f"predictor {parent['predictor']!r} has no documented primary score: pass sort=FIELD", code="sort_required"
         )
     chosen = rules if rules is not None else RankingRules.of_batch(parent)
-    return _ranking(hub, parent, key, order or direction, status, top, chosen)
+    start = Position.of_cursor(after) if after is not None else None
+    return _ranking(hub, parent, key, order or direction, status, top, chosen, start)
 
 
 def _ranking(
-    hub: Hub, parent: Record, key: str, direction: str, status: str | None, top: int | None, rules: RankingRules
+    hub: Hub,
+    parent: Record,
+    key: str,
+    direction: str,
+    status: str | None,
+    top: int | None,
+    rules: RankingRules,
+    after: Position | None = None,
 ) -> Ranking:
-    return rank_batch(hub.manager, parent, sort_key=key, direction=direction, status=status, top=top, rules=rules)
+    return rank_batch(
+        hub.manager, parent, sort_key=key, direction=direction, status=status, top=top, rules=rules, after=after
+    )
 
 
 def rescore_choice(

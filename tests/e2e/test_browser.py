@@ -340,6 +340,18 @@ def test_a_batch_too_large_to_load_whole_is_ranked_by_the_server(page: Any, hub_
     assert "20,050 ligands" in page.locator("#table-note").inner_text()
     assert page.locator("#histogram svg rect").count() == 20  # the server's histogram of every ligand
 
+    # the next page of the ranking (a cursor from the score index), then back to the best
+    assert page.locator("#page-previous").is_disabled()
+    page.locator("#page-next").click()
+    first_row.locator("td").first.get_by_text("2001", exact=True).wait_for(timeout=60_000)
+    assert page.locator("#results-body tr").count() == 2000
+    assert page.locator("#results-body tr").last.locator("td").first.inner_text() == "4000"
+    assert "ligands 2,001–4,000" in page.locator("#table-note").inner_text()
+    expected = hub.manager.ranked_children(batch_id, direction="desc", limit=2001, columns=("name",))[-1]["name"]
+    assert expected in first_row.inner_text()  # the 2,001st of the server's ranking
+    page.locator("#page-best").click()
+    first_row.get_by_text("needle").wait_for(timeout=60_000)
+
     header = page.locator("#results-head button", has_text="affinity_probability_binary")
     header.click()  # ascending: the server ranks the whole batch again, worst first
     first_row.get_by_text("worst").wait_for(timeout=60_000)

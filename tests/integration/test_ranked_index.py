@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from hub_testing import scored_screen
+from hub_testing import ApiClient, scored_screen
 from omtx_hub.analytics import RankingRules, batch_stats, indexed_ranking, plan_rows, stream_rows
 from omtx_hub.analytics.stats import histogram
 from omtx_hub.db.schema import jobs
@@ -158,3 +158,44 @@ def test_a_batch_retry_keeps_the_completed_scores(hub: Hub, screen: str) -> None
         rows = conn.execute(sa.select(jobs.c.status, jobs.c.score).where(jobs.c.batch_parent_id == screen)).all()
     assert sum(1 for r in rows if r.score is not None) == 40
     assert all(r.score is None for r in rows if r.status != "completed")
+
+
+@pytest.mark.parametrize("status", [None, "completed"])
+def test_pages_of_the_ranking_follow_each_others_cursor(api: ApiClient, hub: Hub, status: str | None) -> None:
+    """Pages of 7 (ties and duplicates split by page ends, the last ranked page running into the
+    unscored rows) put together are the whole export, ranks and all; the last ends with a null cursor."""
+    screen = scored_screen(hub, owner="local")
+    export = f"/api/v1/jobs/{screen}/export"
+    ranked = {"format": "json", "sort": "test_score", "order": "asc", **({"status": status} if status else {})}
+    whole = api.get(export, params=ranked).json()
+    assert "next_cursor" not in whole  # not a page
+    rows: list[dict] = []
+    after = None
+    while True:
+        params = {**ranked, "top": 7, **({"after": after} if after else {})}
+        page = api.get(export, params=params).json()
+        assert "results" in page, page
+        rows += page["results"]
+        after = page["next_cursor"]
+        if after is None:
+            break
+        assert len(page["results"]) == 7
+    assert rows == whole["results"] and len(rows) == (60 if status is None else 44)
+    assert [r["rank"] for r in rows[:40]] == list(range(1, 41)) and rows[40]["rank"] is None
+
+
+def test_a_cursor_is_refused_where_the_index_does_not_rank(api: ApiClient, hub: Hub) -> None:
+    screen = scored_screen(hub, owner="local")
+    export = f"/api/v1/jobs/{screen}/export"
+    ranked = {"format": "json", "sort": "test_score", "order": "asc"}
+    first = api.get(export, params={**ranked, "top": 5}).json()["next_cursor"]
+    for params in (
+        {"top": 5, "after": "bm90IGEgY3Vyc29y"},  # base64 of "not a cursor"
+        {"top": 5, "after": "!!"},
+        {"after": first},  # no top
+        {"top": 5, "after": first, "sort": "other"},
+        {"top": 5, "after": first, "status": "failed"},
+        {"top": 5, "after": first, "pose_checks": "require"},
+    ):
+        r = api.get(export, params={**ranked, **params})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_cursor", (params, r.text)

@@ -2,6 +2,7 @@
 (:mod:`.writers`) of a batch."""
 
 from omtx_hub.analytics.rows import (
+    Position,
     Ranking,
     RankingRules,
     indexed_ranking,
@@ -14,6 +15,7 @@ from omtx_hub.analytics.writers import EXPORT_FORMATS, export_stream
 
 __all__ = [
     "EXPORT_FORMATS",
+    "Position",
     "Ranking",
     "RankingRules",
     "batch_stats",

@@ -14,12 +14,16 @@ at a million children as at a hundred.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from omtx_hub.domain import JobStatus, number, scalar_results
+from omtx_hub.errors import InvalidInput
 from omtx_hub.interactions import Requirement, parse_requirements
 from omtx_hub.ligands import PROPERTY_FIELDS
 from omtx_hub.queue import QueueManager
@@ -28,6 +32,7 @@ __all__ = [
     "BASE_COLUMNS",
     "COST_COLUMNS",
     "TAIL_COLUMNS",
+    "Position",
     "Ranking",
     "RankingRules",
     "indexed_ranking",
@@ -43,7 +48,7 @@ BASE_COLUMNS = ["rank", "job_id", "batch_index", "ligand_name", "ligand_smiles",
 COST_COLUMNS = ["wall_seconds", "accelerator_seconds", "cost"]
 TAIL_COLUMNS = ["duplicate_of", "error_code", "error_message"]
 _PAGE = 500
-_WALK_PAGE = 2000  # a keyset page of a walk: a whole export's 1,000,000 rows in 500 queries
+_WALK_PAGE = 5000  # a keyset page of a walk: a whole export's 1,000,000 rows in 200 pages
 
 
 _SCALARS = frozenset({int, float, str, bool, type(None)})
@@ -92,6 +97,30 @@ class _Rows:
         return cells
 
 
+@dataclass(frozen=True)
+class Position:
+    """Where a page of a walk ended: the rank of its last ranked row, and its score and index
+    (``score`` None: the page ended among the unscored rows, after ``index``). As an opaque cursor,
+    the ``after`` of the next page."""
+
+    rank: int
+    score: float | None
+    index: int
+
+    def cursor(self) -> str:
+        return base64.urlsafe_b64encode(json.dumps([self.rank, self.score, self.index]).encode()).decode().rstrip("=")
+
+    @classmethod
+    def of_cursor(cls, cursor: str) -> Position:
+        try:
+            rank, score, index = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+            if not (type(rank) is int and type(index) is int and (score is None or type(score) in (int, float))):
+                raise ValueError(cursor)
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+            raise InvalidInput("after is not a cursor this API issued", code="invalid_cursor") from exc
+        return cls(rank, None if score is None else float(score), index)
+
+
 @dataclass
 class Ranking:
     """Pass 1: the order of the rows, their ranks, the columns that exist, duplicates by InChIKey."""
@@ -111,6 +140,17 @@ class Ranking:
     limit: int | None = None
     # result fields named as a ligand property (Vina's heavy_atoms): a row's value fills that cell
     shadowing: list[str] = field(default_factory=list)
+    # a walk's page: where the previous page ended (None: from the best row); and, as it streams,
+    # where this one has got to and how many rows it has given
+    start: Position | None = None
+    reached: Position | None = None
+    given: int = 0
+
+    def next_cursor(self) -> str | None:
+        """After a walk of ``limit`` rows has streamed: the ``after`` of the next page (None: no
+        more rows, or not a page of a walk)."""
+        full = self.walk and self.limit is not None and self.given == self.limit
+        return self.reached.cursor() if full and self.reached is not None else None
 
 
 @dataclass(frozen=True)
@@ -325,11 +365,21 @@ def rank_batch(
     status: str | None = None,
     top: int | None = None,
     rules: RankingRules | None = None,
+    after: Position | None = None,
 ) -> Ranking:
-    """A batch's ranking: from the score index when it can answer, else planned from every child."""
+    """A batch's ranking: from the score index when it can answer, else planned from every child.
+    ``after``: the next ``top`` rows of a walk of the score index after that position (a page)."""
     indexed = indexed_ranking(
         manager, parent, sort_key=sort_key, direction=direction, top=top, status=status, rules=rules
     )
+    if after is not None:
+        if indexed is None or not indexed.walk or top is None:
+            raise InvalidInput(
+                "after= pages through the ranking by the primary score (with top=, no other sort, a status "
+                "of completed or none, no ranking rules) of a batch that keeps its result columns",
+                code="invalid_cursor",
+            )
+        indexed.start = after
     if indexed is not None:
         return indexed
     return plan_rows(
@@ -380,25 +430,29 @@ _ROW_COLUMNS = (
 
 
 def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, rows: _Rows) -> Iterator[list[Any]]:
-    """Every row from the score index: the scored ones best first, a keyset page at a time, then the
-    others in submission order. Nothing is planned, so the first row comes at once (a whole batch's
-    first after one scan of its InChIKeys, for its duplicates; a top N's are probed row by row)."""
+    """Every row from the score index (from ``ranking.start`` on): the scored ones best first, a
+    keyset page at a time, then the others in submission order. Nothing is planned, so the first row
+    comes at once (a whole batch's first after one scan of its InChIKeys, for its duplicates; a top
+    N's are looked up page by page)."""
     shared = manager.first_by_inchikey(batch_id, None) if ranking.limit is None else None
-    rank = 0
+    rank = ranking.start.rank if ranking.start is not None else 0
     for ranked, page in _walk_pages(manager, batch_id, ranking):
         names = _duplicate_of(manager, batch_id, page) if shared is None else _duplicate_names(shared, page)
         for child, duplicate_of in zip(page, names, strict=True):
             if ranked:
                 rank += 1
             yield rows(child, rank if ranked else None, duplicate_of)
+        ranking.given += len(page)
+        ranking.reached = Position(rank, page[-1]["score"] if ranked else None, page[-1]["batch_index"])
 
 
 def _walk_pages(manager: QueueManager, batch_id: str, ranking: Ranking) -> Iterator[tuple[bool, list[dict[str, Any]]]]:
     """The walk's pages, each with whether its rows are ranked. A page shorter than asked is the
     last of its kind (no query to find an empty one: a ten-ligand export is two queries)."""
+    start = ranking.start
     left = ranking.limit if ranking.limit is not None else -1  # rows still to give; -1: all
-    after: tuple[float, int] | None = None
-    while left:
+    after = (start.score, start.index) if start is not None and start.score is not None else None
+    while left and (start is None or start.score is not None):
         size = _page(left)
         page = manager.ranked_children(
             batch_id, direction=ranking.direction, limit=size, after=after, columns=_ROW_COLUMNS
@@ -409,7 +463,7 @@ def _walk_pages(manager: QueueManager, batch_id: str, ranking: Ranking) -> Itera
             after = (page[-1]["score"], page[-1]["batch_index"])
         if len(page) < size:
             break
-    last = -1
+    last = start.index if start is not None and start.score is None else -1
     while left:
         size = _page(left)
         page = manager.unscored_children(

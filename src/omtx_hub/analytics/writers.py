@@ -76,7 +76,10 @@ def _csv_lines(columns: list[str], rows: Iterator[list[Any]]) -> Iterator[bytes]
     yield buffer.getvalue().encode()
 
 
-def _json_document(head: dict[str, Any], rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def _json_document(
+    head: dict[str, Any], rows: Iterator[dict[str, Any]], tail: Callable[[], dict[str, Any]]
+) -> Iterator[bytes]:
+    """``head``'s fields, the rows as ``results``, then ``tail()``'s fields (known once the rows are out)."""
     yield (json.dumps(head)[:-1] + ', "results": [').encode()
     parts: list[str] = []
     for count, row in enumerate(rows):
@@ -84,7 +87,8 @@ def _json_document(head: dict[str, Any], rows: Iterator[dict[str, Any]]) -> Iter
         if len(parts) >= 200:
             yield "".join(parts).encode()
             parts = []
-    yield ("".join(parts) + "]}").encode()
+    end = json.dumps(tail())
+    yield ("".join(parts) + "]" + (", " + end[1:] if end != "{}" else "}")).encode()
 
 
 def _reader(store: ResultStore, directory: str) -> Callable[[str], bytes]:
@@ -304,7 +308,9 @@ def export_stream(
             "result_columns": ranking.result_columns,
             **ranking.rules.as_document(),  # what a pose had to show to be ranked
         }
-        return _json_document(head, rows)
+        # a page of the walk ends with the cursor of the next (null after the last page)
+        paged = ranking.walk and ranking.limit is not None
+        return _json_document(head, rows, lambda: {"next_cursor": ranking.next_cursor()} if paged else {})
     if fmt == "sdf":
         return _sdf_records(store, batch_id, rows)
     return _zip_stream(store, batch_id, ranking.columns, rows)

@@ -44,13 +44,20 @@ def export(
     order: str | None = Query(None, pattern="^(asc|desc)$", description="asc: lower is better."),
     status: str | None = Query(None, pattern="^(pending|running|completed|failed|cancelled)$"),
     top: int | None = Query(None, ge=1, description="Only the best N rows."),
+    after: str | None = Query(
+        None,
+        max_length=200,
+        description="The next top=N rows of the ranking by the primary score: the next_cursor that the "
+        "previous page (format=json) ended with.",
+    ),
     required_interactions: list[str] | None = REQUIRED_INTERACTIONS,
     pose_checks: str | None = POSE_CHECKS,
 ) -> StreamingResponse:
     hub = get_hub(request)
     parent = batch_record(hub, batch_id, scope_of(request))
     rules = ranking_rules(parent, required_interactions, pose_checks)
-    return _streamed(hub, batch_id, format, ranking_for(hub, parent, sort, order, status, top, rules))
+    ranking = ranking_for(hub, parent, sort, order, status, top, rules, after)
+    return _streamed(hub, batch_id, format, ranking)
 
 
 def _streamed(hub: Hub, batch_id: str, fmt: str, ranking: Ranking) -> StreamingResponse:

@@ -4,7 +4,8 @@
 // hits and the histogram are computed here, over every ligand. A larger batch is ranked by the
 // server: the table holds the best TABLE_ROWS ligands of the whole batch by the chosen numeric
 // column (/export?format=json&top=…), the status filter asks the server, and top hits and the
-// histogram come from /stats. Either way the ligands are reloaded only when the batch's progress
+// histogram come from /stats; ranked by the primary score, its table pages through the rest of the
+// ranking (a keyset cursor per page, from the score index). Either way the ligands are reloaded only when the batch's progress
 // has moved, and no sooner than ten times as long as the last load took (at least every 2 s), so
 // an open page costs the API little even for a screen of a million ligands.
 "use strict";
@@ -30,6 +31,9 @@ let large = false;  // ranked by the server (more than WHOLE_LIMIT ligands)
 let serverTop = [];  // large: the best ligands of the whole batch, from /stats
 let serverHistogram = null;  // large: {edges, counts} of the ranking score, from /stats
 let tableNote = "";
+let pageAfter = null;  // large: the cursor the shown page starts after (null: the best rows)
+const pagesBefore = [];  // large: the cursors of the pages before it, for "previous"
+let nextCursor = null;  // large: the cursor of the next page (null: none, or not paged)
 let loadedFor = null;  // the progress the ligands were last loaded for
 let nextLoadAt = 0;
 let lastProgress = null;
@@ -87,6 +91,7 @@ async function loadLarge(total, seq) {
   }
   const status = document.getElementById("status-select").value;
   if (status) query.set("status", status);
+  if (pageAfter) query.set("after", pageAfter);
   rulesQuery(query);
   const [doc, stats] = await Promise.all([
     getJSON(`/api/v1/jobs/${batchId}/export?${query}`),
@@ -107,8 +112,12 @@ async function loadLarge(total, seq) {
   direction = stats.direction || direction;
   serverTop = stats.top.map((t) => ({ job_id: t.job_id, ligand_name: t.ligand_name, score: t[stats.rank_by] }));
   serverHistogram = (stats.fields[scoreKey] || {}).histogram || null;
+  nextCursor = doc.next_cursor || null;
   const by = `${doc.rank_by} (${doc.direction === "asc" ? "lowest" : "highest"} first)`;
+  const from = pagesBefore.length * TABLE_ROWS;  // rows on the pages before this one
   const shown = status && status !== "completed" ? `the first ${rows.length.toLocaleString("en")} ${status} ligands`
+    : pageAfter ? `ligands ${(from + 1).toLocaleString("en")}–${(from + rows.length).toLocaleString("en")} by ${by}`
+      + ", in the server's ranking of the whole batch"
     : `the best ${rows.length.toLocaleString("en")} by ${by}, ranked over the whole batch by the server`;
   tableNote = `${total.toLocaleString("en")} ligands: the table shows ${shown}. Sorting by a numeric column ranks`
     + " the whole batch again; the name filter searches the rows shown. Top hits and the histogram cover every"
@@ -187,7 +196,7 @@ function render() {
     button.addEventListener("click", () => {
       sortAsc = sortKey === c ? !sortAsc : true;
       sortKey = c;
-      if (large && serverSortable(c)) reloadNow(); else render();
+      if (large && serverSortable(c)) { resetPages(); reloadNow(); } else render();
     });
     th.append(button);
     if (sortKey === c) th.setAttribute("aria-sort", sortAsc ? "ascending" : "descending");
@@ -227,6 +236,7 @@ function render() {
     }
     return tr;
   }));
+  renderPages();
   renderTop();
   renderHistogram();
   renderContacts();
@@ -359,6 +369,21 @@ async function reloadNow() {
   if (lastProgress) { await loadRows(lastProgress, true); render(); }
 }
 
+// Another ranking (sort, status, rules) starts again from its best rows.
+function resetPages() {
+  pageAfter = null;
+  pagesBefore.length = 0;
+  nextCursor = null;
+}
+
+function renderPages() {
+  const pager = document.getElementById("table-pages");
+  pager.hidden = !(large && (nextCursor || pageAfter));
+  document.getElementById("page-next").disabled = !nextCursor;
+  document.getElementById("page-previous").disabled = !pageAfter;
+  document.getElementById("page-best").disabled = !pageAfter;
+}
+
 function guessScoreKey() {
   for (const r of rows) for (const [k, v] of Object.entries(r.results || {})) if (typeof v === "number") return k;
   return null;
@@ -374,11 +399,23 @@ async function act(path) {
 
 for (const id of ["require-filter", "pose-checks-filter"]) {
   document.getElementById(id).addEventListener("change", () => {
-    if (large) reloadNow(); else { rank(); render(); }
+    if (large) { resetPages(); reloadNow(); } else { rank(); render(); }
   });
 }
 document.getElementById("cancel").addEventListener("click", () => act("cancel"));
 document.getElementById("retry").addEventListener("click", () => act("retry"));
 document.getElementById("name-filter").addEventListener("input", render);
-document.getElementById("status-select").addEventListener("change", () => (large ? reloadNow() : render()));
+document.getElementById("status-select").addEventListener("change", () => {
+  if (large) { resetPages(); reloadNow(); } else render();
+});
+document.getElementById("page-next").addEventListener("click", () => {
+  pagesBefore.push(pageAfter);
+  pageAfter = nextCursor;
+  reloadNow();
+});
+document.getElementById("page-previous").addEventListener("click", () => {
+  pageAfter = pagesBefore.pop() || null;
+  reloadNow();
+});
+document.getElementById("page-best").addEventListener("click", () => { resetPages(); reloadNow(); });
 refresh();
