@@ -35,12 +35,14 @@ def _finite(value: Any) -> Any:
 
 
 def _json_dumps(value: Any) -> str:
-    """A JSON column's text. NaN and infinities (a predictor's failed estimate) are stored as null:
-    they are not JSON, PostgreSQL refuses them (the completion of such a job failed there) and
-    SQLite's JSON functions cannot read a document that holds one."""
+    """A JSON column's text, written by orjson (several times faster than ``json``: a million-ligand
+    submission writes two documents per child); by ``json`` what orjson refuses (keys that are not
+    text, integers beyond 64 bits). NaN and infinities (a predictor's failed estimate) are stored as
+    null either way: they are not JSON, PostgreSQL refuses them (the completion of such a job failed
+    there) and SQLite's JSON functions cannot read a document that holds one."""
     try:
-        return json.dumps(value, allow_nan=False)
-    except ValueError:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
         return json.dumps(_finite(value), allow_nan=False)
 
 

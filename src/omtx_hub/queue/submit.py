@@ -156,7 +156,8 @@ def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
                         "job_id": new_id("job"),
                         "name": lig.name,
                         "batch_index": start + i,
-                        "inchikey": (sub.properties[start + i].get("inchikey") or None) if sub.properties else None,
+                        # only with properties: one bind parameter less per child otherwise
+                        **({"inchikey": sub.properties[start + i].get("inchikey") or None} if sub.properties else {}),
                         "input": {
                             "ligand_name": lig.name,
                             "ligand_smiles": lig.smiles,
