@@ -199,3 +199,32 @@ def test_a_cursor_is_refused_where_the_index_does_not_rank(api: ApiClient, hub: 
     ):
         r = api.get(export, params={**ranked, **params})
         assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_cursor", (params, r.text)
+
+
+def test_result_columns_grow_when_several_processes_complete_a_batch(hub: Hub) -> None:
+    """Each process remembers what it committed and skips reading the parent when a completion has
+    nothing new; a field another process added, or a new one, still lands."""
+    from omtx_hub.domain import Ligand
+    from omtx_hub.hub import open_hub
+    from omtx_hub.queue import BatchSubmission
+
+    sub = BatchSubmission(
+        owner="o",
+        predictor="test",
+        protein_sequence="MKTAYIAKQR",
+        batch_name="two workers",
+        ligands=[Ligand(f"l{i}", "CCO") for i in range(4)],
+        max_attempts=1,
+    )
+    batch_id = hub.manager.submit_batch(sub).record["job_id"]
+    other = open_hub(hub.settings)  # another worker process: its own queue core
+    try:
+        first, second, third, fourth = hub.manager.claim("a", ["test"], limit=4)
+        hub.manager.complete(first, "a", {"s": 1.0})
+        other.manager.complete(second, "a", {"s": 2.0, "extra": 1.0})
+        hub.manager.complete(third, "a", {"s": 3.0})  # nothing new to this process: not read
+        assert hub.manager.get(batch_id)["result_columns"] == ["s", "extra"]
+        hub.manager.complete(fourth, "a", {"s": 4.0, "extra": 2.0, "newest": "x"})
+        assert hub.manager.get(batch_id)["result_columns"] == ["s", "extra", "newest"]
+    finally:
+        other.close()

@@ -18,7 +18,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -447,34 +447,49 @@ def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, rows: _Rows) -
 
 
 def _walk_pages(manager: QueueManager, batch_id: str, ranking: Ranking) -> Iterator[tuple[bool, list[dict[str, Any]]]]:
-    """The walk's pages, each with whether its rows are ranked. A page shorter than asked is the
-    last of its kind (no query to find an empty one: a ten-ligand export is two queries)."""
+    """The walk's pages, each with whether its rows are ranked: the scored ones from the score
+    index, then the unscored ones in submission order (from ``ranking.start`` on)."""
     start = ranking.start
     left = ranking.limit if ranking.limit is not None else -1  # rows still to give; -1: all
-    after = (start.score, start.index) if start is not None and start.score is not None else None
-    while left and (start is None or start.score is not None):
-        size = _page(left)
-        page = manager.ranked_children(
-            batch_id, direction=ranking.direction, limit=size, after=after, columns=_ROW_COLUMNS
+    if start is None or start.score is not None:
+        first = (start.score, start.index) if start is not None and start.score is not None else None
+
+        def scored(size: int, previous: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+            after = (previous[-1]["score"], previous[-1]["batch_index"]) if previous else first
+            return manager.ranked_children(
+                batch_id, direction=ranking.direction, limit=size, after=after, columns=_ROW_COLUMNS
+            )
+
+        left = yield from _keyset_pages(scored, left, ranked=True)
+    begin = start.index if start is not None and start.score is None else -1
+
+    def unscored(size: int, previous: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        after_index = previous[-1]["batch_index"] if previous else begin
+        return manager.unscored_children(
+            batch_id, status=ranking.status, limit=size, after_index=after_index, columns=_ROW_COLUMNS
         )
-        if page:
-            yield True, page
-            left -= len(page) if left > 0 else 0
-            after = (page[-1]["score"], page[-1]["batch_index"])
-        if len(page) < size:
-            break
-    last = start.index if start is not None and start.score is None else -1
+
+    yield from _keyset_pages(unscored, left, ranked=False)
+
+
+_Read = Callable[[int, list[dict[str, Any]] | None], list[dict[str, Any]]]
+
+
+def _keyset_pages(read: _Read, left: int, *, ranked: bool) -> Generator[tuple[bool, list[dict[str, Any]]], None, int]:
+    """Pages of ``read(size, previous page)`` until ``left`` rows are given (-1: all) or a page is
+    shorter than asked (the last: no query to find an empty one, so a ten-ligand export is two
+    queries); returns the rows still to give."""
+    previous = None
     while left:
         size = _page(left)
-        page = manager.unscored_children(
-            batch_id, status=ranking.status, limit=size, after_index=last, columns=_ROW_COLUMNS
-        )
+        page = read(size, previous)
         if page:
-            yield False, page
+            yield ranked, page
             left -= len(page) if left > 0 else 0
-            last = page[-1]["batch_index"]
+            previous = page
         if len(page) < size:
             break
+    return left
 
 
 def _page(left: int) -> int:

@@ -30,6 +30,17 @@ class QueueCore:
     # predictor -> the result field ranked by default: the shipped predictors' declarations; a
     # worker adds its plugins' own (QueueManager.declare_score) before it completes their jobs
     score_fields: dict[str, str] = field(default_factory=lambda: {name: s.primary for name, s in SPECS.items()})
+    # parent -> the result columns it is known (committed) to keep; None: it keeps none (before 0007).
+    # They only ever grow, so a completion whose fields are all known here skips reading them.
+    kept_columns: dict[str, frozenset[str] | None] = field(default_factory=dict)
+
+    def remember_columns(self, learned: dict[str, frozenset[str] | None]) -> None:
+        """Note what completions just committed (the most recent 4,096 parents are kept)."""
+        for parent, columns in learned.items():
+            self.kept_columns.pop(parent, None)
+            self.kept_columns[parent] = columns
+        while len(self.kept_columns) > 4096:
+            del self.kept_columns[next(iter(self.kept_columns))]
 
     @property
     def postgres(self) -> bool:

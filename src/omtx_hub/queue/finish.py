@@ -30,15 +30,16 @@ def _score(q: QueueCore, predictor: str, results: dict[str, Any]) -> float | Non
     return number(results.get(name)) if name else None
 
 
-def _add_result_columns(conn: sa.Connection, parent: str, seen: list[str]) -> None:
+def _add_result_columns(conn: sa.Connection, parent: str, seen: list[str]) -> frozenset[str] | None:
     """Append the fields a batch's table lacks to its ``result_columns`` (left NULL for a batch from
-    before they were kept: its columns are read from its children)."""
+    before they were kept: its columns are read from its children); returns what it keeps now."""
     known = conn.execute(sa.select(jobs.c.result_columns).where(jobs.c.job_id == parent)).scalar_one_or_none()
     if known is None:
-        return
+        return None
     new = [name for name in seen if name not in known]
     if new:
         conn.execute(sa.update(jobs).where(jobs.c.job_id == parent).values(result_columns=[*known, *new]))
+    return frozenset([*known, *new])
 
 
 def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> list[Finished]:
@@ -120,8 +121,14 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
             parent: transitions.shift_parent(conn, parent, Counter({(RUNNING, COMPLETED): n}), now)
             for parent, n in sorted(moves.items())
         }
+        learned: dict[str, frozenset[str] | None] = {}
         for parent, seen in sorted(columns.items()):  # after shift_parent, which locked the parent's row
-            _add_result_columns(conn, parent, list(seen))
+            if parent in q.kept_columns:
+                kept = q.kept_columns[parent]
+                if kept is None or kept >= seen.keys():
+                    continue  # nothing new (what this process knows is committed; the columns only grow)
+            learned[parent] = _add_result_columns(conn, parent, list(seen))
+    q.remember_columns(learned)  # after the commit: a rolled-back write teaches nothing
     if any(finished.values()):
         out = [
             Finished(applied=f.applied, status=f.status, parent_finished=finished.get(job.batch_parent_id or ""))
