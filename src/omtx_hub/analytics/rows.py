@@ -6,10 +6,13 @@ the predictor under the predictor's own field names, and its measured cost. Pass
 which columns exist); pass 2 (:func:`stream_rows`) reads them again in that order, a few hundred at
 a time, so a 100,000-ligand export never holds every row.
 
-A request for the best N by the predictor's primary score (the batch page, ``top=N`` exports, the
-top of the statistics, a rescoring funnel) skips pass 1: :func:`indexed_ranking` reads those N from
-the ``score`` column's index, and their duplicates from the ``inchikey`` index, so it costs the same
-at a million children as at a hundred.
+Most requests skip pass 1 (:func:`indexed_ranking`). By the predictor's primary score (the batch
+page, exports, the top of the statistics, a rescoring funnel) the rows are walked from the ``score``
+column's index in keyset pages (a whole batch, its best N, or a page after a :class:`Position`), and
+their duplicates come from the ``inchikey`` index, so the best N cost the same at a million children
+as at a hundred. The best N by any other numeric field are chosen by the database in one pass over
+the JSON. Rows are made as lists of cells in column order (:func:`stream_cells`; :func:`stream_rows`
+gives them as dicts).
 """
 
 from __future__ import annotations
