@@ -232,18 +232,7 @@ def plan_rows(
     order = [index for _, index in scored] + rest
     if top is not None:
         order = order[:top]
-    results_only = _results_only(result_columns)
-    return Ranking(
-        order,
-        ranks,
-        _columns(results_only),
-        duplicates,
-        sort_key,
-        direction,
-        results_only,
-        rules or RankingRules(),
-        shadowing=_shadowing(result_columns),
-    )
+    return _ranking(result_columns, order, ranks, duplicates, sort_key, direction, rules or RankingRules())
 
 
 def indexed_ranking(
@@ -307,20 +296,25 @@ _PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")  # a field the database's JSON path t
 
 def _walk_ranking(kept: list[str], *, sort_key: str, direction: str, status: str | None, top: int | None) -> Ranking:
     kept_fields: dict[str, None] = {sort_key: None, **dict.fromkeys(kept)}
-    results_only = _results_only(kept_fields)
+    ranking = _ranking(kept_fields, [], {}, {}, sort_key, direction, RankingRules())
+    ranking.walk, ranking.status, ranking.limit = True, status, top
+    return ranking
+
+
+def _ranking(
+    seen: dict[str, None],
+    order: list[int],
+    ranks: dict[int, int],
+    duplicates: dict[int, str],
+    sort_key: str,
+    direction: str,
+    rules: RankingRules,
+) -> Ranking:
+    """A ranking whose table has the one-cell fields ``seen`` (in order) as its columns."""
+    results_only = _results_only(seen)
+    columns = _columns(results_only)
     return Ranking(
-        [],
-        {},
-        _columns(results_only),
-        {},
-        sort_key,
-        direction,
-        results_only,
-        RankingRules(),
-        walk=True,
-        status=status,
-        limit=top,
-        shadowing=_shadowing(kept_fields),
+        order, ranks, columns, duplicates, sort_key, direction, results_only, rules, shadowing=_shadowing(seen)
     )
 
 
@@ -345,18 +339,7 @@ def _read_ranking(
         for row, name in zip(rows, _duplicate_of(manager, batch_id, rows), strict=True)
         if name is not None
     }
-    results_only = _results_only(seen)
-    return Ranking(
-        [row["batch_index"] for row in rows],
-        ranks,
-        _columns(results_only),
-        duplicates,
-        sort_key,
-        direction,
-        results_only,
-        RankingRules(),
-        shadowing=_shadowing(seen),
-    )
+    return _ranking(seen, [row["batch_index"] for row in rows], ranks, duplicates, sort_key, direction, RankingRules())
 
 
 def rank_batch(
