@@ -106,7 +106,12 @@ def test_an_idle_worker_sends_nothing_and_wakes_on_a_submission(
 def test_a_worker_keeps_claiming_while_its_listener_is_down(pg_hub: Hub, running: Worker) -> None:
     claimed_after(pg_hub, pg_hub.manager.submit_job(job("first")).record["job_id"])
     listener = running._listener
-    assert listener is not None and listener.connected
+    assert listener is not None
+    # the worker listens once it is idle: if it took "first" in its first claim, not before that is done
+    end = time.monotonic() + 10
+    while not listener.connected and time.monotonic() < end:
+        time.sleep(0.05)
+    assert listener.connected
     backend = listener._conn.info.backend_pid
     with psycopg.connect(pg_hub.settings.resolved_database_url().replace("+psycopg", ""), autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (backend,))
