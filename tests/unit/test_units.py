@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas  # noqa: F401  (pyarrow imports it at its first from_pandas conversion; see below)
+import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import omtx_hub
 from omtx_hub import client, errors, queue
+from omtx_hub.analytics.writers import _cell, _column
 from omtx_hub.chem import check_smiles, clean_protein_sequence
 from omtx_hub.errors import InvalidInput, NotFound, PayloadTooLarge, PredictorUnavailable, StorageError
 from omtx_hub.ligand_files import read_ligands
@@ -210,10 +213,9 @@ _CELLS = st.one_of(
 @given(st.lists(_CELLS, max_size=8), st.sampled_from(["double", "string", "bool"]))
 def test_a_parquet_column_holds_what_each_cell_would(values: list[object], kind: str) -> None:
     """The export converts a column of values at once when their types allow; cell by cell otherwise.
-    Both give the same column (NaN a null, text in a number column a null, a huge integer rounded)."""
-    import pyarrow as pa
-
-    from omtx_hub.analytics.writers import _cell, _column
-
+    Both give the same column (NaN a null, text in a number column a null, a huge integer rounded).
+    (pyarrow, pandas and the writers are imported with this module: imports inside the first example,
+    pandas by pyarrow's first ``from_pandas`` conversion, took it to 0.4 s under load, past
+    Hypothesis's deadline, and the test failed as flaky.)"""
     arrow_type = {"double": pa.float64(), "string": pa.string(), "bool": pa.bool_()}[kind]
     assert _column(values, arrow_type).to_pylist() == [_cell(v, arrow_type) for v in values]
