@@ -65,8 +65,8 @@ class Worker:
         self.manager = manager
         self.store = store
         self.predictors = dict(predictors)
-        for name, predictor in self.predictors.items():  # what the ranked ``score`` column holds for each
-            manager.declare_score(name, predictor.primary_score)
+        for name, predictor in self.predictors.items():  # what the indexed ``score`` and ``job_scores`` hold
+            manager.declare_score(name, predictor.primary_score, getattr(predictor, "other_scores", ()))
         self.worker_id = worker_id or new_worker_id()
         self._workdir = Path(tempfile.mkdtemp(prefix="omtx-worker-"))
         self._targets: OrderedDict[tuple[str, str], tuple[Target, TargetArtifacts]] = OrderedDict()

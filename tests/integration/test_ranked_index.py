@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from hub_testing import ApiClient, scored_screen
 from omtx_hub.analytics import RankingRules, batch_stats, indexed_ranking, plan_rows, stream_rows
 from omtx_hub.analytics.stats import histogram
-from omtx_hub.db.schema import jobs
+from omtx_hub.db.schema import job_scores, jobs
 from omtx_hub.hub import Hub
 
 
@@ -48,10 +48,11 @@ def test_the_index_ranks_as_the_json_does(hub: Hub, screen: str, direction: str)
 
 @pytest.mark.parametrize("direction", ["asc", "desc"])
 def test_the_best_by_any_field_are_read_as_the_plan_ranks_them(hub: Hub, screen: str, direction: str) -> None:
-    """By a result field, by a property (and a result of that name where it is a number), by a field
-    no child has: the database's pass over the JSON ranks as the plan does, ties by submission order."""
+    """By another score (read from ``job_scores``), by a result field, by a property (and a result
+    of that name where it is a number), by a field no child has (the database's pass over the JSON):
+    each ranks as the plan does, ties by submission order."""
     parent = hub.manager.get(screen)
-    for sort_key in ("other", "heavy_atoms", "rare", "qed", "missing"):
+    for sort_key in ("other", "rare", "heavy_atoms", "qed", "missing"):
         for status in (None, "completed", "failed", "pending"):
             for top in (1, 7, 45, 100):
                 args = {"sort_key": sort_key, "direction": direction, "status": status, "top": top}
@@ -65,6 +66,28 @@ def test_the_best_by_any_field_are_read_as_the_plan_ranks_them(hub: Hub, screen:
                 assert cells == _rows(hub, screen, planned), args
     by_heavy = indexed_ranking(hub.manager, parent, sort_key="heavy_atoms", direction="desc", top=3)
     assert by_heavy is not None and by_heavy.order == [42, 39, 36]  # results of 142, 139, 136 over the property
+
+
+def test_other_scores_are_kept_by_completions_and_read_from_their_index(hub: Hub, screen: str) -> None:
+    """Every completed child's other scores are in ``job_scores``; the best by one are read from
+    there (a row taken out of it is no longer ranked); pruning the batch deletes them."""
+    with hub.manager.core.read() as conn:
+        kept = conn.execute(sa.select(job_scores).where(job_scores.c.batch_parent_id == screen)).all()
+    assert sorted((r.field, r.batch_index, r.value) for r in kept) == sorted(
+        [("other", i, float(i % 9 - 4)) for i in range(44)] + [("rare", 3, 1.0)]
+    )
+    parent = hub.manager.get(screen)
+    best = indexed_ranking(hub.manager, parent, sort_key="other", direction="desc", top=3)
+    assert best is not None and best.order == [8, 17, 26]  # 4, ties in submission order
+    with hub.manager.core.write() as conn:
+        conn.execute(sa.delete(job_scores).where(job_scores.c.field == "other", job_scores.c.batch_index == 8))
+    best = indexed_ranking(hub.manager, parent, sort_key="other", direction="desc", top=3)
+    assert best is not None and best.order == [17, 26, 35]
+    with hub.manager.core.write() as conn:
+        conn.execute(sa.update(jobs).where(jobs.c.job_id == screen).values(completed_at=1.0, status="completed"))
+    assert (screen, screen) in hub.manager.prune(older_than=2.0)
+    with hub.manager.core.read() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(job_scores)).scalar_one() == 0
 
 
 def test_the_index_declines_what_it_cannot_answer(hub: Hub, screen: str) -> None:

@@ -116,7 +116,8 @@ def _shadows(i: int) -> dict[str, Any]:
 def scored_screen(hub: Any, owner: str = "o") -> str:
     """A batch of 60 ligands of the test predictor: 40 completed with a score (ties among them), 4 completed
     without one, 6 failed, 10 still pending; every fifth ligand shares an InChIKey with an earlier one;
-    some results are named as ligand properties (:func:`_shadows`)."""
+    some results are named as ligand properties (:func:`_shadows`). Its other scores (``job_scores``)
+    are "other" (ties among them) and "rare" (one child has it)."""
     rng = random.Random(7)
     keys = [f"{'K' * 20}-{i % 23:06d}" if i % 5 else None for i in range(60)]
     sub = BatchSubmission(
@@ -129,13 +130,18 @@ def scored_screen(hub: Any, owner: str = "o") -> str:
         properties=[{"inchikey": key, "heavy_atoms": 3 + i % 7} for i, key in enumerate(keys)],
     )
     batch_id = hub.manager.submit_batch(sub).record["job_id"]
-    hub.manager.declare_score("test", "test_score")  # as a worker that serves the plugin does
+    hub.manager.declare_score("test", "test_score", ("other", "rare"))  # as a worker that serves the plugin does
     claimed = sorted(hub.manager.claim("w", ["test"], limit=50), key=lambda j: j.batch_index or 0)
     scores = [round(rng.uniform(-12, -4), 1) for _ in range(40)] + [None] * 4
     scores[5] = scores[17] = scores[30] = -8.0  # ties
     hub.manager.complete_many(
         [
-            (job, {"test_score": score, "other": i, **({"rare": 1.0} if i == 3 else {}), **_shadows(i)}, 1.0, 2.0)
+            (
+                job,
+                {"test_score": score, "other": i % 9 - 4, **({"rare": 1.0} if i == 3 else {}), **_shadows(i)},
+                1.0,
+                2.0,
+            )
             for i, (job, score) in enumerate(zip(claimed, scores, strict=False))
         ],
         "w",

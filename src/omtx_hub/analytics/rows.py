@@ -253,8 +253,8 @@ def indexed_ranking(
     By the primary score (status none or completed), nothing is read yet: :func:`stream_rows` walks
     the score index page by page (the best ``top`` of it, or all), under the batch's kept
     ``result_columns``. A batch from before they were kept has its best ``top`` read now from the
-    index. The best ``top`` by any other numeric result or property are read now, by one pass of
-    the database over the batch's JSON. Such rows read now bring their own columns (plan_rows lists
+    index. The best ``top`` by another score of the predictor are read now from ``job_scores``; by
+    any other numeric result or property, by one pass of the database over the batch's JSON. Such rows read now bring their own columns (plan_rows lists
     a field that any child has)."""
     if rules is not None and rules != RankingRules():
         return None
@@ -275,8 +275,11 @@ def indexed_ranking(
 
     elif top is not None and _PLAIN_NAME.fullmatch(sort_key):
         with_property = sort_key in _PROPERTIES
+        other_scores = manager.sortable_fields(parent["predictor"])
         ranked = []  # only completed children are ranked
-        if status in (None, JobStatus.COMPLETED.value):
+        if status in (None, JobStatus.COMPLETED.value) and not with_property and sort_key in other_scores:
+            ranked = manager.best_by_score(batch_id, field=sort_key, direction=direction, limit=top, columns=wanted)
+        elif status in (None, JobStatus.COMPLETED.value):
             ranked = manager.best_by_field(
                 batch_id, field=sort_key, with_property=with_property, direction=direction, limit=top, columns=wanted
             )

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 __all__ = [
     "api_keys",
     "job_events",
+    "job_scores",
     "jobs",
     "metadata",
     "owners",
@@ -119,6 +120,22 @@ jobs = sa.Table(
     # job lists
     sa.Index("ix_jobs_owner_type_id", "owner", "job_type", "id"),
     sa.Index("ix_jobs_type_status", "job_type", "status"),
+)
+
+# A batch child's other scores (a predictor's declared fields with a direction, besides the primary
+# one in ``jobs.score``): one row per number, written in the completion transaction (a completed
+# child never changes), deleted with its batch. The key is the index: a batch's best by such a field
+# are one range of it, in either direction, ties in submission order (0008). On SQLite the table is
+# that index alone (WITHOUT ROWID).
+job_scores = sa.Table(
+    "job_scores",
+    metadata,
+    sa.Column("batch_parent_id", sa.String(48), nullable=False),
+    sa.Column("field", sa.String(100), nullable=False),
+    sa.Column("value", sa.Float(), nullable=False),
+    sa.Column("batch_index", sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint("batch_parent_id", "field", "value", "batch_index", name="pk_job_scores"),
+    sqlite_with_rowid=False,
 )
 
 job_events = sa.Table(

@@ -129,6 +129,7 @@ class _Watch:
 class Boltz2Predictor:
     name = BOLTZ2.name
     primary_score = BOLTZ2.primary  # declared with its fields in boltz2_spec.py
+    other_scores = BOLTZ2.sortable  # kept indexed too (job_scores)
     score_direction: Literal["asc", "desc"] = BOLTZ2.primary_field.direction or "asc"
 
     def __init__(self, settings: Settings) -> None:

@@ -47,6 +47,12 @@ class PredictorSpec:
         return next((f for f in self.fields if f.name == name), None)
 
     @property
+    def sortable(self) -> tuple[str, ...]:
+        """The other scores (fields with a direction): kept indexed beside the primary, so that a
+        batch's best by any of them are read from an index (``job_scores``)."""
+        return tuple(f.name for f in self.fields if f.direction is not None and f.name != self.primary)
+
+    @property
     def primary_field(self) -> ResultField:
         found = self.field(self.primary)
         assert found is not None  # checked in __post_init__

@@ -43,6 +43,7 @@ _ENGINES_PER_TARGET = 4  # Vina objects (one per seed) kept with their maps
 class VinaPredictor:
     name = VINA.name
     primary_score = VINA.primary  # declared with its fields in vina_spec.py
+    other_scores = VINA.sortable  # kept indexed too (job_scores)
     score_direction: Literal["asc", "desc"] = VINA.primary_field.direction or "asc"
 
     def __init__(self, cpu: int = 0) -> None:

@@ -1,5 +1,6 @@
 """What every queue operation shares: the engine, the clock, the lease length, the retry policy and
-which result of each predictor is its primary score (copied to the indexed ``score`` column).
+which result of each predictor is its primary score (copied to the indexed ``score`` column) and
+which are its other scores (copied to ``job_scores``).
 
 Connections come from here only, so every driver error is translated into
 :class:`~omtx_hub.errors.QueueUnavailable` in one place (:mod:`omtx_hub.db.engine`).
@@ -30,6 +31,10 @@ class QueueCore:
     # predictor -> the result field ranked by default: the shipped predictors' declarations; a
     # worker adds its plugins' own (QueueManager.declare_score) before it completes their jobs
     score_fields: dict[str, str] = field(default_factory=lambda: {name: s.primary for name, s in SPECS.items()})
+    # predictor -> its other scores, copied to ``job_scores`` by each completion of a batch child
+    sortable_fields: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {name: s.sortable for name, s in SPECS.items()}
+    )
     # parent -> the result columns it is known (committed) to keep; None: it keeps none (before 0007).
     # They only ever grow, so a completion whose fields are all known here skips reading them.
     kept_columns: dict[str, frozenset[str] | None] = field(default_factory=dict)

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from omtx_hub.db.schema import jobs
+from omtx_hub.db.schema import job_scores, jobs
 from omtx_hub.domain import ClaimedJob, number, scalar_results
 from omtx_hub.queue import transitions
 from omtx_hub.queue.core import QueueCore
@@ -28,6 +28,16 @@ def _score(q: QueueCore, predictor: str, results: dict[str, Any]) -> float | Non
     """The job's primary score as a float (None: the predictor's is unknown here, or not a number)."""
     name = q.score_fields.get(predictor)
     return number(results.get(name)) if name else None
+
+
+def _other_scores(q: QueueCore, job: ClaimedJob, parent: str, results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``job_scores`` rows of a completed batch child: its predictor's other scores that are numbers."""
+    rows = []
+    for name in q.sortable_fields.get(job.predictor, ()):
+        value = number(results.get(name))
+        if value is not None:
+            rows.append({"batch_parent_id": parent, "field": name, "value": value, "batch_index": job.batch_index})
+    return rows
 
 
 def _add_result_columns(conn: sa.Connection, parent: str, seen: list[str]) -> frozenset[str] | None:
@@ -55,6 +65,7 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
     moves: dict[str, int] = {}
     columns: dict[str, dict[str, None]] = {}  # parent → the one-cell result fields seen, in order
     events: list[dict[str, Any]] = []
+    scores: list[dict[str, Any]] = []  # job_scores rows
     with q.write() as conn:
         # The guard, checked for all at once on locked rows; then one executemany (one round trip on
         # PostgreSQL: psycopg pipelines it).
@@ -99,6 +110,7 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
             if row.batch_parent_id is not None:
                 moves[row.batch_parent_id] = moves.get(row.batch_parent_id, 0) + 1
                 columns.setdefault(row.batch_parent_id, {}).update(dict.fromkeys(scalar_results(results)))
+                scores += _other_scores(q, job, row.batch_parent_id, results)
             out.append(Finished(applied=True, status=COMPLETED))
         if rows:
             conn.execute(
@@ -116,6 +128,8 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
                 ),
                 rows,
             )
+        if scores:
+            conn.execute(sa.insert(job_scores), scores)
         transitions.record_many(conn, events)
         finished = {
             parent: transitions.shift_parent(conn, parent, Counter({(RUNNING, COMPLETED): n}), now)

@@ -48,9 +48,15 @@ class QueueManager:
         self.core = QueueCore(engine, lease_seconds, retry or RetryPolicy(), clock)
 
     # the primary score of each predictor (the indexed ``score`` column)
-    def declare_score(self, predictor: str, result_field: str) -> None:
-        """Copy ``result_field`` of this predictor's completed jobs into the ranked ``score`` column."""
+    def declare_score(self, predictor: str, result_field: str, others: Sequence[str] = ()) -> None:
+        """Copy ``result_field`` of this predictor's completed jobs into the ranked ``score`` column,
+        and the ``others`` (other scores) of its completed batch children into ``job_scores``."""
         self.core.score_fields[predictor] = result_field
+        self.core.sortable_fields[predictor] = tuple(others)
+
+    def sortable_fields(self, predictor: str) -> tuple[str, ...]:
+        """The other scores this predictor's batches keep indexed (none: not known here)."""
+        return self.core.sortable_fields.get(predictor, ())
 
     def score_field(self, predictor: str) -> str | None:
         """The result field the ``score`` column holds for this predictor (None: not known here)."""
@@ -208,6 +214,11 @@ class QueueManager:
             limit=limit,
             columns=columns,
         )
+
+    def best_by_score(
+        self, batch_id: str, *, field: str, direction: str, limit: int, columns: Sequence[str] | None = None
+    ) -> list[Record]:
+        return reads.best_by_score(self.core, batch_id, field=field, direction=direction, limit=limit, columns=columns)
 
     def unranked_by_field(
         self,

@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from omtx_hub.db.schema import job_events, jobs, workers
+from omtx_hub.db.schema import job_events, job_scores, jobs, workers
 from omtx_hub.domain import JobType
 from omtx_hub.errors import NotFound
 from omtx_hub.queue import transitions
@@ -16,6 +16,7 @@ from omtx_hub.queue.types import Record
 
 __all__ = [
     "best_by_field",
+    "best_by_score",
     "events",
     "first_by_inchikey",
     "get",
@@ -215,6 +216,37 @@ def best_by_field(
         .where(jobs.c.batch_parent_id == batch_id, jobs.c.status == "completed", value.is_not(None))
         .order_by(value.desc() if direction == "desc" else value.asc(), jobs.c.batch_index)
         .limit(limit)
+    )
+    with q.read() as conn:
+        return _records(conn.execute(query))
+
+
+def best_by_score(
+    q: QueueCore,
+    batch_id: str,
+    *,
+    field: str,
+    direction: str,
+    limit: int,
+    columns: Sequence[str] | None = None,
+) -> list[Record]:
+    """What :func:`best_by_field` answers (without properties) for one of the other scores the
+    batch's predictor keeps in ``job_scores``: the best ``limit`` are one range of its key, then one
+    lookup of each child."""
+    s = job_scores.c
+    picked = (
+        sa.select(s.batch_index, s.value)
+        .where(s.batch_parent_id == batch_id, s.field == field)
+        .order_by(s.value.desc() if direction == "desc" else s.value.asc(), s.batch_index)
+        .limit(limit)
+        .subquery()
+    )
+    query = (
+        _columns(columns)
+        .join_from(
+            picked, jobs, sa.and_(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index == picked.c.batch_index)
+        )
+        .order_by(picked.c.value.desc() if direction == "desc" else picked.c.value.asc(), picked.c.batch_index)
     )
     with q.read() as conn:
         return _records(conn.execute(query))

@@ -34,7 +34,9 @@ def upgrade() -> None:
             number = f"json_typeof(results -> '{name}') = 'number'"
         else:
             value = f"json_extract(results, '$.\"{name}\"')"
-            number = f"json_type(results, '$.\"{name}\"') IN ('integer', 'real')"
+            # a document an older hub wrote with a bare NaN is not valid JSON, and json_type would
+            # fail the whole UPDATE: skipped here, mended (and scored) by 0008
+            number = f"CASE WHEN json_valid(results) THEN json_type(results, '$.\"{name}\"') END IN ('integer', 'real')"
         op.execute(
             f"UPDATE jobs SET score = {value} "
             f"WHERE predictor = '{predictor}' AND status = 'completed' AND results IS NOT NULL AND {number}"
