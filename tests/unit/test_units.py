@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas  # noqa: F401  (pyarrow imports it at its first from_pandas conversion; see below)
@@ -219,3 +220,12 @@ def test_a_parquet_column_holds_what_each_cell_would(values: list[object], kind:
     Hypothesis's deadline, and the test failed as flaky.)"""
     arrow_type = {"double": pa.float64(), "string": pa.string(), "bool": pa.bool_()}[kind]
     assert _column(values, arrow_type).to_pylist() == [_cell(v, arrow_type) for v in values]
+
+
+def test_ids_made_together_look_like_ids_made_one_by_one() -> None:
+    from omtx_hub.queue.types import new_id, new_ids
+
+    shape = re.compile(r"job_[A-Za-z0-9_-]{20}")
+    made = new_ids("job", 1000)
+    assert len(set(made)) == 1000 and all(shape.fullmatch(i) for i in made)
+    assert shape.fullmatch(new_id("job")) and new_ids("job", 0) == []

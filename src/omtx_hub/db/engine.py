@@ -17,7 +17,7 @@ from alembic.config import Config
 
 from omtx_hub.errors import QueueUnavailable
 
-__all__ = ["create_db_engine", "driver_errors_translated", "migrate", "read_connection", "transaction"]
+__all__ = ["create_db_engine", "driver_errors_translated", "dump_json", "migrate", "read_connection", "transaction"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _ADVISORY_LOCK = 4_242_001  # any constant shared by every process that migrates
@@ -34,7 +34,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def _json_dumps(value: Any) -> str:
+def dump_json(value: Any) -> str:
     """A JSON column's text, written by orjson (several times faster than ``json``: a million-ligand
     submission writes two documents per child); by ``json`` what orjson refuses (keys that are not
     text, integers beyond 64 bits). NaN and infinities (a predictor's failed estimate) are stored as
@@ -49,7 +49,7 @@ def _json_dumps(value: Any) -> str:
 def _json_loads(text: str | bytes) -> Any:
     """A JSON column decoded by orjson (several times faster than ``json``: a million-row export
     decodes three documents per row), or by ``json`` for what orjson refuses: integers beyond 64
-    bits, and the NaN that a SQLite file written before :func:`_json_dumps` may hold."""
+    bits, and the NaN that a SQLite file written before :func:`dump_json` may hold."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
@@ -67,7 +67,7 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
         engine = sa.create_engine(
             url,
             connect_args={"timeout": 30, "check_same_thread": False},
-            json_serializer=_json_dumps,
+            json_serializer=dump_json,
             json_deserializer=_json_loads,
         )
         _configure_sqlite(engine)
@@ -77,7 +77,7 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> sa.Engine:
         pool_size=pool_size,
         max_overflow=10,
         pool_pre_ping=True,
-        json_serializer=_json_dumps,
+        json_serializer=dump_json,
         json_deserializer=_json_loads,
     )
 

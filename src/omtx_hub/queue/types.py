@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,13 +10,20 @@ from typing import Any
 
 from omtx_hub.domain import Ligand
 
-__all__ = ["BatchSubmission", "Finished", "JobSubmission", "Record", "Submitted", "new_id"]
+__all__ = ["BatchSubmission", "Finished", "JobSubmission", "Record", "Submitted", "new_id", "new_ids"]
 
 Record = dict[str, Any]  # a row of ``jobs`` (or ``job_events``, ``workers``) as a dict
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_urlsafe(15)}"
+
+
+def new_ids(prefix: str, n: int) -> list[str]:
+    """``n`` ids as :func:`new_id` makes them (15 random bytes: 20 URL-safe characters, no padding),
+    from one read of the system's randomness (a million-child batch spent 3 s making them one by one)."""
+    text = base64.urlsafe_b64encode(secrets.token_bytes(15 * n)).decode()
+    return [f"{prefix}_{text[i : i + 20]}" for i in range(0, 20 * n, 20)]
 
 
 @dataclass(frozen=True)
