@@ -39,24 +39,20 @@ def test_0007_back_fills_scores_and_inchikeys(database_url: str) -> None:
         ("j-failed", "vina", "failed", {vina: -5.0}, {"inchikey": "C" * 27}),
         ("j-plugin", "test", "completed", {"test_score": 1.0}, {"inchikey": "D" * 27}),
     ]
-    insert = sa.text(
-        "INSERT INTO jobs (job_id, job_type, status, owner, predictor, params, target_key, input, results, "
-        "batch_parent_id, batch_index, max_attempts, run_after, created_at) VALUES (:job_id, 'BATCH_CHILD', "
-        ":status, 'o', :predictor, '{}', 'k', :input, :results, 'batch-1', :index, 1, 0, 0)"
+    _insert_children(
+        engine,
+        [
+            {
+                "job_id": job_id,
+                "status": status,
+                "predictor": predictor,
+                "input": json.dumps({"ligand_name": job_id, "properties": props}),
+                "results": json.dumps(results),
+                "parent": "batch-1",
+            }
+            for job_id, predictor, status, results, props in rows
+        ],
     )
-    with engine.begin() as conn:
-        for index, (job_id, predictor, status, results, props) in enumerate(rows):
-            conn.execute(
-                insert,
-                {
-                    "job_id": job_id,
-                    "status": status,
-                    "predictor": predictor,
-                    "input": json.dumps({"ligand_name": job_id, "properties": props}),
-                    "results": json.dumps(results),
-                    "index": index,
-                },
-            )
     migrate(engine)
     with engine.connect() as conn:
         found = {
@@ -98,18 +94,20 @@ def test_0008_back_fills_other_scores_and_mends_nan_documents(database_url: str)
     sqlite = engine.dialect.name == "sqlite"
     if sqlite:  # what json.dumps wrote for a NaN before 0007: SQLite cannot read it
         rows.append(("j-nan", "vina", "completed", "b", json.dumps({"vina_score_kcal_mol": -8.5, le: math.nan})))
-    insert = sa.text(
-        "INSERT INTO jobs (job_id, job_type, status, owner, predictor, params, target_key, input, results, "
-        "batch_parent_id, batch_index, max_attempts, run_after, created_at) VALUES (:job_id, 'BATCH_CHILD', "
-        ":status, 'o', :predictor, '{}', 'k', '{}', :results, :parent, :index, 1, 0, 0)"
+    _insert_children(
+        engine,
+        [
+            {
+                "job_id": job_id,
+                "status": status,
+                "predictor": predictor,
+                "input": "{}",
+                "results": results,
+                "parent": parent,
+            }
+            for job_id, predictor, status, parent, results in rows
+        ],
     )
-    with engine.begin() as conn:
-        for index, (job_id, predictor, status, parent, results) in enumerate(rows):
-            conn.execute(
-                insert,
-                {"job_id": job_id, "status": status, "predictor": predictor, "results": results, "parent": parent}
-                | {"index": index},
-            )
     migrate(engine)
     with engine.connect() as conn:
         kept = {
@@ -128,3 +126,15 @@ def test_0008_back_fills_other_scores_and_mends_nan_documents(database_url: str)
         assert json.loads(nan.results) == {"vina_score_kcal_mol": -8.5, le: None}
         assert nan.score == -8.5
     engine.dispose()
+
+
+def _insert_children(engine: sa.Engine, rows: list[dict[str, object]]) -> None:
+    """Rows as an older hub left them (JSON as it wrote the text), each at its position in the batch."""
+    insert = sa.text(
+        "INSERT INTO jobs (job_id, job_type, status, owner, predictor, params, target_key, input, results, "
+        "batch_parent_id, batch_index, max_attempts, run_after, created_at) VALUES (:job_id, 'BATCH_CHILD', "
+        ":status, 'o', :predictor, '{}', 'k', :input, :results, :parent, :index, 1, 0, 0)"
+    )
+    with engine.begin() as conn:
+        for index, row in enumerate(rows):
+            conn.execute(insert, {**row, "index": index})
