@@ -251,3 +251,23 @@ def test_result_columns_grow_when_several_processes_complete_a_batch(hub: Hub) -
         assert hub.manager.get(batch_id)["result_columns"] == ["s", "extra", "newest"]
     finally:
         other.close()
+
+
+def test_a_small_batch_is_walked_in_two_statements(hub: Hub, screen: str) -> None:
+    """All 60 children fit in the first pages: their duplicates are found among them (the rows are
+    the plan's, above), so the export is the scored page and the unscored page, no InChIKey scan."""
+    parent = hub.manager.get(screen)
+    walked = indexed_ranking(hub.manager, parent, sort_key="test_score", direction="asc", top=None)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(hub.engine, "before_cursor_execute", seen)
+    try:
+        rows = _rows(hub, screen, walked)
+    finally:
+        sa.event.remove(hub.engine, "before_cursor_execute", seen)
+    assert len(rows) == 60 and sum(1 for row in rows if row["duplicate_of"]) > 0
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 2 and not any("GROUP BY" in s for s in selects), selects

@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
 import json
 import re
-from collections.abc import Callable, Generator, Iterator
+from collections import Counter
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -407,6 +409,7 @@ def _duplicate_names(first: dict[str, tuple[int, str]], children: list[dict[str,
 _ROW_COLUMNS = (
     "job_id",
     "batch_index",
+    "name",
     "status",
     "input",
     "results",
@@ -421,11 +424,16 @@ _ROW_COLUMNS = (
 def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, rows: _Rows) -> Iterator[list[Any]]:
     """Every row from the score index (from ``ranking.start`` on): the scored ones best first, a
     keyset page at a time, then the others in submission order. Nothing is planned, so the first row
-    comes at once (a whole batch's first after one scan of its InChIKeys, for its duplicates; a top
-    N's are looked up page by page)."""
-    shared = manager.first_by_inchikey(batch_id, None) if ranking.limit is None else None
+    comes at once (a whole batch's first after its first page and one scan of its InChIKeys, for its
+    duplicates; a top N's are looked up page by page)."""
+    pages: Iterable[tuple[bool, list[dict[str, Any]]]]
+    shared = None
+    if ranking.limit is None:
+        pages, shared = _whole_walk_duplicates(manager, batch_id, ranking, _walk_pages(manager, batch_id, ranking))
+    else:
+        pages = _walk_pages(manager, batch_id, ranking)
     rank = ranking.start.rank if ranking.start is not None else 0
-    for ranked, page in _walk_pages(manager, batch_id, ranking):
+    for ranked, page in pages:
         names = _duplicate_of(manager, batch_id, page) if shared is None else _duplicate_names(shared, page)
         for child, duplicate_of in zip(page, names, strict=True):
             if ranked:
@@ -433,6 +441,32 @@ def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, rows: _Rows) -
             yield rows(child, rank if ranked else None, duplicate_of)
         ranking.given += len(page)
         ranking.reached = Position(rank, page[-1]["score"] if ranked else None, page[-1]["batch_index"])
+
+
+def _whole_walk_duplicates(
+    manager: QueueManager, batch_id: str, ranking: Ranking, pages: Iterator[tuple[bool, list[dict[str, Any]]]]
+) -> tuple[Iterable[tuple[bool, list[dict[str, Any]]]], dict[str, tuple[int, str]]]:
+    """The pages of a whole walk, and the first child of each InChIKey that more than one child has.
+    A batch whose every child fits in the first pages (fewer than a page; no status filter, which
+    would leave children out) has them found among its rows, in this process; a larger one, by one
+    scan of the InChIKey index (a ten-ligand export is then two statements, not three)."""
+    read: list[tuple[bool, list[dict[str, Any]]]] = []
+    for page in pages:
+        read.append(page)
+        if sum(len(rows) for _, rows in read) >= _WALK_PAGE:
+            return itertools.chain(read, pages), manager.first_by_inchikey(batch_id, None)
+    if ranking.status is not None:
+        return read, manager.first_by_inchikey(batch_id, None)
+    first: dict[str, tuple[int, str]] = {}
+    count: Counter[str] = Counter()
+    for _, rows in read:
+        for child in rows:
+            key = child["inchikey"]
+            if key:
+                count[key] += 1
+                if key not in first or child["batch_index"] < first[key][0]:
+                    first[key] = (child["batch_index"], child["name"])
+    return read, {key: found for key, found in first.items() if count[key] > 1}
 
 
 def _walk_pages(manager: QueueManager, batch_id: str, ranking: Ranking) -> Iterator[tuple[bool, list[dict[str, Any]]]]:
