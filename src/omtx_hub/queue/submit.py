@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from omtx_hub.db.engine import dump_json
 from omtx_hub.db.schema import jobs
-from omtx_hub.domain import JobType, target_key_for
+from omtx_hub.domain import JobType, Ligand, target_key_for
 from omtx_hub.errors import Conflict
 from omtx_hub.queue import transitions, wakeup
 from omtx_hub.queue.core import QueueCore
@@ -151,7 +151,7 @@ def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
     names = [*child_common, "job_id", "name", "batch_index", *(["inchikey"] if keyed else []), "input"]
     shared = tuple(_bound(name, value) for name, value in child_common.items())
 
-    def child(job_id: str, index: int, lig: Any) -> tuple[Any, ...]:
+    def child(job_id: str, index: int, lig: Ligand) -> tuple[Any, ...]:
         properties = sub.properties[index] if sub.properties is not None else None
         return (
             *shared,
