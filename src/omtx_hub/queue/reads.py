@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from omtx_hub.db.schema import job_events, job_scores, jobs, workers
 from omtx_hub.domain import JobType
@@ -179,11 +180,11 @@ def _json_number(q: QueueCore, column: sa.Column[Any], *path: str) -> sa.ColumnE
     missing): computed by the database, which reads the JSON in C. ``path`` is plain names (the caller
     checks), bound as parameters."""
     if q.postgres:
-        node: Any = column
-        for name in path[:-1]:
-            node = node.op("->")(name)
-        is_number = sa.func.json_typeof(node.op("->")(path[-1])) == "number"
-        return sa.case((is_number, sa.cast(node.op("->>")(path[-1]), sa.Float)), else_=None)
+        # ``#>`` / ``#>>`` with the whole path: each parses the (json, not jsonb) document once, where
+        # ``->`` per level parsed it again for every level (a property's best 100: 1.4 → 0.95 s at 200,000)
+        keys = sa.bindparam(None, list(path), type_=postgresql.ARRAY(sa.Text))
+        is_number = sa.func.json_typeof(column.op("#>")(keys)) == "number"
+        return sa.case((is_number, sa.cast(column.op("#>>")(keys), sa.Float)), else_=None)
     where = "$" + "".join(f'."{name}"' for name in path)
     is_number = sa.func.json_type(column, where).in_(["integer", "real"])
     return sa.case((is_number, sa.func.json_extract(column, where)), else_=None)
