@@ -210,16 +210,20 @@ def best_by_field(
     """The best ``limit`` completed children of a batch by a numeric result ``field`` (``with_property``:
     or, where the results hold no number, the ligand property of that name), ties in submission order.
     One pass over the batch in the database, which reads each child's JSON in C and keeps the best
-    ``limit`` (no index: any field)."""
-    value = _field_value(q, field, with_property)
+    ``limit`` (no index: any field). The value is computed once per child, for the order (children
+    without one sort last, and are dropped here): a filter on it too computed it twice."""
+    value = _field_value(q, field, with_property).label("field_value")
+    better = value.desc() if direction == "desc" else value.asc()
     query = (
         _columns(columns)
-        .where(jobs.c.batch_parent_id == batch_id, jobs.c.status == "completed", value.is_not(None))
-        .order_by(value.desc() if direction == "desc" else value.asc(), jobs.c.batch_index)
+        .add_columns(value)
+        .where(jobs.c.batch_parent_id == batch_id, jobs.c.status == "completed")
+        .order_by(better.nulls_last(), jobs.c.batch_index)
         .limit(limit)
     )
     with q.read() as conn:
-        return _records(conn.execute(query))
+        rows = _records(conn.execute(query))
+    return [{k: v for k, v in row.items() if k != "field_value"} for row in rows if row["field_value"] is not None]
 
 
 def best_by_score(
