@@ -256,8 +256,8 @@ def indexed_ranking(
     the score index page by page (the best ``top`` of it, or all), under the batch's kept
     ``result_columns``. A batch from before they were kept has its best ``top`` read now from the
     index. The best ``top`` by another score of the predictor are read now from ``job_scores``; by
-    any other numeric result or property, by one pass of the database over the batch's JSON. Such rows read now bring their own columns (plan_rows lists
-    a field that any child has)."""
+    any other numeric result or property, by one pass of the database over the batch's JSON. Such
+    rows read now bring their own columns (plan_rows lists a field that any child has)."""
     if rules is not None and rules != RankingRules():
         return None
     batch_id = parent["job_id"]
@@ -279,12 +279,18 @@ def indexed_ranking(
         with_property = sort_key in _PROPERTIES
         other_scores = manager.sortable_fields(parent["predictor"])
         ranked = []  # only completed children are ranked
-        if status in (None, JobStatus.COMPLETED.value) and not with_property and sort_key in other_scores:
-            ranked = manager.best_by_score(batch_id, field=sort_key, direction=direction, limit=top, columns=wanted)
-        elif status in (None, JobStatus.COMPLETED.value):
-            ranked = manager.best_by_field(
-                batch_id, field=sort_key, with_property=with_property, direction=direction, limit=top, columns=wanted
-            )
+        if status in (None, JobStatus.COMPLETED.value):
+            if sort_key in other_scores and not with_property:
+                ranked = manager.best_by_score(batch_id, field=sort_key, direction=direction, limit=top, columns=wanted)
+            else:
+                ranked = manager.best_by_field(
+                    batch_id,
+                    field=sort_key,
+                    with_property=with_property,
+                    direction=direction,
+                    limit=top,
+                    columns=wanted,
+                )
 
         def rest(n: int) -> list[dict[str, Any]]:
             return manager.unranked_by_field(
@@ -409,7 +415,6 @@ def _duplicate_names(first: dict[str, tuple[int, str]], children: list[dict[str,
 _ROW_COLUMNS = (
     "job_id",
     "batch_index",
-    "name",
     "status",
     "input",
     "results",
@@ -451,9 +456,11 @@ def _whole_walk_duplicates(
     would leave children out) has them found among its rows, in this process; a larger one, by one
     scan of the InChIKey index (a ten-ligand export is then two statements, not three)."""
     read: list[tuple[bool, list[dict[str, Any]]]] = []
+    held = 0
     for page in pages:
         read.append(page)
-        if sum(len(rows) for _, rows in read) >= _WALK_PAGE:
+        held += len(page[1])
+        if held >= _WALK_PAGE:
             return itertools.chain(read, pages), manager.first_by_inchikey(batch_id, None)
     if ranking.status is not None:
         return read, manager.first_by_inchikey(batch_id, None)
@@ -465,7 +472,7 @@ def _whole_walk_duplicates(
             if key:
                 count[key] += 1
                 if key not in first or child["batch_index"] < first[key][0]:
-                    first[key] = (child["batch_index"], child["name"])
+                    first[key] = (child["batch_index"], child["input"]["ligand_name"])  # its name
     return read, {key: found for key, found in first.items() if count[key] > 1}
 
 

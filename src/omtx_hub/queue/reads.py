@@ -239,10 +239,14 @@ def best_by_score(
     batch's predictor keeps in ``job_scores``: the best ``limit`` are one range of its key, then one
     lookup of each child."""
     s = job_scores.c
+
+    def best(value: sa.ColumnElement[Any]) -> sa.UnaryExpression[Any]:
+        return value.desc() if direction == "desc" else value.asc()
+
     picked = (
         sa.select(s.batch_index, s.value)
         .where(s.batch_parent_id == batch_id, s.field == field)
-        .order_by(s.value.desc() if direction == "desc" else s.value.asc(), s.batch_index)
+        .order_by(best(s.value), s.batch_index)
         .limit(limit)
         .subquery()
     )
@@ -251,7 +255,7 @@ def best_by_score(
         .join_from(
             picked, jobs, sa.and_(jobs.c.batch_parent_id == batch_id, jobs.c.batch_index == picked.c.batch_index)
         )
-        .order_by(picked.c.value.desc() if direction == "desc" else picked.c.value.asc(), picked.c.batch_index)
+        .order_by(best(picked.c.value), picked.c.batch_index)
     )
     with q.read() as conn:
         return _records(conn.execute(query))
