@@ -59,6 +59,20 @@ def test_submit_batch_writes_parent_and_children(hub: Hub) -> None:
     assert children[3]["input"] == {"ligand_name": "lig3", "ligand_smiles": "CCCC"}
 
 
+def test_a_large_batch_is_inserted_whole_and_leaves_the_connection_as_it_was(hub: Hub) -> None:
+    """More children than one insert chunk (SQLite widens its page cache for them, then restores it)."""
+    m = hub.manager
+    with hub.engine.connect() as conn:
+        default = conn.exec_driver_sql("PRAGMA cache_size").scalar() if hub.engine.dialect.name == "sqlite" else None
+    parent = m.submit_batch(batch(12_001)).record
+    children = list(m.iter_children(parent["job_id"], columns=["batch_index", "job_id", "name"]))
+    assert [c["batch_index"] for c in children] == list(range(12_001))
+    assert len({c["job_id"] for c in children}) == 12_001 and children[-1]["name"] == "lig12000"
+    if default is not None:
+        with hub.engine.connect() as conn:  # the pool's one connection, the one that inserted
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == default
+
+
 def test_idempotency_key_returns_first_job_for_the_same_request_only(hub: Hub) -> None:
     m = hub.manager
     first = m.submit_job(single(idempotency_key="k1"))

@@ -128,10 +128,6 @@ def _configure_sqlite(engine: sa.Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
-        # a page cache of up to 64 MiB per connection (SQLite's default is 2 MiB), filled only as
-        # pages are read: a million-child submission, whose random job ids touch index pages all over
-        # the file, inserts 22 % faster (15.8 → 12.3 s)
-        cursor.execute("PRAGMA cache_size=-65536")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

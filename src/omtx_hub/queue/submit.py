@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -170,10 +171,11 @@ def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
 
     def insert(conn: sa.Connection) -> None:
         conn.execute(jobs.insert(), parent)
-        for start in range(0, total, _INSERT_CHUNK):
-            chunk = sub.ligands[start : start + _INSERT_CHUNK]
-            ids = new_ids("job", len(chunk))
-            _insert_rows(q, conn, names, [child(ids[i], start + i, lig) for i, lig in enumerate(chunk)])
+        with _large_cache(q, conn, total):
+            for start in range(0, total, _INSERT_CHUNK):
+                chunk = sub.ligands[start : start + _INSERT_CHUNK]
+                ids = new_ids("job", len(chunk))
+                _insert_rows(q, conn, names, [child(ids[i], start + i, lig) for i, lig in enumerate(chunk)])
         # one event for the batch: a million children get theirs when they are claimed
         transitions.record(conn, batch_id, None, PENDING, now, batch=True, reason=f"submitted with {total} ligands")
 
@@ -250,6 +252,23 @@ def _by_idempotency_key(q: QueueCore, owner: str, key: str | None, request: Reco
             },
         )
     return existing
+
+
+@contextmanager
+def _large_cache(q: QueueCore, conn: sa.Connection, rows: int) -> Iterator[None]:
+    """On SQLite, a page cache of up to 64 MiB (default 2 MiB) while a large batch is inserted: its
+    random job ids touch index pages all over the file (1,000,000 children: 15.6 / 16.0 → 12.2 /
+    12.4 s). Only then: a connection with a large cache pays to drop it whenever another connection
+    has written since its last read (each read of the API's pool, beside busy workers)."""
+    if q.postgres or rows <= _INSERT_CHUNK:
+        yield
+        return
+    before = conn.exec_driver_sql("PRAGMA cache_size").scalar_one()
+    conn.exec_driver_sql("PRAGMA cache_size=-65536")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
 
 
 def _bound(name: str, value: Any) -> Any:
