@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
-from omtx_hub.db.schema import jobs
+from omtx_hub.db.schema import job_scores, jobs
 from omtx_hub.domain import Ligand
 from omtx_hub.errors import Conflict, NotFound
 from omtx_hub.hub import Hub
@@ -71,6 +71,23 @@ def test_a_large_batch_is_inserted_whole_and_leaves_the_connection_as_it_was(hub
     if default is not None:
         with hub.engine.connect() as conn:  # the pool's one connection, the one that inserted
             assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == default
+
+
+def test_a_child_without_a_position_still_completes(hub: Hub) -> None:
+    """Its other scores have no place in ``job_scores`` (keyed by position); the completion must not fail on them."""
+    m = hub.manager
+    m.declare_score("test", "test_score", ("other",))
+    parent = m.submit_batch(batch(2)).record["job_id"]
+    with m.core.write() as conn:
+        conn.execute(
+            sa.update(jobs).where(jobs.c.batch_parent_id == parent, jobs.c.batch_index == 1).values(batch_index=None)
+        )
+    claimed = m.claim("w", ["test"], limit=2)
+    done = m.complete_many([(job, {"test_score": -1.0, "other": 2.0}, 1.0, None) for job in claimed], "w")
+    assert [f.applied for f in done] == [True, True]
+    with m.core.read() as conn:
+        kept = conn.execute(sa.select(job_scores.c.batch_index).where(job_scores.c.batch_parent_id == parent)).all()
+    assert [r.batch_index for r in kept] == [0]
 
 
 def test_idempotency_key_returns_first_job_for_the_same_request_only(hub: Hub) -> None:

@@ -31,8 +31,11 @@ def _score(q: QueueCore, predictor: str, results: dict[str, Any]) -> float | Non
 
 
 def _other_scores(q: QueueCore, job: ClaimedJob, parent: str, results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ``job_scores`` rows of a completed batch child: its predictor's other scores that are numbers."""
-    rows = []
+    """The ``job_scores`` rows of a completed batch child: its predictor's other scores that are numbers
+    (none for a child without a position, which nothing ranks: its row would fail the completion)."""
+    rows: list[dict[str, Any]] = []
+    if job.batch_index is None:
+        return rows
     for name in q.sortable_fields.get(job.predictor, ()):
         value = number(results.get(name))
         if value is not None:
