@@ -2,6 +2,9 @@
 
 1. Children whose ligand properties were not computed at submission (no filters were asked for)
    get them now, once, written back to their records in chunks (``ligands.ligand_properties``).
+   The best 2,000 completed children by each numeric property, either way, are then kept in
+   ``job_scores``, so the best N ≤ 2,000 by a property are one range of an index (the summary's
+   ``property_index`` says which properties, and how many each way).
 2. The children are ranked by the predictor's primary score and written, best first, as
    ``batch_results.csv``, ``batch_results.json``, ``batch_results.parquet`` and ``best_poses.sdf``
    (the same writers as the export endpoints, see ``analytics.py``).
@@ -14,12 +17,12 @@ import dataclasses
 from typing import Any
 
 from omtx_hub.analytics import RankingRules, export_stream, rank_batch, stream_rows
-from omtx_hub.ligands import properties_of_all
+from omtx_hub.ligands import PROPERTY_FIELDS, TEXT_PROPERTIES, properties_of_all
 from omtx_hub.queue import QueueManager
 from omtx_hub.settings import Settings
 from omtx_hub.storage import ResultStore
 
-__all__ = ["BATCH_FILES", "aggregate_batch", "fill_properties"]
+__all__ = ["BATCH_FILES", "PROPERTY_ENDS", "aggregate_batch", "fill_properties", "indexed_properties"]
 
 BATCH_FILES = {
     "csv": "batch_results.csv",
@@ -28,6 +31,7 @@ BATCH_FILES = {
     "sdf": "best_poses.sdf",
 }
 _CHUNK = 500
+PROPERTY_ENDS = 2000  # children kept each way by each property: the batch page's table shows 2,000
 _WINDOW = 20_000  # children held at once while their properties are computed
 
 
@@ -58,6 +62,13 @@ def fill_properties(manager: QueueManager, batch_id: str) -> int:
     return done
 
 
+def indexed_properties(manager: QueueManager, predictor: str) -> list[str]:
+    """The ligand properties a batch of this predictor has indexed at aggregation: the numbers, but
+    one that is also a score of the predictor's (ranked by its own index)."""
+    scores = {manager.score_field(predictor), *manager.sortable_fields(predictor)}
+    return [f for f in PROPERTY_FIELDS if f not in TEXT_PROPERTIES and f not in scores]
+
+
 def aggregate_batch(
     manager: QueueManager,
     store: ResultStore,
@@ -70,6 +81,8 @@ def aggregate_batch(
     settings = settings or Settings()
     fill_properties(manager, batch_id)
     parent = manager.get(batch_id)
+    indexed = indexed_properties(manager, parent["predictor"])
+    manager.index_properties(batch_id, indexed, PROPERTY_ENDS)
     rules = RankingRules.of_batch(parent)
     ranking = rank_batch(manager, parent, sort_key=rank_by, direction=direction, rules=rules)
     directory = store.batch_dir(batch_id)
@@ -93,6 +106,7 @@ def aggregate_batch(
             if r["rank"] is not None
         ],
         "files": list(BATCH_FILES.values()),
+        "property_index": {"fields": indexed, "ends": PROPERTY_ENDS},
     }
     manager.mark_aggregated(batch_id, summary)
     return summary

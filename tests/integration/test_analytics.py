@@ -11,8 +11,10 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+import sqlalchemy as sa
 
 from hub_testing import ApiClient, run_all
+from omtx_hub.db.schema import job_scores
 from omtx_hub.hub import Hub
 from omtx_hub.worker import Worker
 
@@ -65,6 +67,16 @@ def test_ranking_stats_exports_and_cost(api: ApiClient, hub: Hub, worker: Worker
     # properties were computed once, at aggregation (no filters at submission); duplicates are flagged
     children = list(hub.manager.iter_children(batch_id))
     assert all("inchikey" in c["input"]["properties"] for c in children)
+    # ... and, as the batch is small, every completed child is among the ends kept for each number
+    index = hub.manager.get(batch_id)["results"]["property_index"]
+    assert {"qed", "molecular_weight_da", "heavy_atoms"} <= set(index["fields"]) and "inchikey" not in index["fields"]
+    with hub.manager.core.read() as conn:
+        qeds = conn.execute(
+            sa.select(job_scores.c.batch_index, job_scores.c.value).where(
+                job_scores.c.batch_parent_id == batch_id, job_scores.c.field == "qed"
+            )
+        ).all()
+    assert sorted(qeds) == sorted((c["batch_index"], c["input"]["properties"]["qed"]) for c in children)
 
     rows = list(csv.DictReader(io.StringIO(api.get(f"/api/v1/jobs/{batch_id}/export", params={"format": "csv"}).text)))
     assert len(rows) == 20 and [r["rank"] for r in rows] == [str(i) for i in range(1, 21)]

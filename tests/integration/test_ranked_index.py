@@ -90,6 +90,51 @@ def test_other_scores_are_kept_by_completions_and_read_from_their_index(hub: Hub
         assert conn.execute(sa.select(sa.func.count()).select_from(job_scores)).scalar_one() == 0
 
 
+@pytest.mark.parametrize("direction", ["asc", "desc"])
+def test_the_ends_of_each_property_kept_at_aggregation_rank_as_the_plan_does(
+    hub: Hub, screen: str, direction: str
+) -> None:
+    """A batch's aggregation keeps in ``job_scores`` the best few completed children by each property,
+    either way (a result of the property's name first). An aggregated batch that lists them ranks its
+    best N from there, as the plan ranks them, while N is within what was kept; beyond it, or for a
+    batch that does not list them or is not aggregated, by the JSON pass."""
+    fields, ends = ["heavy_atoms", "qed", "clogp"], 7  # no child has a clogp
+    hub.manager.index_properties(screen, fields, ends)
+    hub.manager.index_properties(screen, fields, ends)  # again (aggregated after a retry): replaced
+    with hub.manager.core.read() as conn:
+        kept = conn.execute(
+            sa.select(job_scores.c.field, job_scores.c.batch_index).where(job_scores.c.field.in_(fields))
+        ).all()
+    for field in fields:
+        ends_planned = set()
+        for order in ("asc", "desc"):
+            planned = plan_rows(hub.manager, screen, sort_key=field, direction=order, top=ends)
+            ends_planned |= {i for i in planned.order if i in planned.ranks}
+        assert {i for f, i in kept if f == field} == ends_planned
+    assert len({i for f, i in kept if f == "qed"}) == 14  # not child 4's results' list, but its property
+    parent = hub.manager.get(screen)
+    aggregated = {**parent, "aggregated_at": 1.0, "results": {"property_index": {"fields": fields, "ends": ends}}}
+    for sort_key in fields:
+        for status in (None, "completed", "failed", "pending"):
+            for top in (1, ends, ends + 1, 100):
+                args = {"sort_key": sort_key, "direction": direction, "status": status, "top": top}
+                planned = plan_rows(hub.manager, screen, **args)
+                read = indexed_ranking(hub.manager, aggregated, **args)
+                assert read is not None and read.order == planned.order, args
+                assert read.ranks == {i: planned.ranks[i] for i in planned.order if i in planned.ranks}
+                cells = [{c: row.get(c) for c in planned.columns} for row in _rows(hub, screen, read)]
+                assert cells == _rows(hub, screen, planned), args
+    best = plan_rows(hub.manager, screen, sort_key="qed", direction=direction, top=ends + 1).order
+    with hub.manager.core.write() as conn:
+        conn.execute(sa.delete(job_scores).where(job_scores.c.field == "qed", job_scores.c.batch_index == best[0]))
+    from_index = indexed_ranking(hub.manager, aggregated, sort_key="qed", direction=direction, top=ends - 1)
+    assert from_index is not None and from_index.order == best[1:ends]  # the index kept is what was read
+    unlisted = ({**aggregated, "results": {}}, {**aggregated, "aggregated_at": None}, parent)
+    for by_json in ((aggregated, ends + 1), *((p, ends) for p in unlisted)):
+        read = indexed_ranking(hub.manager, by_json[0], sort_key="qed", direction=direction, top=by_json[1])
+        assert read is not None and read.order == best[: by_json[1]]
+
+
 def test_the_index_declines_what_it_cannot_answer(hub: Hub, screen: str) -> None:
     parent = hub.manager.get(screen)
     common = {"direction": "asc", "top": 5}

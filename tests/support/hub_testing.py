@@ -127,7 +127,7 @@ def scored_screen(hub: Any, owner: str = "o") -> str:
         batch_name="ranked",
         ligands=[Ligand(f"lig{i}", "CCO") for i in range(60)],
         max_attempts=1,
-        properties=[{"inchikey": key, "heavy_atoms": 3 + i % 7} for i, key in enumerate(keys)],
+        properties=[{"inchikey": key, "heavy_atoms": 3 + i % 7, "qed": i * 37 % 11 / 10} for i, key in enumerate(keys)],
     )
     batch_id = hub.manager.submit_batch(sub).record["job_id"]
     hub.manager.declare_score("test", "test_score", ("other", "rare"))  # as a worker that serves the plugin does

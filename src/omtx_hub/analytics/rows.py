@@ -255,8 +255,9 @@ def indexed_ranking(
     By the primary score (status none or completed), nothing is read yet: :func:`stream_rows` walks
     the score index page by page (the best ``top`` of it, or all), under the batch's kept
     ``result_columns``. A batch from before they were kept has its best ``top`` read now from the
-    index. The best ``top`` by another score of the predictor are read now from ``job_scores``; by
-    any other numeric result or property, by one pass of the database over the batch's JSON. Such
+    index. The best ``top`` by another score of the predictor, or by a property whose best ``top``
+    the batch's aggregation kept, are read now from ``job_scores``; by any other numeric result or property,
+    by one pass of the database over the batch's JSON. Such
     rows read now bring their own columns (plan_rows lists a field that any child has)."""
     if rules is not None and rules != RankingRules():
         return None
@@ -280,7 +281,7 @@ def indexed_ranking(
         other_scores = manager.sortable_fields(parent["predictor"])
         ranked = []  # only completed children are ranked
         if status in (None, JobStatus.COMPLETED.value):
-            if sort_key in other_scores and not with_property:
+            if (sort_key in other_scores and not with_property) or sort_key in _indexed_properties(parent, top):
                 ranked = manager.best_by_score(batch_id, field=sort_key, direction=direction, limit=top, columns=wanted)
             else:
                 ranked = manager.best_by_field(
@@ -300,6 +301,17 @@ def indexed_ranking(
     else:
         return None
     return _read_ranking(manager, batch_id, ranked, rest, sort_key=sort_key, direction=direction, top=top)
+
+
+def _indexed_properties(parent: dict[str, Any], top: int) -> list[str]:
+    """The properties whose best ``top`` (either way) the batch's aggregation kept in ``job_scores``
+    (none until the batch is aggregated: a batch reopened by a retry ranks them by the JSON pass
+    until it is aggregated again)."""
+    summary = parent.get("results")
+    if parent.get("aggregated_at") is None or not isinstance(summary, dict):
+        return []
+    index = summary.get("property_index") or {}
+    return list(index.get("fields") or ()) if top <= index.get("ends", 0) else []
 
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_]+")  # a field the database's JSON path takes as it is

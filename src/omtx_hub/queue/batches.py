@@ -8,9 +8,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from omtx_hub.db.schema import jobs
+from omtx_hub.db.schema import job_scores, jobs
 from omtx_hub.domain import TERMINAL, JobType
-from omtx_hub.queue import transitions
+from omtx_hub.queue import reads, transitions
 from omtx_hub.queue.core import QueueCore
 from omtx_hub.queue.types import Record
 
@@ -18,6 +18,7 @@ __all__ = [
     "batch_costs",
     "batches_to_aggregate",
     "children_by_index",
+    "index_properties",
     "mark_aggregated",
     "observed_seconds_per_job",
     "set_inputs",
@@ -64,6 +65,44 @@ def set_inputs(q: QueueCore, inputs: Sequence[tuple[str, dict[str, Any]]]) -> No
                 for job_id, value in inputs
             ],
         )
+
+
+def index_properties(q: QueueCore, batch_id: str, fields: Sequence[str], ends: int) -> None:
+    """Keep in ``job_scores`` the ``ends`` best completed children of a finished batch by each ligand
+    property of ``fields`` in either direction (the lowest and the highest values, ties in submission
+    order), where :func:`omtx_hub.queue.reads.best_by_score` ranks them as it ranks the other scores:
+    the best N ≤ ``ends`` by a property, either way, are among them. The value is the one
+    :func:`omtx_hub.queue.reads.best_by_field` ranks by (a result of that name first).
+
+    Both ends, not every child: nine properties of every child would make the table larger than
+    the batch's own rows. Per field, one pass of the database over the batch's JSON (read, no lock)
+    gives both ends; a short transaction replaces the field's rows (a batch aggregated again after a
+    retry may have new ends)."""
+    for field in fields:
+        value = reads.field_value(q, field, with_property=True)
+        valued = (
+            sa.select(jobs.c.batch_index.label("index"), value.label("value"))
+            .where(jobs.c.batch_parent_id == batch_id, jobs.c.status == transitions.COMPLETED)
+            .cte("valued")
+            .prefix_with("MATERIALIZED")  # one pass for both ends
+        )
+        numbered = sa.select(valued).where(valued.c.value.is_not(None))
+        lowest = numbered.order_by(valued.c.value, valued.c.index).limit(ends).subquery()
+        highest = numbered.order_by(valued.c.value.desc(), valued.c.index).limit(ends).subquery()
+        with q.read() as conn:
+            found = {i: v for i, v in conn.execute(sa.union(sa.select(lowest), sa.select(highest)))}
+        with q.write() as conn:
+            conn.execute(
+                sa.delete(job_scores).where(job_scores.c.batch_parent_id == batch_id, job_scores.c.field == field)
+            )
+            if found:
+                conn.execute(
+                    sa.insert(job_scores),
+                    [
+                        {"batch_parent_id": batch_id, "field": field, "value": v, "batch_index": i}
+                        for i, v in found.items()
+                    ],
+                )
 
 
 def children_by_index(q: QueueCore, batch_id: str, indices: Sequence[int]) -> list[Record]:

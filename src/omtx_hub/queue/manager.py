@@ -137,6 +137,9 @@ class QueueManager:
     def mark_aggregated(self, batch_id: str, summary: dict[str, Any]) -> None:
         batches.mark_aggregated(self.core, batch_id, summary)
 
+    def index_properties(self, batch_id: str, fields: Sequence[str], ends: int) -> None:
+        batches.index_properties(self.core, batch_id, fields, ends)
+
     def set_inputs(self, inputs: Sequence[tuple[str, dict[str, Any]]]) -> None:
         batches.set_inputs(self.core, inputs)
 

@@ -190,7 +190,9 @@ def _json_number(q: QueueCore, column: sa.Column[Any], *path: str) -> sa.ColumnE
     return sa.case((is_number, sa.func.json_extract(column, where)), else_=None)
 
 
-def _field_value(q: QueueCore, field: str, with_property: bool) -> sa.ColumnElement[Any]:
+def field_value(q: QueueCore, field: str, with_property: bool) -> sa.ColumnElement[Any]:
+    """A child's number for ``field``: its result of that name, or (``with_property``, where the
+    results hold no number) its ligand property of that name; NULL where neither is a number."""
     value = _json_number(q, jobs.c.results, field)
     if with_property:
         value = sa.func.coalesce(value, _json_number(q, jobs.c.input, "properties", field))
@@ -212,7 +214,7 @@ def best_by_field(
     One pass over the batch in the database, which reads each child's JSON in C and keeps the best
     ``limit`` (no index: any field). The value is computed once per child, for the order (children
     without one sort last, and are dropped here): a filter on it too computed it twice."""
-    value = _field_value(q, field, with_property).label("field_value")
+    value = field_value(q, field, with_property).label("field_value")
     better = value.desc() if direction == "desc" else value.asc()
     query = (
         _columns(columns)
@@ -273,7 +275,7 @@ def unranked_by_field(
 ) -> list[Record]:
     """The first ``limit`` children (of ``status``) in submission order that :func:`best_by_field`
     does not rank: unfinished, failed, or completed without a number for ``field``."""
-    ranked = sa.and_(jobs.c.status == "completed", _field_value(q, field, with_property).is_not(None))
+    ranked = sa.and_(jobs.c.status == "completed", field_value(q, field, with_property).is_not(None))
     query = (
         _columns(columns)
         .where(jobs.c.batch_parent_id == batch_id, sa.not_(ranked))
