@@ -36,10 +36,13 @@ from omtx_hub.queue import QueueManager
 __all__ = [
     "BASE_COLUMNS",
     "COST_COLUMNS",
+    "ROW_COLUMNS",
     "TAIL_COLUMNS",
     "Position",
     "Ranking",
     "RankingRules",
+    "RowMaker",
+    "duplicate_names",
     "indexed_ranking",
     "number",
     "plan_rows",
@@ -73,7 +76,7 @@ def _cell(value: Any) -> Any:
     return value if value.__class__ in _SCALARS else None
 
 
-class _Rows:
+class RowMaker:
     """Makes the flat rows of a ranking: the list of a row's cells in the order of
     ``ranking.columns``, with the predictor's one-cell results under their own names."""
 
@@ -410,12 +413,12 @@ def _columns(results_only: list[str]) -> list[str]:
 
 def _duplicate_of(manager: QueueManager, batch_id: str, children: list[dict[str, Any]]) -> list[str | None]:
     """For each child, the name of the batch's first ligand with its InChIKey when that is another one."""
-    return _duplicate_names(
+    return duplicate_names(
         manager.first_by_inchikey(batch_id, [c["inchikey"] for c in children if c["inchikey"]]), children
     )
 
 
-def _duplicate_names(first: dict[str, tuple[int, str]], children: list[dict[str, Any]]) -> list[str | None]:
+def duplicate_names(first: dict[str, tuple[int, str]], children: list[dict[str, Any]]) -> list[str | None]:
     """:func:`_duplicate_of` from ``first`` (InChIKey: the first child's index and name)."""
     return [
         first[c["inchikey"]][1] if c["inchikey"] in first and first[c["inchikey"]][0] != c["batch_index"] else None
@@ -423,8 +426,8 @@ def _duplicate_names(first: dict[str, tuple[int, str]], children: list[dict[str,
     ]
 
 
-# what a row is made of (_Rows), and what the walk's cursor needs (score, index)
-_ROW_COLUMNS = (
+# what a row is made of (RowMaker), and what the walk's cursor needs (score, index)
+ROW_COLUMNS = (
     "job_id",
     "batch_index",
     "status",
@@ -438,7 +441,7 @@ _ROW_COLUMNS = (
 )
 
 
-def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, rows: _Rows) -> Iterator[list[Any]]:
+def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, rows: RowMaker) -> Iterator[list[Any]]:
     """Every row from the score index (from ``ranking.start`` on): the scored ones best first, a
     keyset page at a time, then the others in submission order. Nothing is planned, so the first row
     comes at once (a whole batch's first after its first page and one scan of its InChIKeys, for its
@@ -451,7 +454,7 @@ def _walk(manager: QueueManager, batch_id: str, ranking: Ranking, rows: _Rows) -
         pages = _walk_pages(manager, batch_id, ranking)
     rank = ranking.start.rank if ranking.start is not None else 0
     for ranked, page in pages:
-        names = _duplicate_of(manager, batch_id, page) if shared is None else _duplicate_names(shared, page)
+        names = _duplicate_of(manager, batch_id, page) if shared is None else duplicate_names(shared, page)
         for child, duplicate_of in zip(page, names, strict=True):
             if ranked:
                 rank += 1
@@ -499,7 +502,7 @@ def _walk_pages(manager: QueueManager, batch_id: str, ranking: Ranking) -> Itera
         def scored(size: int, previous: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
             after = (previous[-1]["score"], previous[-1]["batch_index"]) if previous else first
             return manager.ranked_children(
-                batch_id, direction=ranking.direction, limit=size, after=after, columns=_ROW_COLUMNS
+                batch_id, direction=ranking.direction, limit=size, after=after, columns=ROW_COLUMNS
             )
 
         left = yield from _keyset_pages(scored, left, ranked=True)
@@ -508,7 +511,7 @@ def _walk_pages(manager: QueueManager, batch_id: str, ranking: Ranking) -> Itera
     def unscored(size: int, previous: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         after_index = previous[-1]["batch_index"] if previous else begin
         return manager.unscored_children(
-            batch_id, status=ranking.status, limit=size, after_index=after_index, columns=_ROW_COLUMNS
+            batch_id, status=ranking.status, limit=size, after_index=after_index, columns=ROW_COLUMNS
         )
 
     yield from _keyset_pages(unscored, left, ranked=False)
@@ -550,7 +553,7 @@ def stream_rows(
 def stream_cells(manager: QueueManager, batch_id: str, ranking: Ranking, price_per_hour: float) -> Iterator[list[Any]]:
     """:func:`stream_rows` as lists of cells in the order of ``ranking.columns`` (what a table
     writer wants: no dict per row)."""
-    rows = _Rows(ranking, price_per_hour)
+    rows = RowMaker(ranking, price_per_hour)
     if ranking.walk:
         yield from _walk(manager, batch_id, ranking, rows)
         return

@@ -4,13 +4,16 @@ structures with a manifest, or Parquet (a declared schema). Each writes as rows 
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import itertools
 import json
 import logging
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from omtx_hub.analytics.fanout import fanned_out, processes_for
 from omtx_hub.analytics.rows import COST_COLUMNS, Ranking, number, stream_cells, stream_rows
 from omtx_hub.domain import JobStatus
 from omtx_hub.errors import InvalidInput
@@ -62,18 +65,27 @@ def _spreadsheet_safe(value: Any) -> Any:
     return value
 
 
-def _csv_lines(columns: list[str], rows: Iterator[list[Any]]) -> Iterator[bytes]:
+def _csv_chunk(rows: list[list[Any]]) -> bytes:
+    """CSV lines of ``rows``, each text cell :func:`_spreadsheet_safe`."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for count, cells in enumerate(rows, start=1):
-        # _spreadsheet_safe, inline: a call per cell is a third of a million-row export's time
-        writer.writerow(["'" + v if v.__class__ is str and v.startswith(_FORMULA_STARTS) else v for v in cells])
-        if count % 500 == 0:
-            yield buffer.getvalue().encode()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue().encode()
+    # _spreadsheet_safe, inline: a call per cell is a third of a million-row export's time
+    csv.writer(buffer, lineterminator="\n").writerows(
+        ["'" + v if v.__class__ is str and v.startswith(_FORMULA_STARTS) else v for v in cells] for cells in rows
+    )
+    return buffer.getvalue().encode()
+
+
+def _csv_lines(columns: list[str], rows: Iterator[list[Any]]) -> Iterator[bytes]:
+    yield _csv_chunk([columns])
+    while chunk := list(itertools.islice(rows, 500)):
+        yield _csv_chunk(chunk)
+
+
+def _csv_fanned(columns: list[str], chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """:func:`_csv_lines` with the rows' lines made by pool processes (:mod:`.fanout`); closing it
+    closes them."""
+    yield _csv_chunk([columns])
+    yield from chunks
 
 
 def _json_document(
@@ -240,44 +252,87 @@ def _column(values: list[Any], kind: Any) -> Any:
     return pa.array([_cell(v, kind) for v in values], type=kind)
 
 
-def _parquet_stream(columns: list[str], predictor: str, rows: Iterator[list[Any]]) -> Iterator[bytes]:
+_ROW_GROUP = 5000  # rows per Parquet row group
+
+
+def _parquet_schema(columns: list[str], predictor: str, first: list[list[Any]]) -> Any:
+    """The file's schema: each column's declared type, else what its cells among the ``first`` rows
+    are (numbers, or text)."""
     import pyarrow as pa
+
+    types = {"number": pa.float64(), "text": pa.string(), "bool": pa.bool_()}
+    by_column = [list(values) for values in zip(*first, strict=True)] if first else [[] for _ in columns]
+    fields = []
+    for c, cells in zip(columns, by_column, strict=True):
+        kind = _declared_type(c, predictor)
+        if kind is None:
+            values = [v for v in cells if v is not None]
+            kind = "number" if values and all(number(v) is not None for v in values) else "text"
+        fields.append(pa.field(c, types[kind]))
+    return pa.schema(fields)
+
+
+def _arrow_table(schema: Any, rows: list[list[Any]]) -> Any:
+    import pyarrow as pa
+
+    by_column = [list(values) for values in zip(*rows, strict=True)] if rows else [[] for _ in schema]
+    arrays = [_column(cells, f.type) for cells, f in zip(by_column, schema, strict=True)]
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _arrow_chunk(schema: Any, rows: list[list[Any]]) -> bytes:
+    """A chunk of rows as an Arrow IPC stream (what a pool process hands back, :mod:`.fanout`)."""
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema) as stream:
+        stream.write_table(_arrow_table(schema, rows))
+    return bytes(sink.getvalue())
+
+
+def _parquet_file(schema: Any, tables: Iterable[Any]) -> Iterator[bytes]:
+    """A Parquet file of ``tables`` (row groups of :data:`_ROW_GROUP` rows), streamed as it is written."""
     import pyarrow.parquet as pq
 
-    batch: list[list[Any]] = []
-    schema: pa.Schema | None = None
     sink = _Sink()
-    writer: pq.ParquetWriter | None = None
-
-    def flush() -> None:
-        nonlocal schema, writer
-        by_column = [list(values) for values in zip(*batch, strict=True)] if batch else [[] for _ in columns]
-        if schema is None:
-            fields = []
-            types = {"number": pa.float64(), "text": pa.string(), "bool": pa.bool_()}
-            for c, cells in zip(columns, by_column, strict=True):
-                kind = _declared_type(c, predictor)
-                if kind is None:
-                    values = [v for v in cells if v is not None]
-                    kind = "number" if values and all(number(v) is not None for v in values) else "text"
-                fields.append(pa.field(c, types[kind]))
-            schema = pa.schema(fields)
-            writer = pq.ParquetWriter(sink, schema)
-        assert writer is not None
-        arrays = [_column(cells, f.type) for cells, f in zip(by_column, schema, strict=True)]
-        writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= 5000:
-            flush()
-            batch = []
+    writer = pq.ParquetWriter(sink, schema)
+    for table in tables:
+        for start in range(0, max(table.num_rows, 1), _ROW_GROUP):
+            writer.write_table(table.slice(start, _ROW_GROUP))
             yield sink.take()
-    if batch or schema is None:
-        flush()
-    assert writer is not None
     writer.close()
     yield sink.take()
+
+
+def _parquet_stream(columns: list[str], predictor: str, rows: Iterator[list[Any]]) -> Iterator[bytes]:
+    first = list(itertools.islice(rows, _ROW_GROUP))
+    schema = _parquet_schema(columns, predictor, first)
+
+    def tables() -> Iterator[Any]:
+        yield _arrow_table(schema, first)
+        while chunk := list(itertools.islice(rows, _ROW_GROUP)):
+            yield _arrow_table(schema, chunk)
+
+    return _parquet_file(schema, tables())
+
+
+def _parquet_fanned(
+    columns: list[str],
+    predictor: str,
+    rows: Iterator[list[Any]],
+    manager: QueueManager,
+    batch_id: str,
+    ranking: Ranking,
+    price: float,
+    workers: int,
+) -> Iterator[bytes]:
+    """:func:`_parquet_stream` with the rows' tables made by pool processes (:mod:`.fanout`): the
+    schema comes from the first rows, made here, as it does there."""
+    import pyarrow as pa
+
+    schema = _parquet_schema(columns, predictor, list(itertools.islice(rows, _ROW_GROUP)))
+    chunks = fanned_out(manager, batch_id, ranking, price, functools.partial(_arrow_chunk, schema), workers)
+    yield from _parquet_file(schema, (pa.ipc.open_stream(chunk).read_all() for chunk in chunks))
 
 
 def export_stream(
@@ -289,9 +344,15 @@ def export_stream(
     price = settings.price_per_accelerator_hour
     if fmt in ("csv", "parquet"):
         cells = stream_cells(manager, batch_id, ranking, price)
+        workers = processes_for(manager, batch_id, ranking)
         if fmt == "csv":
+            if workers:
+                return _csv_fanned(ranking.columns, fanned_out(manager, batch_id, ranking, price, _csv_chunk, workers))
             return _csv_lines(ranking.columns, cells)
-        return _parquet_stream(ranking.columns, manager.get(batch_id)["predictor"], cells)
+        predictor = manager.get(batch_id)["predictor"]
+        if workers:
+            return _parquet_fanned(ranking.columns, predictor, cells, manager, batch_id, ranking, price, workers)
+        return _parquet_stream(ranking.columns, predictor, cells)
     rows = stream_rows(manager, batch_id, ranking, price)
     if fmt == "json":
         parent = manager.get(batch_id)

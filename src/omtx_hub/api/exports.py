@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any
 
+import anyio
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from omtx_hub.access import authenticate, get_hub, scope_of
 from omtx_hub.analytics import EXPORT_FORMATS, Ranking, batch_stats, export_stream
@@ -69,10 +71,24 @@ def _streamed(hub: Hub, batch_id: str, fmt: str, ranking: Ranking) -> StreamingR
         "parquet": "results.parquet",
     }[fmt]
     return StreamingResponse(
-        export_stream(fmt, hub.manager, hub.store, batch_id, ranking, hub.settings),
+        _closed_after(export_stream(fmt, hub.manager, hub.store, batch_id, ranking, hub.settings)),
         media_type=EXPORT_FORMATS[fmt],
         headers={"Content-Disposition": f'attachment; filename="{batch_id}_{name}"'},
     )
+
+
+async def _closed_after(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+    """The chunks, made in the thread pool; closed there once the response ends, also when the client
+    went away: an export's pool processes (analytics.fanout) then stop without holding up the event
+    loop, where the generator's garbage collection would have closed it."""
+    try:
+        async for chunk in iterate_in_threadpool(chunks):
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(close)
 
 
 def _default_export(request: Request, batch_id: str, fmt: str) -> StreamingResponse:
