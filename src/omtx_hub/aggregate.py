@@ -8,7 +8,9 @@
 2. The children are ranked by the predictor's primary score and written, best first, as
    ``batch_results.csv``, ``batch_results.json``, ``batch_results.parquet`` and ``best_poses.sdf``
    (the same writers as the export endpoints, see ``analytics.py``).
-3. The parent's ``results`` get a summary: counts, the top 10, the file names.
+3. The parent's ``results`` get a summary: counts, the top 10, the file names, and the primary
+   score's summary and histogram (``score_summary``: what ``/stats?fields=primary`` then reads
+   instead of scanning the score index; the children of a finished batch do not change).
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ def aggregate_batch(
         ],
         "files": list(BATCH_FILES.values()),
         "property_index": {"fields": indexed, "ends": PROPERTY_ENDS},
+        "score_summary": manager.score_summary(batch_id),
     }
     manager.mark_aggregated(batch_id, summary)
     return summary

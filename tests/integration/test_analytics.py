@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from hub_testing import ApiClient, run_all
-from omtx_hub.db.schema import job_scores
+from omtx_hub.db.schema import job_scores, jobs
 from omtx_hub.hub import Hub
 from omtx_hub.worker import Worker
 
@@ -117,6 +117,15 @@ def test_ranking_stats_exports_and_cost(api: ApiClient, hub: Hub, worker: Worker
     assert [t["ligand_name"] for t in stats["top"]] == [r["ligand_name"] for r in rows[:5]]
     assert stats["cost"]["jobs_measured"] == 20 and stats["cost"]["currency"] == "USD"
     assert stats["fields"]["molecular_weight_da"]["max"] > 600
+    # the primary score's summary of a finished batch is the one its aggregation kept, not a scan
+    kept = hub.manager.get(batch_id)["results"]["score_summary"]
+    assert kept == hub.manager.score_summary(batch_id) and kept["count"] == 20 and kept["min"] == min(scores)
+    primary = api.get(f"/api/v1/jobs/{batch_id}/stats", params={"fields": "primary", "top": 5}).json()
+    assert primary["fields"] == {"test_score": kept}
+    with hub.manager.core.write() as conn:
+        conn.execute(sa.update(jobs).where(jobs.c.batch_parent_id == batch_id).values(score=None))
+    again = api.get(f"/api/v1/jobs/{batch_id}/stats", params={"fields": "primary", "top": 5}).json()
+    assert again["fields"] == {"test_score": kept}
 
     bad = api.get(f"/api/v1/jobs/{batch_id}/export", params={"format": "xlsx"})
     assert bad.status_code == 422

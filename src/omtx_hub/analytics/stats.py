@@ -54,9 +54,10 @@ def batch_stats(
     checked), cost sums.
 
     With ``fields="primary"`` and the batch's primary score in the ``score`` column, nothing reads
-    the children's rows but the top N: the summary comes from the score index and the counts from
-    the batch's counters, so a million-ligand batch answers in well under a second; ``cost`` (a
-    sum over every child) is left out (None)."""
+    the children's rows but the top N: the summary is the one the batch's aggregation kept (a
+    finished batch), or comes from the score index (one scan of it), and the counts from the batch's
+    counters, so a million-ligand batch answers in well under a second; ``cost`` (a sum over every
+    child) is left out (None)."""
     parent = manager.get(batch_id)
     numbers: dict[str, list[float]] = {}
     only_primary = fields == "primary"
@@ -108,7 +109,11 @@ def batch_stats(
         for name, vals in sorted(numbers.items())
     }
     if indexed:
-        from_index = manager.score_summary(batch_id)
+        kept = parent["results"] if parent["aggregated_at"] is not None else None
+        if isinstance(kept, dict) and "score_summary" in kept:
+            from_index = kept["score_summary"]  # a finished batch's, kept by its aggregation
+        else:
+            from_index = manager.score_summary(batch_id)
         summary = {primary: from_index} if from_index else {}
     contacts: Counter[str] = Counter()
     ranked_rows = 0
