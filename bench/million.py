@@ -14,8 +14,11 @@ through ``omtx-hub serve --no-worker`` in its own process:
   property (QED): first by the database's pass over every child's JSON, as before the batch's
   aggregation; then, after timing the aggregation's step that keeps the best 2,000 each way by
   each numeric property in ``job_scores`` (``index_properties_s``), from there;
+- ``/stats?fields=primary&top=5`` again once the batch's aggregation has kept its primary score's
+  summary (``stats_primary_kept_s``: no scan of the index);
 - ``/stats`` of every field (reads every child);
-- whole-batch exports, CSV and Parquet: first byte and last byte (``--exports``);
+- whole-batch exports, CSV and Parquet: first byte (and the CSV's first row after its header) and
+  last byte (``--exports``);
 - ``omtx-hub db prune`` of the batch while a client polls the status of another job: prune time and
   the status p99 meanwhile;
 - and, on a fresh server, the submission of N ligands as a CSV upload (N distinct substituted
@@ -251,17 +254,24 @@ def pct(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
 
 
-def streamed(client: httpx.Client, path: str, **params: Any) -> tuple[float, float, int]:
-    """(first byte s, last byte s, bytes) of a streamed GET."""
+def streamed(client: httpx.Client, path: str, **params: Any) -> tuple[float, float, float, int]:
+    """(first byte s, first row s, last byte s, bytes) of a streamed GET; the first row: for CSV,
+    when the line after the header has come; otherwise the first byte."""
     t0 = time.perf_counter()
-    first, size = None, 0
+    first = first_row = None
+    size, lines = 0, 0
+    csv = params.get("format") == "csv"
     with client.stream("GET", path, params=params) as r:
         assert r.status_code == 200, r.read()[:300]
         for chunk in r.iter_bytes():
-            first = first or time.perf_counter() - t0
+            now = time.perf_counter() - t0
+            first = first or now
+            lines += chunk.count(b"\n") if csv else 2
+            if first_row is None and lines >= 2:
+                first_row = now
             size += len(chunk)
     total = time.perf_counter() - t0
-    return round(first or total, 3), round(total, 2), size
+    return round(first or total, 3), round(first_row or total, 3), round(total, 2), size
 
 
 def prune_while_polling(hub: Hub, env: dict[str, str], client: httpx.Client, other_job: str) -> dict[str, Any]:
@@ -339,14 +349,19 @@ def run_db(db: str, args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.perf_counter()
             fields = indexed_properties(hub.manager, "vina")
             hub.manager.index_properties(batch, fields, PROPERTY_ENDS)
-            hub.manager.mark_aggregated(batch, {"property_index": {"fields": fields, "ends": PROPERTY_ENDS}})
             out["index_properties_s"] = round(time.perf_counter() - t0, 1)
+            # what the aggregation keeps besides (its files are not written here)
+            kept = {"property_index": {"fields": fields, "ends": PROPERTY_ENDS}}
+            hub.manager.mark_aggregated(batch, {**kept, "score_summary": hub.manager.score_summary(batch)})
             out["top100_property_s"] = best(3, export, format="json", top=100, sort="qed")
+            out["stats_primary_kept_s"] = best(5, stats, fields="primary", top=5)
             out["stats_all_fields_s"] = best(1, stats, top=5)
             if args.exports:
                 for fmt in ("csv", "parquet"):
-                    first, total, size = streamed(client, export, format=fmt)
+                    first, first_row, total, size = streamed(client, export, format=fmt)
                     out[f"export_{fmt}_first_byte_s"], out[f"export_{fmt}_s"] = first, total
+                    if fmt == "csv":
+                        out["export_csv_first_row_s"] = first_row
                     out[f"export_{fmt}_mb"] = round(size / 2**20, 1)
             out.update(prune_while_polling(hub, env, client, other))
             client.close()
