@@ -6,7 +6,8 @@ ranking (score and position, from the score index) and cuts them into chunks; a 
 processes, one per core, reads each chunk's children with the keyset query of the in-process walk
 (:func:`omtx_hub.analytics.rows.stream_cells`), makes their rows and formats them; this process
 hands the chunks on in rank order, with at most two per pool process in flight (bounded memory).
-The first chunk is made here while the pool starts, so the first byte comes as early as without one.
+The first chunk (a small one) is made here while the pool starts, so the first rows come about as
+early as without one.
 
 It applies to a whole walk (every row, by the primary score, from the index) of a batch of at least
 :data:`MIN_ROWS` children, on a machine with two cores or more, over a database another process
@@ -16,6 +17,7 @@ them.
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
 from collections import deque
@@ -33,6 +35,7 @@ __all__ = ["MIN_ROWS", "fanned_out", "processes_for"]
 
 MIN_ROWS = 100_000  # a smaller batch is made in this process: a pool's start costs ≈1 s of CPU per process
 CHUNK = 10_000  # rows per task
+FIRST = 2_000  # rows of the first chunk, made in this process
 _IN_FLIGHT = 2  # tasks per pool process handed out ahead
 
 Format = Callable[[list[list[Any]]], bytes]  # rows (lists of cells) → the bytes of a chunk
@@ -85,29 +88,33 @@ class _Maker:
 
 
 def _chunks(manager: QueueManager, batch_id: str, ranking: Ranking) -> Iterator[_Chunk]:
-    """The walk cut into chunks: the scored rows' keys read a chunk at a time (score and position
-    only, from the score index), then the unscored rows' positions."""
+    """The walk cut into chunks (the first one small: it is made in this process, and the first
+    rows wait for it): the scored rows' keys read a chunk at a time (score and position only, from
+    the score index), then the unscored rows' positions."""
+    sizes = itertools.chain([min(FIRST, CHUNK)], itertools.repeat(CHUNK))
     after: tuple[float, int] | None = None
     rank = 0
     while True:
+        size = next(sizes)
         keys = manager.ranked_children(
-            batch_id, direction=ranking.direction, limit=CHUNK, after=after, columns=("score", "batch_index")
+            batch_id, direction=ranking.direction, limit=size, after=after, columns=("score", "batch_index")
         )
         if keys:
             yield _Chunk(after, len(keys), rank)
             rank += len(keys)
             after = (keys[-1]["score"], keys[-1]["batch_index"])
-        if len(keys) < CHUNK:
+        if len(keys) < size:
             break
     after_index = -1
     while True:
+        size = next(sizes)
         keys = manager.unscored_children(
-            batch_id, status=ranking.status, limit=CHUNK, after_index=after_index, columns=("batch_index",)
+            batch_id, status=ranking.status, limit=size, after_index=after_index, columns=("batch_index",)
         )
         if keys:
             yield _Chunk(after_index, len(keys), None)
             after_index = keys[-1]["batch_index"]
-        if len(keys) < CHUNK:
+        if len(keys) < size:
             break
 
 
@@ -143,19 +150,20 @@ def fanned_out(
         initializer=_start,
         initargs=(os.getpid(), url, batch_id, ranking, price_per_hour, shared, fmt),
     )
-    try:
-        flight: deque[Future[bytes]] = deque()
-        for chunk in chunks:  # the pool starts on these while the first chunk is made here
+    flight: deque[Future[bytes]] = deque()
+
+    def top_up(ahead: int) -> None:
+        while len(flight) < ahead and (chunk := next(chunks, None)) is not None:
             flight.append(pool.submit(_make, chunk))
-            if len(flight) >= workers * _IN_FLIGHT:
+
+    try:
+        top_up(workers)  # a process starts as its first task is handed out: they start while
+        yield here(first)  # the first chunk is made here
+        while True:
+            top_up(workers * _IN_FLIGHT)
+            if not flight:
                 break
-        yield here(first)
-        while flight:
-            made = flight.popleft().result()
-            following = next(chunks, None)
-            if following is not None:
-                flight.append(pool.submit(_make, following))
-            yield made
+            yield flight.popleft().result()
     finally:  # also when the client went away: what is queued is dropped
         pool.shutdown(wait=True, cancel_futures=True)
 
