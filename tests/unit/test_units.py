@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from rdkit import Chem
 
 import omtx_hub
 from omtx_hub import client, errors, queue
@@ -56,10 +57,22 @@ def test_protein_sequences_rejected(raw: str, words: str) -> None:
         ("", False),
         ("C C", False),
         ("[H][H]", False),
+        ("C(C)(C)(C)(C)C", False),  # a carbon of valence 5
+        ("cC", False),  # an aromatic atom outside a ring
+        ("n1cccc1", False),  # pyrrole without its H: no Kekulé form
+        ("[nH]1cccc1", True),
+        ("CN(=O)=O", True),  # nitro, written pentavalent: cleaned up
+        ("[Fe+2].[O-]C(=O)C", True),
+        ("[O-][n+]1ccccc1", True),
+        ("C[C@H](N)C(=O)O", True),
+        ("F/C=C/F", True),
     ],
 )
 def test_smiles_check(smiles: str, ok: bool) -> None:
     assert check_smiles(smiles).ok is ok
+    if smiles and " " not in smiles:  # as RDKit's full parse decides (which reads "C C" as C named "C")
+        mol = Chem.MolFromSmiles(smiles)
+        assert (mol is not None and mol.GetNumHeavyAtoms() > 0) is ok
 
 
 @pytest.mark.parametrize(
