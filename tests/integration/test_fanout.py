@@ -1,17 +1,19 @@
 """A large batch's whole export made by pool processes (analytics.fanout) is the export one process
 makes: the same CSV bytes and the same Parquet table, ranked and unranked rows, duplicates, either
-status, on SQLite and PostgreSQL. Leaving the stream early stops the pool."""
+status, on SQLite and PostgreSQL. Leaving the stream early stops the pool; a pool that breaks leaves
+the rest to this process."""
 
 from __future__ import annotations
 
 import io
+import logging
 import multiprocessing
 import os
 
 import pyarrow.parquet as pq
 import pytest
 
-from hub_testing import scored_screen
+from hub_testing import dying_pool_process, scored_screen
 from omtx_hub.analytics import export_stream, fanout, indexed_ranking
 from omtx_hub.hub import Hub
 
@@ -58,3 +60,16 @@ def test_leaving_a_fanned_out_export_early_stops_its_pool(hub: Hub, monkeypatch:
     assert set(multiprocessing.active_children()) - others
     stream.close()  # type: ignore[attr-defined]  # what the server does when the client goes away
     assert not set(multiprocessing.active_children()) - others
+
+
+def test_an_export_whose_pool_breaks_is_finished_by_this_process(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    batch_id = scored_screen(hub)
+    in_one = _export(hub, batch_id, "csv", None)
+    monkeypatch.setattr(fanout, "MIN_ROWS", 1)
+    monkeypatch.setattr(fanout, "CHUNK", 7)
+    monkeypatch.setattr(fanout, "_start", dying_pool_process)  # every pool process dies as it starts
+    with caplog.at_level(logging.WARNING, logger="omtx_hub.analytics"):
+        assert _export(hub, batch_id, "csv", None) == in_one
+    assert "the pool broke" in caplog.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import random
 import threading
 from collections.abc import Iterator
@@ -42,6 +43,11 @@ class ApiClient:
     def close(self) -> None:
         self._loop.run_until_complete(self._client.aclose())
         self._loop.close()
+
+
+def dying_pool_process(*_args: Any) -> None:
+    """A pool process's initializer that dies at once (as a process killed when it starts would)."""
+    os._exit(1)
 
 
 def run_all(worker: Any) -> None:

@@ -12,17 +12,20 @@ early as without one.
 It applies to a whole walk (every row, by the primary score, from the index) of a batch of at least
 :data:`MIN_ROWS` children, on a machine with two cores or more, over a database another process
 can open (not SQLite in memory). The bytes are the same as the in-process walk's: the tests compare
-them.
+them. A pool that breaks (a process killed, or one that could not start) leaves the rest of the
+chunks to this process; the export goes on.
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +40,8 @@ MIN_ROWS = 100_000  # a smaller batch is made in this process: a pool's start co
 CHUNK = 10_000  # rows per task
 FIRST = 2_000  # rows of the first chunk, made in this process
 _IN_FLIGHT = 2  # tasks per pool process handed out ahead
+
+logger = logging.getLogger("omtx_hub.analytics")
 
 Format = Callable[[list[list[Any]]], bytes]  # rows (lists of cells) → the bytes of a chunk
 
@@ -150,20 +155,31 @@ def fanned_out(
         initializer=_start,
         initargs=(os.getpid(), url, batch_id, ranking, price_per_hour, shared, fmt),
     )
-    flight: deque[Future[bytes]] = deque()
+    flight: deque[tuple[_Chunk, Future[bytes]]] = deque()
+    unsent: list[_Chunk] = []  # one taken from ``chunks`` that a broken pool refused
 
     def top_up(ahead: int) -> None:
         while len(flight) < ahead and (chunk := next(chunks, None)) is not None:
-            flight.append(pool.submit(_make, chunk))
+            try:
+                flight.append((chunk, pool.submit(_make, chunk)))
+            except BrokenProcessPool:
+                unsent.append(chunk)
+                raise
 
     try:
-        top_up(workers)  # a process starts as its first task is handed out: they start while
-        yield here(first)  # the first chunk is made here
-        while True:
-            top_up(workers * _IN_FLIGHT)
-            if not flight:
-                break
-            yield flight.popleft().result()
+        try:
+            top_up(workers)  # a process starts as its first task is handed out: they start while
+            yield here(first)  # the first chunk is made here
+            while True:
+                top_up(workers * _IN_FLIGHT)
+                if not flight:
+                    return
+                yield flight[0][1].result()
+                flight.popleft()
+        except BrokenProcessPool as exc:  # a pool process died (killed, or could not start)
+            logger.warning("export of %s: the pool broke (%s); the rest is made in this process", batch_id, exc)
+        for chunk in itertools.chain([c for c, _ in flight], unsent, chunks):
+            yield here(chunk)
     finally:  # also when the client went away: what is queued is dropped
         pool.shutdown(wait=True, cancel_futures=True)
 
