@@ -37,13 +37,13 @@ def test_a_fanned_out_export_is_the_export_of_one_process(
     monkeypatch.setattr(fanout, "CHUNK", 7)  # chunks across the scored rows' end, ties among them
     parent = hub.manager.get(batch_id)
     ranking = indexed_ranking(hub.manager, parent, sort_key="test_score", direction="asc", top=None, status=status)
-    assert ranking is not None and fanout.processes_for(hub.manager, batch_id, ranking) >= 2
+    assert ranking is not None and fanout.processes_for(hub.manager, ranking) >= 2
     assert _export(hub, batch_id, "csv", status) == in_one["csv"]
     fanned = pq.read_table(io.BytesIO(_export(hub, batch_id, "parquet", status)))
     assert fanned.equals(pq.read_table(io.BytesIO(in_one["parquet"])))
     assert "," in in_one["csv"].decode().splitlines()[1] and fanned.num_rows == (60 if status is None else 44)
     monkeypatch.setattr(fanout, "MIN_ROWS", 61)  # one child more than the batch has: one process
-    assert fanout.processes_for(hub.manager, batch_id, ranking) == 0
+    assert fanout.processes_for(hub.manager, ranking) == 0
 
 
 def test_leaving_a_fanned_out_export_early_stops_its_pool(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:

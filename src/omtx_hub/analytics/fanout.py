@@ -123,7 +123,7 @@ def _chunks(manager: QueueManager, batch_id: str, ranking: Ranking) -> Iterator[
             break
 
 
-def processes_for(manager: QueueManager, batch_id: str, ranking: Ranking) -> int:
+def processes_for(manager: QueueManager, ranking: Ranking) -> int:
     """How many pool processes :func:`fanned_out` would make this walk's chunks with; 0 where it
     does not apply (see the module's docstring) and the caller makes the rows in this process."""
     if not (ranking.walk and ranking.limit is None and ranking.start is None):
@@ -133,7 +133,7 @@ def processes_for(manager: QueueManager, batch_id: str, ranking: Ranking) -> int
     in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
     if workers < 2 or in_memory or multiprocessing.current_process().daemon:
         return 0
-    return workers if manager.get(batch_id)["n_total"] >= MIN_ROWS else 0
+    return workers if ranking.children >= MIN_ROWS else 0
 
 
 def fanned_out(

@@ -153,6 +153,8 @@ class Ranking:
     start: Position | None = None
     reached: Position | None = None
     given: int = 0
+    # a walk: how many children its batch had (a whole export is made by a pool from 100,000 on)
+    children: int = 0
 
     def next_cursor(self) -> str | None:
         """After a walk of ``limit`` rows has streamed: the ``after`` of the next page (None: no
@@ -259,9 +261,9 @@ def indexed_ranking(
     the score index page by page (the best ``top`` of it, or all), under the batch's kept
     ``result_columns``. A batch from before they were kept has its best ``top`` read now from the
     index. The best ``top`` by another score of the predictor, or by a property whose best ``top``
-    the batch's aggregation kept, are read now from ``job_scores``; by any other numeric result or property,
-    by one pass of the database over the batch's JSON. Such
-    rows read now bring their own columns (plan_rows lists a field that any child has)."""
+    the batch's aggregation kept, are read now from ``job_scores``; by any other numeric result or
+    property, by one pass of the database over the batch's JSON. Such rows read now bring their own
+    columns (plan_rows lists a field that any child has)."""
     if rules is not None and rules != RankingRules():
         return None
     batch_id = parent["job_id"]
@@ -271,7 +273,9 @@ def indexed_ranking(
     if manager.score_field(parent["predictor"]) == sort_key and status in (None, JobStatus.COMPLETED.value):
         kept = parent.get("result_columns")
         if kept is not None:
-            return _walk_ranking(kept, sort_key=sort_key, direction=direction, status=status, top=top)
+            walk = _walk_ranking(kept, sort_key=sort_key, direction=direction, status=status, top=top)
+            walk.children = parent["n_total"]
+            return walk
         if top is None:
             return None
         ranked = manager.ranked_children(batch_id, direction=direction, limit=top, columns=wanted)

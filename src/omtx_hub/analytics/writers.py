@@ -344,7 +344,7 @@ def export_stream(
     price = settings.price_per_accelerator_hour
     if fmt in ("csv", "parquet"):
         cells = stream_cells(manager, batch_id, ranking, price)
-        workers = processes_for(manager, batch_id, ranking)
+        workers = processes_for(manager, ranking)
         if fmt == "csv":
             if workers:
                 return _csv_fanned(ranking.columns, fanned_out(manager, batch_id, ranking, price, _csv_chunk, workers))
