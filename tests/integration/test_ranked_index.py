@@ -4,6 +4,9 @@ order and the primary score's summary. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import sqlalchemy as sa
 
@@ -133,6 +136,35 @@ def test_the_ends_of_each_property_kept_at_aggregation_rank_as_the_plan_does(
     for by_json in ((aggregated, ends + 1), *((p, ends) for p in unlisted)):
         read = indexed_ranking(hub.manager, by_json[0], sort_key="qed", direction=direction, top=by_json[1])
         assert read is not None and read.order == best[: by_json[1]]
+
+
+def test_two_aggregations_of_a_batch_at_once_keep_its_ends(hub: Hub, screen: str) -> None:
+    """Two workers may aggregate one batch at once: one's index_properties runs while the other's
+    has written the same rows and not yet committed (its insert waits on those rows on PostgreSQL,
+    on the write lock on SQLite). Neither fails (it did, with a unique violation that stopped the
+    worker), and the ends are kept once."""
+    hub.manager.index_properties(screen, ["qed"], 3)
+    qed = sa.and_(job_scores.c.batch_parent_id == screen, job_scores.c.field == "qed")
+    with hub.manager.core.read() as conn:
+        ends = sorted(conn.execute(sa.select(job_scores).where(qed)).all())
+    errors: list[BaseException] = []
+
+    def aggregate() -> None:
+        try:
+            hub.manager.index_properties(screen, ["qed"], 3)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with hub.manager.core.write() as conn:  # the other worker, between its insert and its commit
+        conn.execute(sa.delete(job_scores).where(qed))
+        conn.execute(sa.insert(job_scores), [r._asdict() for r in ends])
+        other = threading.Thread(target=aggregate)
+        other.start()
+        time.sleep(0.5)
+    other.join(30)
+    assert not errors, errors
+    with hub.manager.core.read() as conn:
+        assert sorted(conn.execute(sa.select(job_scores).where(qed)).all()) == ends
 
 
 def test_the_index_declines_what_it_cannot_answer(hub: Hub, screen: str) -> None:

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from omtx_hub.db.schema import job_scores, jobs
 from omtx_hub.domain import TERMINAL, JobType
@@ -77,7 +78,8 @@ def index_properties(q: QueueCore, batch_id: str, fields: Sequence[str], ends: i
     Both ends, not every child: nine properties of every child would make the table larger than
     the batch's own rows. Per field, one pass of the database over the batch's JSON (read, no lock)
     gives both ends; a short transaction replaces the field's rows (a batch aggregated again after a
-    retry may have new ends)."""
+    retry may have new ends). Two workers may aggregate one batch at once: the rows one wrote while
+    the other replaced them are kept (the same children, the same values)."""
     for field in fields:
         value = reads.field_value(q, field, with_property=True)
         valued = (
@@ -95,9 +97,10 @@ def index_properties(q: QueueCore, batch_id: str, fields: Sequence[str], ends: i
             conn.execute(
                 sa.delete(job_scores).where(job_scores.c.batch_parent_id == batch_id, job_scores.c.field == field)
             )
-            if found:
+            if found:  # two workers may aggregate one batch at once: the rows the other wrote are kept
+                insert = postgresql.insert if q.postgres else sqlite.insert
                 conn.execute(
-                    sa.insert(job_scores),
+                    insert(job_scores).on_conflict_do_nothing(),
                     [
                         {"batch_parent_id": batch_id, "field": field, "value": v, "batch_index": i}
                         for i, v in found.items()
