@@ -56,20 +56,24 @@ class _Chunk:
     first_rank: int | None
 
 
+@dataclass(frozen=True)
+class _Export:
+    """What every chunk of one export shares (sent once to each pool process)."""
+
+    batch_id: str
+    ranking: Ranking
+    price_per_hour: float
+    shared: dict[str, tuple[int, str]]  # InChIKey: the first child's (index, name), for duplicate_of
+    fmt: Format
+
+
 class _Maker:
     """Makes the bytes of a chunk: reads its children, makes their rows, formats them."""
 
-    def __init__(
-        self,
-        manager: QueueManager,
-        batch_id: str,
-        ranking: Ranking,
-        price_per_hour: float,
-        shared: dict[str, tuple[int, str]],
-        fmt: Format,
-    ) -> None:
-        self.manager, self.batch_id, self.ranking, self.shared, self.fmt = manager, batch_id, ranking, shared, fmt
-        self.rows = RowMaker(ranking, price_per_hour)
+    def __init__(self, manager: QueueManager, export: _Export) -> None:
+        self.manager, self.batch_id, self.ranking = manager, export.batch_id, export.ranking
+        self.shared, self.fmt = export.shared, export.fmt
+        self.rows = RowMaker(export.ranking, export.price_per_hour)
 
     def __call__(self, chunk: _Chunk) -> bytes:
         if chunk.first_rank is None:
@@ -142,8 +146,8 @@ def fanned_out(
     """The walk's rows formatted by ``fmt`` a chunk at a time, in rank order, by ``workers`` pool
     processes (:func:`processes_for`). ``fmt`` is a module-level function, or a ``functools.partial``
     of one, that the pool processes import."""
-    shared = manager.first_by_inchikey(batch_id, None)
-    here = _Maker(manager, batch_id, ranking, price_per_hour, shared, fmt)
+    export = _Export(batch_id, ranking, price_per_hour, manager.first_by_inchikey(batch_id, None), fmt)
+    here = _Maker(manager, export)
     chunks = _chunks(manager, batch_id, ranking)
     first = next(chunks, None)
     if first is None:
@@ -153,7 +157,7 @@ def fanned_out(
         workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_start,
-        initargs=(os.getpid(), url, batch_id, ranking, price_per_hour, shared, fmt),
+        initargs=(os.getpid(), url, export),
     )
     flight: deque[tuple[_Chunk, Future[bytes]]] = deque()
     unsent: list[_Chunk] = []  # one taken from ``chunks`` that a broken pool refused
@@ -187,21 +191,12 @@ def fanned_out(
 _maker: _Maker | None = None  # a pool process's own
 
 
-def _start(
-    parent: int,
-    url: str,
-    batch_id: str,
-    ranking: Ranking,
-    price_per_hour: float,
-    shared: dict[str, tuple[int, str]],
-    fmt: Format,
-) -> None:
+def _start(parent: int, url: str, export: _Export) -> None:
     """A pool process's initializer: its own engine (one connection), and exit with the process that
     started the pool."""
     global _maker
     when_parent_dies(parent, lambda: os._exit(1))
-    manager = QueueManager(create_db_engine(url, pool_size=1))
-    _maker = _Maker(manager, batch_id, ranking, price_per_hour, shared, fmt)
+    _maker = _Maker(QueueManager(create_db_engine(url, pool_size=1)), export)
 
 
 def _make(chunk: _Chunk) -> bytes:
