@@ -60,6 +60,7 @@ from omtx_hub.domain import Ligand, scalar_results
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.ligands import ligand_properties
 from omtx_hub.queue import BatchSubmission, JobSubmission
+from omtx_hub.queue.score_bins import count_scores
 from omtx_hub.settings import Settings
 from submit_large import BIN, PG_URL, SEQ, SMILES, memory, reset_peak, start_server
 
@@ -169,6 +170,7 @@ def seed(hub: Hub, n: int) -> str:
         "completed_at": now,
     }
     postgres = hub.engine.dialect.name == "postgresql"
+    binned = []  # (batch, score): the fine bins the completions would have counted
     with hub.engine.begin() as conn:
         conn.execute(jobs.delete().where(jobs.c.batch_parent_id == batch_id))
         for start in range(0, n, CHUNK):
@@ -187,6 +189,7 @@ def seed(hub: Hub, n: int) -> str:
                     "docking_seconds": 6.5,
                 }
                 if ok:
+                    binned.append((batch_id, score))
                     efficiency = results["ligand_efficiency_kcal_mol_per_heavy_atom"]
                     scores.append(
                         {"batch_parent_id": batch_id, "field": EFFICIENCY, "value": efficiency, "batch_index": i}
@@ -219,6 +222,7 @@ def seed(hub: Hub, n: int) -> str:
                             )
                 else:
                     conn.execute(table.insert(), table_rows)
+        count_scores(conn, postgres, binned)
         failed = (n + 19) // 20
         conn.execute(
             jobs.update()
@@ -237,7 +241,7 @@ def seed(hub: Hub, n: int) -> str:
         )
     if postgres:
         with hub.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            for table in ("jobs", "job_scores"):
+            for table in ("jobs", "job_scores", "score_bins"):
                 conn.execute(sa.text(f"VACUUM ANALYZE {table}"))  # as autovacuum does after a bulk load
     return batch_id
 

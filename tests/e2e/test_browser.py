@@ -27,6 +27,7 @@ from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.predictors.boltz2 import Boltz2Predictor
 from omtx_hub.queue import BatchSubmission
+from omtx_hub.queue.score_bins import count_scores
 from omtx_hub.server import BackgroundServer
 from omtx_hub.worker import Worker
 from omtx_hub.worker_process import WorkerProcess
@@ -293,9 +294,12 @@ def _seed_large_batch(hub: Hub, n: int, best_at: int, worst_at: int) -> str:
             "completed_at": now,
         }
 
+    postgres = hub.manager.core.postgres
     for start in range(1, n, 20_000):  # a transaction per chunk: the worker process writes meanwhile
         with hub.engine.begin() as conn:
-            conn.execute(jobs.insert(), [child(i) for i in range(start, min(n, start + 20_000))])
+            rows = [child(i) for i in range(start, min(n, start + 20_000))]
+            conn.execute(jobs.insert(), rows)
+            count_scores(conn, postgres, [(batch_id, row["score"]) for row in rows])  # as completions count them
     with hub.engine.begin() as conn:
         conn.execute(
             sa.update(jobs)
@@ -307,6 +311,7 @@ def _seed_large_batch(hub: Hub, n: int, best_at: int, worst_at: int) -> str:
                 score=0.5,
             )
         )
+        count_scores(conn, postgres, [(batch_id, 0.5)])
         conn.execute(
             sa.update(jobs)
             .where(jobs.c.job_id == batch_id)

@@ -19,7 +19,7 @@ def test_migrations_match_the_declared_schema(database_url: str) -> None:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert compare_metadata(context, metadata) == []
-        assert context.get_current_revision() == "0008"
+        assert context.get_current_revision() == "0009"
     engine.dispose()
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from hub_testing import ApiClient, scored_screen
 from omtx_hub.analytics import RankingRules, batch_stats, indexed_ranking, plan_rows, stream_rows
 from omtx_hub.analytics.stats import histogram
-from omtx_hub.db.schema import job_scores, jobs
+from omtx_hub.db.schema import job_scores, jobs, score_bins
 from omtx_hub.hub import Hub
 
 
@@ -73,7 +73,8 @@ def test_the_best_by_any_field_are_read_as_the_plan_ranks_them(hub: Hub, screen:
 
 def test_other_scores_are_kept_by_completions_and_read_from_their_index(hub: Hub, screen: str) -> None:
     """Every completed child's other scores are in ``job_scores``; the best by one are read from
-    there (a row taken out of it is no longer ranked); pruning the batch deletes them."""
+    there (a row taken out of it is no longer ranked); pruning the batch deletes them, and its
+    score bins."""
     with hub.manager.core.read() as conn:
         kept = conn.execute(sa.select(job_scores).where(job_scores.c.batch_parent_id == screen)).all()
     assert sorted((r.field, r.batch_index, r.value) for r in kept) == sorted(
@@ -86,11 +87,14 @@ def test_other_scores_are_kept_by_completions_and_read_from_their_index(hub: Hub
         conn.execute(sa.delete(job_scores).where(job_scores.c.field == "other", job_scores.c.batch_index == 8))
     best = indexed_ranking(hub.manager, parent, sort_key="other", direction="desc", top=3)
     assert best is not None and best.order == [17, 26, 35]
+    with hub.manager.core.read() as conn:
+        assert conn.execute(sa.select(sa.func.sum(score_bins.c.n))).scalar_one() == 40  # the scored children
     with hub.manager.core.write() as conn:
         conn.execute(sa.update(jobs).where(jobs.c.job_id == screen).values(completed_at=1.0, status="completed"))
     assert (screen, screen) in hub.manager.prune(older_than=2.0)
     with hub.manager.core.read() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(job_scores)).scalar_one() == 0
+        assert conn.execute(sa.select(sa.func.count()).select_from(score_bins)).scalar_one() == 0
 
 
 @pytest.mark.parametrize("direction", ["asc", "desc"])

@@ -104,16 +104,20 @@ def transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 
 @contextmanager
-def read_connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+def read_connection(engine: sa.Engine, *, snapshot: bool = False) -> Iterator[sa.Connection]:
     """A connection for reads only, driver errors translated.
 
-    SQLite: a plain BEGIN (no write lock; WAL lets it run beside the writer). PostgreSQL: autocommit,
-    which saves the BEGIN and ROLLBACK round trips of every read; each statement still sees committed
-    data only, exactly as it would inside a READ COMMITTED transaction.
+    SQLite: a plain BEGIN (no write lock; WAL lets it run beside the writer), so every statement
+    sees the database as the first one did. PostgreSQL: autocommit, which saves the BEGIN and
+    ROLLBACK round trips of every read; each statement still sees committed data only, exactly as
+    it would inside a READ COMMITTED transaction, but each its own. ``snapshot``: one read-only
+    REPEATABLE READ transaction instead, for reads whose statements must agree with each other.
     """
     options: dict[str, Any] = {"readonly": True}
     if engine.dialect.name == "postgresql":
-        options["isolation_level"] = "AUTOCOMMIT"
+        options["isolation_level"] = "REPEATABLE READ" if snapshot else "AUTOCOMMIT"
+        if snapshot:
+            options["postgresql_readonly"] = True
     with driver_errors_translated(), engine.connect().execution_options(**options) as conn:
         yield conn
 

@@ -15,6 +15,7 @@ __all__ = [
     "jobs",
     "metadata",
     "owners",
+    "score_bins",
     "targets",
     "webhook_deliveries",
     "webhooks",
@@ -135,6 +136,22 @@ job_scores = sa.Table(
     sa.Column("value", sa.Float(), nullable=False),
     sa.Column("batch_index", sa.Integer(), nullable=False),
     sa.PrimaryKeyConstraint("batch_parent_id", "field", "value", "batch_index", name="pk_job_scores"),
+    sqlite_with_rowid=False,
+)
+
+# A batch's primary scores counted in fine bins (:mod:`omtx_hub.queue.score_bins`): how many of its
+# completed children's scores fall in each, and their sum, kept by each completion in its
+# transaction (a completed child's score never changes), deleted with the batch. The summary of a
+# batch that is still running is read from them and a few short ranges of ``ix_jobs_parent_score``
+# instead of a scan of it (0009).
+score_bins = sa.Table(
+    "score_bins",
+    metadata,
+    sa.Column("batch_parent_id", sa.String(48), nullable=False),
+    sa.Column("bin", sa.BigInteger(), nullable=False),
+    sa.Column("n", sa.Integer(), nullable=False),
+    sa.Column("total", sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint("batch_parent_id", "bin", name="pk_score_bins"),
     sqlite_with_rowid=False,
 )
 

@@ -58,3 +58,7 @@ class QueueCore:
     def read(self) -> AbstractContextManager[sa.Connection]:
         """A connection for reads (see :func:`omtx_hub.db.engine.read_connection`)."""
         return read_connection(self.engine)
+
+    def snapshot(self) -> AbstractContextManager[sa.Connection]:
+        """A connection for reads that must see one state of the database, every statement the same."""
+        return read_connection(self.engine, snapshot=True)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from omtx_hub.db.schema import job_scores, jobs
 from omtx_hub.domain import ClaimedJob, number, scalar_results
-from omtx_hub.queue import transitions
+from omtx_hub.queue import score_bins, transitions
 from omtx_hub.queue.core import QueueCore
 from omtx_hub.queue.types import Finished
 
@@ -69,6 +69,7 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
     columns: dict[str, dict[str, None]] = {}  # parent → the one-cell result fields seen, in order
     events: list[dict[str, Any]] = []
     scores: list[dict[str, Any]] = []  # job_scores rows
+    binned: list[tuple[str, float]] = []  # (parent, primary score): score_bins
     with q.write() as conn:
         # The guard, checked for all at once on locked rows; then one executemany (one round trip on
         # PostgreSQL: psycopg pipelines it).
@@ -90,11 +91,12 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
             if row is None or row.attempts != job.attempt:
                 out.append(Finished(applied=False))
                 continue
+            score = _score(q, job.predictor, results)
             rows.append(
                 {
                     "b_job_id": job.job_id,
                     "b_results": results,
-                    "b_score": _score(q, job.predictor, results),
+                    "b_score": score,
                     "b_wall": wall,
                     "b_accel": accel,
                 }
@@ -114,6 +116,8 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
                 moves[row.batch_parent_id] = moves.get(row.batch_parent_id, 0) + 1
                 columns.setdefault(row.batch_parent_id, {}).update(dict.fromkeys(scalar_results(results)))
                 scores += _other_scores(q, job, row.batch_parent_id, results)
+                if score is not None:
+                    binned.append((row.batch_parent_id, score))
             out.append(Finished(applied=True, status=COMPLETED))
         if rows:
             conn.execute(
@@ -138,6 +142,7 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
             parent: transitions.shift_parent(conn, parent, Counter({(RUNNING, COMPLETED): n}), now)
             for parent, n in sorted(moves.items())
         }
+        score_bins.count_scores(conn, q.postgres, binned)  # after shift_parent, which locked the parents' rows
         learned: dict[str, frozenset[str] | None] = {}
         for parent, seen in sorted(columns.items()):  # after shift_parent, which locked the parent's row
             if parent in q.kept_columns:

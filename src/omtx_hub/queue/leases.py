@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from omtx_hub.db.schema import job_events, job_scores, jobs, workers
+from omtx_hub.db.schema import job_events, job_scores, jobs, score_bins, workers
 from omtx_hub.domain import TERMINAL, JobType
 from omtx_hub.queue import transitions
 from omtx_hub.queue.core import QueueCore
@@ -116,6 +116,7 @@ def prune(q: QueueCore, older_than: float, *, dry_run: bool = False) -> list[tup
             children = sa.select(jobs.c.job_id).where(jobs.c.batch_parent_id.in_(chunk))
             conn.execute(sa.delete(job_events).where(job_events.c.job_id.in_(children)))
             conn.execute(sa.delete(job_scores).where(job_scores.c.batch_parent_id.in_(chunk)))
+            conn.execute(sa.delete(score_bins).where(score_bins.c.batch_parent_id.in_(chunk)))
             conn.execute(sa.delete(jobs).where(jobs.c.batch_parent_id.in_(chunk)))
         for ids in (batches, singles):
             for start in range(0, len(ids), _DELETE_CHUNK):

@@ -11,6 +11,7 @@ class only holds what they share (:class:`~omtx_hub.queue.core.QueueCore`) and n
 ``leases``          heartbeats, the worker registry, the reaper of expired leases, pruning
 ``batches``         aggregation bookkeeping, late ligand properties, measured costs
 ``reads``           jobs, children, events, live workers
+``score_bins``      a batch's primary scores counted in fine bins: its summary without a scan
 ``metrics``         queue depth, accelerator seconds, run-time histogram
 ``transitions``     the state machine every change goes through
 ==================  ==========================================================================
@@ -28,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from omtx_hub.domain import ClaimedJob
-from omtx_hub.queue import batches, claim, control, finish, leases, metrics, reads, submit, wakeup
+from omtx_hub.queue import batches, claim, control, finish, leases, metrics, reads, score_bins, submit, wakeup
 from omtx_hub.queue.core import QueueCore
 from omtx_hub.queue.retry import RetryPolicy
 from omtx_hub.queue.types import BatchSubmission, Finished, JobSubmission, Record, Submitted
@@ -260,7 +261,8 @@ class QueueManager:
         return reads.first_by_inchikey(self.core, batch_id, keys)
 
     def score_summary(self, batch_id: str, bins: int = 20) -> dict[str, Any] | None:
-        return reads.score_summary(self.core, batch_id, bins)
+        """The summary of a batch's primary scores, from its fine bins (:mod:`~omtx_hub.queue.score_bins`)."""
+        return score_bins.summary(self.core, batch_id, bins)
 
     def iter_children(self, batch_id: str, page: int = 2000, columns: Sequence[str] | None = None) -> Iterator[Record]:
         return reads.iter_children(self.core, batch_id, page, columns)

@@ -28,7 +28,6 @@ __all__ = [
     "live_workers",
     "ping",
     "ranked_children",
-    "score_summary",
     "unfinished_count",
     "unranked_by_field",
 ]
@@ -306,39 +305,6 @@ def first_by_inchikey(q: QueueCore, batch_id: str, keys: Sequence[str] | None) -
     )
     with q.read() as conn:
         return {r.inchikey: (r.first, r.name) for r in conn.execute(query)}
-
-
-def score_summary(q: QueueCore, batch_id: str, bins: int = 20) -> dict[str, Any] | None:
-    """Count, min, median, mean, max and a histogram of ``bins`` equal bins of a batch's scores,
-    from ``ix_jobs_parent_score`` alone (no JSON is read). None when no child has a score."""
-    score = jobs.c.score
-    scored = sa.and_(jobs.c.batch_parent_id == batch_id, score.is_not(None))
-    with q.read() as conn:
-        count, low, high, mean = conn.execute(
-            sa.select(sa.func.count(), sa.func.min(score), sa.func.max(score), sa.func.avg(score)).where(scored)
-        ).one()
-        if not count:
-            return None
-        middle = conn.execute(
-            sa.select(score).where(scored).order_by(score).offset((count - 1) // 2).limit(2 - count % 2)
-        ).scalars()
-        values = list(middle)
-        width = (high - low) / bins if high > low else 1.0
-        offset = (score - low) / width  # >= 0: truncation is the floor (PostgreSQL's CAST rounds)
-        raw = sa.cast(sa.func.floor(offset) if q.postgres else offset, sa.Integer)
-        bucket = sa.case((raw >= bins, bins - 1), else_=raw)  # the highest value closes the last bin
-        counts = [0] * bins
-        for b, n in conn.execute(sa.select(bucket.label("b"), sa.func.count()).where(scored).group_by("b")):
-            counts[int(b)] = int(n)
-    edges = [low + i * width for i in range(bins)] + [high if high > low else low + bins]
-    return {
-        "count": int(count),
-        "min": float(low),
-        "median": sum(values) / len(values),
-        "mean": float(mean),
-        "max": float(high),
-        "histogram": {"edges": edges, "counts": counts},
-    }
 
 
 def events(q: QueueCore, job_id: str) -> list[Record]:
