@@ -26,7 +26,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from omtx_hub.db.schema import jobs, score_bins
 from omtx_hub.queue.core import QueueCore
@@ -75,20 +74,23 @@ def count_scores(conn: sa.Connection, postgres: bool, scores: Iterable[tuple[str
         acc = touched.setdefault((batch_id, bin_of(score)), [0, 0.0])
         acc[0] += 1
         acc[1] += score
-    if not touched:
-        return
-    insert = (postgresql.insert if postgres else sqlite.insert)(score_bins)
-    upsert = insert.on_conflict_do_update(
-        index_elements=[score_bins.c.batch_parent_id, score_bins.c.bin],
-        set_={"n": score_bins.c.n + insert.excluded.n, "total": score_bins.c.total + insert.excluded.total},
-    )
-    conn.execute(
-        upsert,
-        [
-            {"batch_parent_id": batch_id, "bin": fine, "n": n, "total": total}
-            for (batch_id, fine), (n, total) in sorted(touched.items())
-        ],
-    )
+    if touched:  # one executemany (PostgreSQL: psycopg pipelines it, one round trip)
+        conn.execute(
+            _COUNT,
+            [
+                {"batch_parent_id": batch_id, "bin": fine, "n": n, "total": total}
+                for (batch_id, fine), (n, total) in sorted(touched.items())
+            ],
+        )
+
+
+# The same words on SQLite and PostgreSQL. Text, compiled once: a Core upsert built per call cost a
+# one-job completion on SQLite 0.23 ms, this 0.04 ms (PostgreSQL: 0.57 → 0.2 ms, one round trip).
+_COUNT = sa.text(
+    "INSERT INTO score_bins (batch_parent_id, bin, n, total) VALUES (:batch_parent_id, :bin, :n, :total) "
+    "ON CONFLICT (batch_parent_id, bin) DO UPDATE SET n = score_bins.n + excluded.n, "
+    "total = score_bins.total + excluded.total"
+)
 
 
 def summary(q: QueueCore, batch_id: str, bins: int = 20) -> dict[str, Any] | None:
