@@ -184,13 +184,11 @@ def shift_parent(conn: sa.Connection, parent_id: str, moves: Mapping[tuple[str, 
     """Apply child moves to the parent's counters, then settle its status. Returns the parent's final
     status when this made it finish, else None."""
     values = {column: jobs.c[column] + d for column, d in counter_deltas(moves).items()}
-    if values:
-        conn.execute(sa.update(jobs).where(jobs.c.job_id == parent_id).values(**values))
-    p = conn.execute(
-        sa.select(jobs.c.status, jobs.c.n_pending, jobs.c.n_running, jobs.c.n_completed, jobs.c.n_failed).where(
-            jobs.c.job_id == parent_id
-        )
-    ).one()
+    counters = (jobs.c.status, jobs.c.n_pending, jobs.c.n_running, jobs.c.n_completed, jobs.c.n_failed)
+    if values:  # the counters as moved, in the same statement (one round trip, not two)
+        p = conn.execute(sa.update(jobs).where(jobs.c.job_id == parent_id).values(**values).returning(*counters)).one()
+    else:
+        p = conn.execute(sa.select(*counters).where(jobs.c.job_id == parent_id)).one()
     new = settle(p.status, pending=p.n_pending, running=p.n_running, completed=p.n_completed, failed=p.n_failed)
     if new is None:
         return None
