@@ -74,16 +74,7 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
         # The guard, checked for all at once on locked rows; then one executemany (one round trip on
         # PostgreSQL: psycopg pipelines it).
         held = {
-            r.job_id: r
-            for r in conn.execute(
-                sa.select(jobs.c.job_id, jobs.c.attempts, jobs.c.batch_parent_id)
-                .where(
-                    jobs.c.job_id.in_([job.job_id for job, *_ in items]),
-                    jobs.c.status == RUNNING,
-                    jobs.c.worker_id == worker_id,
-                )
-                .with_for_update()
-            )
+            r.job_id: r for r in conn.execute(_HELD, {"ids": [job.job_id for job, *_ in items], "worker_id": worker_id})
         }
         rows = []
         for job, results, wall, accel in items:
@@ -99,6 +90,7 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
                     "b_score": score,
                     "b_wall": wall,
                     "b_accel": accel,
+                    "b_now": now,
                 }
             )
             events.append(
@@ -120,23 +112,9 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
                     binned.append((row.batch_parent_id, score))
             out.append(Finished(applied=True, status=COMPLETED))
         if rows:
-            conn.execute(
-                sa.update(jobs)
-                .where(jobs.c.job_id == sa.bindparam("b_job_id"))
-                .values(
-                    status=COMPLETED,
-                    results=sa.bindparam("b_results", type_=jobs.c.results.type),
-                    score=sa.bindparam("b_score"),
-                    error=None,
-                    completed_at=now,
-                    lease_expires_at=None,
-                    wall_seconds=sa.bindparam("b_wall"),
-                    accelerator_seconds=sa.bindparam("b_accel"),
-                ),
-                rows,
-            )
+            conn.execute(_COMPLETED, rows)
         if scores:
-            conn.execute(sa.insert(job_scores), scores)
+            conn.execute(_OTHER_SCORES, scores)
         transitions.record_many(conn, events)
         finished = {
             parent: transitions.shift_parent(conn, parent, Counter({(RUNNING, COMPLETED): n}), now)
@@ -159,6 +137,34 @@ def complete_many(q: QueueCore, items: Sequence[Completion], worker_id: str) -> 
             for f, (job, *_rest) in zip(out, items, strict=True)
         ]
     return out
+
+
+# A completion's statements, built once (building a Core statement and its
+# cache key per call cost about as much as running it on SQLite).
+_HELD = (
+    sa.select(jobs.c.job_id, jobs.c.attempts, jobs.c.batch_parent_id)
+    .where(
+        jobs.c.job_id.in_(sa.bindparam("ids", expanding=True)),
+        jobs.c.status == RUNNING,
+        jobs.c.worker_id == sa.bindparam("worker_id"),
+    )
+    .with_for_update()
+)
+_OTHER_SCORES = sa.insert(job_scores)
+_COMPLETED = (
+    sa.update(jobs)
+    .where(jobs.c.job_id == sa.bindparam("b_job_id"))
+    .values(
+        status=COMPLETED,
+        results=sa.bindparam("b_results", type_=jobs.c.results.type),
+        score=sa.bindparam("b_score", type_=sa.Float),
+        error=None,
+        completed_at=sa.bindparam("b_now", type_=sa.Float),
+        lease_expires_at=None,
+        wall_seconds=sa.bindparam("b_wall", type_=sa.Float),
+        accelerator_seconds=sa.bindparam("b_accel", type_=sa.Float),
+    )
+)
 
 
 def fail(q: QueueCore, job: ClaimedJob, worker_id: str, *, code: str, message: str, transient: bool) -> Finished:

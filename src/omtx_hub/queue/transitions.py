@@ -22,6 +22,7 @@ both refuse a move the table does not hold, so no code path can invent a transit
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
@@ -105,7 +106,7 @@ def record(
     """Write the event of one move, after checking it against the table."""
     check(src, dst, batch=batch)
     conn.execute(
-        job_events.insert(),
+        _EVENT,
         {
             "job_id": job_id,
             "from_status": src,
@@ -123,7 +124,7 @@ def record_many(conn: sa.Connection, events: Sequence[dict[str, Any]]) -> None:
     for event in events:
         check(event["from_status"], event["to_status"])
     for start in range(0, len(events), _CHUNK):
-        conn.execute(job_events.insert(), list(events[start : start + _CHUNK]))
+        conn.execute(_EVENT, list(events[start : start + _CHUNK]))
 
 
 def move_running(
@@ -183,12 +184,11 @@ def settle(status: str, *, pending: int, running: int, completed: int, failed: i
 def shift_parent(conn: sa.Connection, parent_id: str, moves: Mapping[tuple[str, str], int], now: float) -> str | None:
     """Apply child moves to the parent's counters, then settle its status. Returns the parent's final
     status when this made it finish, else None."""
-    values = {column: jobs.c[column] + d for column, d in counter_deltas(moves).items()}
-    counters = (jobs.c.status, jobs.c.n_pending, jobs.c.n_running, jobs.c.n_completed, jobs.c.n_failed)
-    if values:  # the counters as moved, in the same statement (one round trip, not two)
-        p = conn.execute(sa.update(jobs).where(jobs.c.job_id == parent_id).values(**values).returning(*counters)).one()
+    deltas = counter_deltas(moves)
+    if deltas:  # the counters as moved, in the same statement (one round trip, not two)
+        p = conn.execute(_shift(tuple(sorted(deltas))), {"parent_id": parent_id, **deltas}).one()
     else:
-        p = conn.execute(sa.select(*counters).where(jobs.c.job_id == parent_id)).one()
+        p = conn.execute(sa.select(*_COUNTERS).where(jobs.c.job_id == parent_id)).one()
     new = settle(p.status, pending=p.n_pending, running=p.n_running, completed=p.n_completed, failed=p.n_failed)
     if new is None:
         return None
@@ -201,3 +201,15 @@ def shift_parent(conn: sa.Connection, parent_id: str, moves: Mapping[tuple[str, 
     )
     record(conn, parent_id, p.status, new, now, batch=True, reason="children retried")
     return None
+
+
+_EVENT = job_events.insert()  # built once, like _shift's statements
+_COUNTERS = (jobs.c.status, jobs.c.n_pending, jobs.c.n_running, jobs.c.n_completed, jobs.c.n_failed)
+
+
+@functools.cache
+def _shift(columns: tuple[str, ...]) -> sa.Update:
+    """The statement that moves these counters by the amounts bound under their names, and returns
+    them all: built once per set of columns (a completion moves the same two every time)."""
+    values = {column: jobs.c[column] + sa.bindparam(column, type_=sa.Integer) for column in columns}
+    return sa.update(jobs).where(jobs.c.job_id == sa.bindparam("parent_id")).values(**values).returning(*_COUNTERS)
