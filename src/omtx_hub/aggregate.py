@@ -9,13 +9,15 @@
    ``batch_results.csv``, ``batch_results.json``, ``batch_results.parquet`` and ``best_poses.sdf``
    (the same writers as the export endpoints, see ``analytics.py``).
 3. The parent's ``results`` get a summary: counts, the top 10, the file names, and the primary
-   score's summary and histogram (``score_summary``: what ``/stats?fields=primary`` then reads
-   instead of scanning the score index; the children of a finished batch do not change).
+   score's summary and histogram (``score_summary``: what ``/stats?fields=primary`` then returns
+   as it is; the children of a finished batch do not change). The batch's score bins are counted
+   again from its scores first, and rewritten where they differ (with a warning).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 from omtx_hub.analytics import RankingRules, export_stream, rank_batch, stream_rows
@@ -35,6 +37,7 @@ BATCH_FILES = {
 _CHUNK = 500
 PROPERTY_ENDS = 2000  # children kept each way by each property: the batch page's table shows 2,000
 _WINDOW = 20_000  # children held at once while their properties are computed
+logger = logging.getLogger(__name__)
 
 
 def fill_properties(manager: QueueManager, batch_id: str) -> int:
@@ -69,6 +72,17 @@ def indexed_properties(manager: QueueManager, predictor: str) -> list[str]:
     one that is also a score of the predictor's (ranked by its own index)."""
     scores = {manager.score_field(predictor), *manager.sortable_fields(predictor)}
     return [f for f in PROPERTY_FIELDS if f not in TEXT_PROPERTIES and f not in scores]
+
+
+def _score_summary(manager: QueueManager, batch_id: str) -> dict[str, Any] | None:
+    """The primary score's summary, kept with the batch, after its bins are counted again."""
+    if manager.recount_score_bins(batch_id):
+        logger.warning(
+            "a batch's score bins did not match its scores and were counted again (completed in part by a "
+            "worker from before migration 0009?)",
+            extra={"action": "aggregate", "job": batch_id},
+        )
+    return manager.score_summary(batch_id)
 
 
 def aggregate_batch(
@@ -109,7 +123,7 @@ def aggregate_batch(
         ],
         "files": list(BATCH_FILES.values()),
         "property_index": {"fields": indexed, "ends": PROPERTY_ENDS},
-        "score_summary": manager.score_summary(batch_id),
+        "score_summary": _score_summary(manager, batch_id),
     }
     manager.mark_aggregated(batch_id, summary)
     return summary

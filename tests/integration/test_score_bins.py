@@ -14,6 +14,7 @@ from collections import Counter
 import pytest
 import sqlalchemy as sa
 
+from omtx_hub.aggregate import aggregate_batch
 from omtx_hub.db import create_db_engine, migrate
 from omtx_hub.db.schema import score_bins
 from omtx_hub.domain import Ligand
@@ -200,3 +201,23 @@ def test_0009_back_fills_the_bins_of_scored_children(database_url: str) -> None:
     for key, (n, total) in expected.items():
         assert kept[key][0] == n and kept[key][1] == pytest.approx(total)
     engine.dispose()
+
+
+def test_the_aggregation_counts_the_bins_again(hub: Hub, caplog: pytest.LogCaptureFixture) -> None:
+    """Bins that do not match the scores (completed in part by a worker from before 0009) are counted
+    again when the batch is aggregated, with a warning, and its kept summary is the true one; bins
+    that match are left alone."""
+    rng = random.Random(2)
+    values = [round(rng.uniform(-11, -5), 2) for _ in range(60)]
+    batch_id = _completed(hub, values)
+    assert not hub.manager.recount_score_bins(batch_id)
+    with hub.manager.core.write() as conn:
+        conn.execute(sa.delete(score_bins).where(score_bins.c.bin == bin_of(values[0])))
+        conn.execute(sa.update(score_bins).where(score_bins.c.bin == bin_of(values[1])).values(n=score_bins.c.n + 3))
+    assert hub.manager.score_summary(batch_id)["count"] != len(values)  # type: ignore[index]
+    with caplog.at_level("WARNING", logger="omtx_hub.aggregate"):
+        aggregate_batch(hub.manager, hub.store, batch_id, rank_by="test_score", direction="asc", settings=hub.settings)
+    assert any("counted again" in r.getMessage() for r in caplog.records)
+    _check(hub, batch_id, values)
+    assert hub.manager.get(batch_id)["results"]["score_summary"] == hub.manager.score_summary(batch_id)
+    assert not hub.manager.recount_score_bins(batch_id)

@@ -260,6 +260,10 @@ class QueueManager:
     def first_by_inchikey(self, batch_id: str, keys: Sequence[str] | None) -> dict[str, tuple[int, str]]:
         return reads.first_by_inchikey(self.core, batch_id, keys)
 
+    def recount_score_bins(self, batch_id: str) -> bool:
+        """Count a batch's score bins again; True when they had to be rewritten."""
+        return score_bins.recount(self.core, batch_id)
+
     def score_summary(self, batch_id: str, bins: int = 20) -> dict[str, Any] | None:
         """The summary of a batch's primary scores, from its fine bins (:mod:`~omtx_hub.queue.score_bins`)."""
         return score_bins.summary(self.core, batch_id, bins)

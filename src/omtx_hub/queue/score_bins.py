@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from omtx_hub.db.schema import jobs, score_bins
 from omtx_hub.queue.core import QueueCore
 
-__all__ = ["MANTISSA_BITS", "bin_of", "bin_range", "count_scores", "summary"]
+__all__ = ["MANTISSA_BITS", "bin_of", "bin_range", "count_scores", "recount", "summary"]
 
 MANTISSA_BITS = 8
 _SHIFT = 52 - MANTISSA_BITS
@@ -65,15 +65,21 @@ def bin_range(fine: int) -> tuple[float, float]:
     return _value(fine << _SHIFT), _value(((fine + 1) << _SHIFT) - 1)
 
 
-def count_scores(conn: sa.Connection, postgres: bool, scores: Iterable[tuple[str, float]]) -> None:
-    """Add (batch, score) pairs to their batches' bins, inside a completion's transaction: one
-    upsert per bin touched, in key order. Call it after the batches' counters moved (their rows are
-    locked then), so completions of one batch meet its bins one after the other."""
+def _binned(scores: Iterable[tuple[str, float]]) -> dict[tuple[str, int], list[float]]:
+    """(batch, fine bin) → [count, sum] of these (batch, score) pairs."""
     touched: dict[tuple[str, int], list[float]] = {}
     for batch_id, score in scores:
         acc = touched.setdefault((batch_id, bin_of(score)), [0, 0.0])
         acc[0] += 1
         acc[1] += score
+    return touched
+
+
+def count_scores(conn: sa.Connection, postgres: bool, scores: Iterable[tuple[str, float]]) -> None:
+    """Add (batch, score) pairs to their batches' bins, inside a completion's transaction: one
+    upsert per bin touched, in key order. Call it after the batches' counters moved (their rows are
+    locked then), so completions of one batch meet its bins one after the other."""
+    touched = _binned(scores)
     if touched:  # one executemany (PostgreSQL: psycopg pipelines it, one round trip)
         conn.execute(
             _COUNT,
@@ -157,3 +163,23 @@ def _median(conn: sa.Connection, scored: sa.ColumnElement[bool], kept: Sequence[
     ).scalars()
     middle = [float(v) for v in values]
     return sum(middle) / len(middle)
+
+
+def recount(q: QueueCore, batch_id: str) -> bool:
+    """Count a batch's bins again from its scores, and rewrite them only where the counts differ
+    (True then): a batch that workers older than 0009 completed in part, or any drift, gets a true
+    summary at its aggregation. One scan of its score index; the rewrite locks the batch's row
+    first, as completions do."""
+    score = jobs.c.score
+    scores = sa.select(score).where(jobs.c.batch_parent_id == batch_id, score.is_not(None))
+    kept = sa.select(score_bins.c.bin, score_bins.c.n).where(score_bins.c.batch_parent_id == batch_id)
+    with q.snapshot() as conn:
+        counted = _binned((batch_id, value) for value in conn.execute(scores).scalars())
+        before = {row.bin: row.n for row in conn.execute(kept) if row.n}
+    if before == {fine: n for (_, fine), (n, _) in counted.items()}:
+        return False
+    with q.write() as conn:
+        conn.execute(sa.select(jobs.c.id).where(jobs.c.job_id == batch_id).with_for_update())
+        conn.execute(sa.delete(score_bins).where(score_bins.c.batch_parent_id == batch_id))
+        count_scores(conn, q.postgres, ((batch_id, value) for value in conn.execute(scores).scalars()))
+    return True
