@@ -42,6 +42,7 @@ _STOP_CHECK_SECONDS = 0.05  # how soon a worker that waits (idle, backing off) n
 _DB_BACKOFF = Backoff(first=0.5, cap=10.0)  # the database is down: wait, then look again
 _FINISH_BACKOFF = Backoff(first=0.5, cap=5.0)  # a finishing call retried through an outage
 _STORE_BACKOFF = Backoff(first=1.0, cap=30.0)  # the result store refuses writes
+_AGGREGATE_BACKOFF = Backoff(first=60.0, cap=3600.0)  # a batch whose aggregation raised
 
 
 def new_worker_id() -> str:
@@ -81,6 +82,7 @@ class Worker:
         self._grace_deadline: float | None = None
         self._store_down: str | None = None  # why the store refuses writes; nothing is claimed until it takes one
         self._last_maintenance = 0.0
+        self._aggregation_failures: dict[str, tuple[int, float]] = {}  # batch → (failures, next try, monotonic)
         self._done: list[tuple[ClaimedJob, dict[str, Any], float, float | None]] = []
         self._listener: Listener | None = None  # PostgreSQL: hears of new jobs while idle (run() opens it)
         self.webhooks = webhooks  # None: no webhook events are recorded or sent (tests, embedded use)
@@ -177,19 +179,23 @@ class Worker:
 
     def _sleep_until_announced(self) -> bool:
         """Wait on the listener, in slices that notice ``stop()``, until a job is announced, stop is
-        asked for, or every ``wake_poll_seconds`` a probe finds due work. False: the connection
-        broke, and the caller probes instead."""
+        asked for, or every ``wake_poll_seconds`` a probe finds due work; maintenance runs meanwhile
+        when it is due. False: the connection broke, and the caller probes instead."""
         listener = self._listener
         assert listener is not None
         deadline = time.monotonic() + self.settings.wake_poll_seconds
         while not self._stop_requested:
-            left = deadline - time.monotonic()
-            if left <= 0:
+            if self._maintenance_due_in() <= 0:
+                # the reaper and the aggregation check go on while the fleet sleeps: the jobs of a worker
+                # that died are requeued by nobody else (and announced, which wakes this listener)
+                self._maintenance()
+            left = min(deadline - time.monotonic(), self._maintenance_due_in())
+            if time.monotonic() >= deadline:
                 if self.manager.has_runnable(self.predictors):
                     return True
                 deadline = time.monotonic() + self.settings.wake_poll_seconds
                 continue
-            if listener.wait(min(left, _STOP_CHECK_SECONDS)):
+            if listener.wait(min(max(left, 0.0), _STOP_CHECK_SECONDS)):
                 return True
             if not listener.connected:
                 return False
@@ -248,18 +254,28 @@ class Worker:
             # or after the job was claimed again: only flag jobs still held by the micro-batch it asked about.
             self._to_stop |= {j for j in stop if j in held and self._active.get(j) == held[j]}
 
+    def _maintenance_due_in(self) -> float:
+        """Seconds until the next maintenance (reaper, aggregation check): every quarter lease."""
+        return self._last_maintenance + max(1.0, self.settings.lease_seconds / 4) - time.monotonic()
+
     def _maintenance(self) -> None:
-        now = time.monotonic()
-        if now - self._last_maintenance < max(1.0, self.settings.lease_seconds / 4):
+        if self._maintenance_due_in() > 0:
             return
+        now = time.monotonic()
         self._last_maintenance = now
         reaped = self.manager.reap_expired()
         if reaped:
             self._log("reap", count=reaped)
-        for batch_id in self.manager.batches_to_aggregate(self.predictors):
-            self._aggregate(batch_id)
+        waiting = self._aggregation_failures  # batches in backoff must not hide the others from the query
+        for batch_id in self.manager.batches_to_aggregate(self.predictors, limit=20 + len(waiting)):
+            if now >= waiting.get(batch_id, (0, 0.0))[1]:
+                self._aggregate(batch_id)
 
     def _aggregate(self, batch_id: str) -> None:
+        """Aggregate a finished batch. Any error but the database's (which the loop waits out) is
+        logged and the batch tried again later, with backoff: one batch whose aggregation fails, for
+        whatever reason, must not stop the worker (a restarted worker would meet it again, and so
+        would every worker of its predictor)."""
         predictor = self.predictors[self.manager.get(batch_id)["predictor"]]
         try:
             summary = aggregate_batch(
@@ -286,8 +302,18 @@ class Worker:
                     "files": summary["files"],
                 },
             )
-        except StorageError:
-            logger.exception("aggregation failed", extra={"action": "aggregate", "job": batch_id})
+        except QueueUnavailable:
+            raise
+        except Exception:  # a store error, or a defect: either way, not this worker's end
+            failures = self._aggregation_failures.get(batch_id, (0, 0.0))[0] + 1
+            delay = _AGGREGATE_BACKOFF.delay(failures)
+            self._aggregation_failures[batch_id] = (failures, time.monotonic() + delay)
+            logger.exception(
+                "aggregation failed",
+                extra={"action": "aggregate", "job": batch_id, "attempt": failures, "retry_in": f"{delay:.0f}s"},
+            )
+        else:
+            self._aggregation_failures.pop(batch_id, None)
 
     # ------------------------------------------------------------------ a store that refuses writes
 

@@ -123,3 +123,27 @@ def test_a_worker_keeps_claiming_while_its_listener_is_down(pg_hub: Hub, running
         time.sleep(0.1)
     assert listener.connected and listener._conn.info.backend_pid != backend
     assert claimed_after(pg_hub, pg_hub.manager.submit_job(job("back")).record["job_id"]) < 2.0
+
+
+def test_an_idle_worker_still_reaps_the_jobs_of_a_worker_that_died(tmp_path: Path, postgres_url: str) -> None:
+    """Maintenance runs while a worker sleeps on its listener: the job of a worker that died holding
+    it (claimed here, never finished) is requeued when its lease expires and run by the idle worker,
+    though nothing announces it (before, an idle fleet on PostgreSQL left it running forever)."""
+    hub = open_hub(make_settings(tmp_path, postgres_url, lease_seconds=2.0, wake_poll_seconds=30.0))
+    try:
+        orphan = hub.manager.submit_job(job("orphan")).record["job_id"]
+        assert [j.job_id for j in hub.manager.claim("died", ["test"])] == [orphan]
+        worker = Worker(hub.settings, hub.manager, hub.store, {"test": TestPredictor()})
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        try:
+            end = time.monotonic() + 15.0
+            while hub.manager.get(orphan)["status"] != "completed" and time.monotonic() < end:
+                time.sleep(0.1)
+            assert hub.manager.get(orphan)["status"] == "completed"
+            assert [e["worker_id"] for e in hub.manager.events(orphan) if e["to_status"] == "running"][-1] != "died"
+        finally:
+            worker.stop(grace_seconds=2)
+            thread.join(timeout=10)
+    finally:
+        hub.close()

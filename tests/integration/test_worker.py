@@ -24,13 +24,13 @@ SEQ = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 SMILES = ["CCO", "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "C1CCCCC1N", "OCC(O)CO"]
 
 
-def screen(n: int, params: dict | None = None, **kw: object) -> BatchSubmission:
+def screen(n: int, params: dict | None = None, batch_name: str = "s", **kw: object) -> BatchSubmission:
     ligands = [Ligand(f"lig{i}", SMILES[i % len(SMILES)]) for i in range(n)]
     return BatchSubmission(
         owner="local",
         predictor="test",
         protein_sequence=SEQ,
-        batch_name="s",
+        batch_name=batch_name,
         ligands=ligands,
         max_attempts=3,
         params=params or {},
@@ -254,3 +254,40 @@ def test_a_late_heartbeat_answer_does_not_stop_the_next_claim_of_a_job(hub: Hub)
     hub.manager.cancel(job_id)
     worker.heartbeat()  # a real cancel request still reaches the running attempt
     assert worker.should_stop(job_id)
+
+
+def test_a_batch_whose_aggregation_raises_is_tried_again_and_stops_nothing(
+    hub: Hub, predictor: TestPredictor, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A defect in one batch's aggregation (injected here: nothing real fails on demand) is logged and
+    the batch tried again after a backoff, while the worker goes on with the rest; before, the error
+    left the worker's loop, and a restarted worker met the same batch again."""
+    import omtx_hub.worker as worker_module
+    from omtx_hub.backoff import Backoff
+
+    poisoned = {"on": True}
+    real = worker_module.aggregate_batch
+
+    def aggregate(manager, store, batch_id, **kwargs):  # type: ignore[no-untyped-def]
+        if poisoned["on"] and manager.get(batch_id)["name"] == "poisoned":
+            raise RuntimeError("a defect in this batch's aggregation")
+        return real(manager, store, batch_id, **kwargs)
+
+    monkeypatch.setattr(worker_module, "aggregate_batch", aggregate)
+    monkeypatch.setattr(worker_module, "_AGGREGATE_BACKOFF", Backoff(first=0.5, cap=0.5))
+    settings = hub.settings.model_copy(update={"lease_seconds": 4.0})  # maintenance every second
+    w = Worker(settings, hub.manager, hub.store, {"test": predictor})
+    thread = threading.Thread(target=w.run, daemon=True)
+    with caplog.at_level("ERROR", logger="omtx_hub.worker"):
+        thread.start()
+        bad = hub.manager.submit_batch(screen(4, batch_name="poisoned")).record["job_id"]
+        wait_until(lambda: hub.manager.get(bad)["status"] == "completed")
+        good = hub.manager.submit_batch(screen(4)).record["job_id"]
+        wait_until(lambda: hub.manager.get(good)["aggregated_at"] is not None)
+        wait_until(lambda: sum(r.getMessage() == "aggregation failed" for r in caplog.records) >= 2)  # tried again
+        assert thread.is_alive() and hub.manager.get(bad)["aggregated_at"] is None
+        poisoned["on"] = False
+        wait_until(lambda: hub.manager.get(bad)["aggregated_at"] is not None)
+    w.stop(grace_seconds=2)
+    thread.join(timeout=10)
+    assert not thread.is_alive()
