@@ -15,11 +15,11 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["map_chunks", "when_parent_dies"]
+__all__ = ["Chunks", "map_chunks", "start_chunks", "when_parent_dies"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -33,22 +33,67 @@ def map_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], *, per_proc
     fewer than two, inside a daemonic process (it may not start children), or when a pool cannot
     run. ``fn`` must be a module-level function (or a ``functools.partial`` of one).
     """
+    return start_chunks(fn, items, per_process=per_process, chunk=chunk).result()
+
+
+def start_chunks(fn: Callable[[list[T]], list[R]], items: Sequence[T], *, per_process: int, chunk: int) -> Chunks[R]:
+    """:func:`map_chunks`, started: the pool works while the caller goes on, and ``result()`` waits
+    for it. When no pool is worth starting, the work is done here and now."""
     processes = min(os.cpu_count() or 1, len(items) // per_process)
     if processes < 2 or multiprocessing.current_process().daemon:
-        return fn(list(items))
-    chunks = [list(items[i : i + chunk]) for i in range(0, len(items), chunk)]
+        return Chunks(fn, items, done=fn(list(items)))
     try:
-        with ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             processes,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_exit_with_parent,
             initargs=(os.getpid(),),
-        ) as pool:
-            return [result for part in pool.map(fn, chunks) for result in part]
-    except (BrokenProcessPool, OSError, RuntimeError) as exc:
-        # e.g. code embedded in a script without an ``if __name__ == "__main__"`` guard, which spawn needs
-        logger.warning("working in one process (a process pool could not run: %s)", exc)
-        return fn(list(items))
+        )
+        futures = [pool.submit(fn, list(items[i : i + chunk])) for i in range(0, len(items), chunk)]
+    except (OSError, RuntimeError) as exc:
+        logger.warning("working in one process (a process pool could not start: %s)", exc)
+        return Chunks(fn, items, done=fn(list(items)))
+    return Chunks(fn, items, pool=pool, futures=futures)
+
+
+class Chunks(Generic[R]):
+    """Work that :func:`start_chunks` started: ``result()`` once, or ``cancel()``."""
+
+    def __init__(
+        self,
+        fn: Callable[[list[Any]], list[R]],
+        items: Sequence[Any],
+        *,
+        done: list[R] | None = None,
+        pool: ProcessPoolExecutor | None = None,
+        futures: list[Future[list[R]]] | None = None,
+    ) -> None:
+        self._fn, self._items, self._done, self._pool, self._futures = fn, items, done, pool, futures or []
+
+    @property
+    def pooled(self) -> bool:
+        """Whether a pool works on them (False: they were done in this process, at the start)."""
+        return self._pool is not None
+
+    def result(self) -> list[R]:
+        """The results in the order of the items (waits for the pool, then shuts it down)."""
+        if self._done is not None:
+            return self._done
+        try:
+            self._done = [result for future in self._futures for result in future.result()]
+        except (BrokenProcessPool, OSError, RuntimeError) as exc:
+            # e.g. code embedded in a script without an ``if __name__ == "__main__"`` guard, which spawn needs
+            logger.warning("working in one process (a process pool could not run: %s)", exc)
+            self._done = self._fn(list(self._items))
+        finally:
+            self.cancel()
+        return self._done
+
+    def cancel(self) -> None:
+        """Stop the pool (what it has not started is dropped); nothing happens when it is done."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 _PARENT_CHECK_SECONDS = 0.5

@@ -13,7 +13,7 @@ from omtx_hub.chem import check_smiles, clean_protein_sequence, control_characte
 from omtx_hub.domain import Ligand
 from omtx_hub.errors import InvalidInput, PayloadTooLarge, RateLimited
 from omtx_hub.ligands import apply_filters, ligand_properties, parse_filters
-from omtx_hub.parallel import map_chunks
+from omtx_hub.parallel import Chunks, start_chunks
 from omtx_hub.predictors.boltz2_input import complex_plan, ligand_atom
 from omtx_hub.predictors.catalog import validate_params
 from omtx_hub.queue import BatchSubmission, JobSubmission
@@ -248,8 +248,13 @@ def build_batch_submission(
     limits: Limits | None = None,
     pending_jobs: int = 0,
     filters: dict[str, Any] | None = None,
+    defer_checks: bool = False,
 ) -> BatchSubmission:
-    """``ligands`` are (name, smiles) pairs. Every problem is reported at once, by index and name."""
+    """``ligands`` are (name, smiles) pairs. Every problem is reported at once, by index and name.
+
+    ``defer_checks``: when every ligand would be queued or none (no ``skip_invalid``, no filters, no
+    duplicate names) and the checks run in a process pool (a large batch), they are left running,
+    and the submission carries them (``check``) for the queue to wait on while it writes the rows."""
     if not batch_name.strip():
         raise InvalidInput("batch_name is empty", code="invalid_batch_name", details={"field": "batch_name"})
     control = control_character_in(batch_name)
@@ -277,39 +282,49 @@ def build_batch_submission(
         target_input.update(complex_plan(checked_params, target, sequence, target_input))
     checked_filters = parse_filters(filters)
 
-    problems: list[dict[str, Any]] = []
     seen: dict[str, list[int]] = defaultdict(list)
-    checks = map_chunks(
+    for index, (name, _smiles) in enumerate(ligands):
+        seen[name.strip()].append(index)
+    duplicates = [
+        {
+            "index": i,
+            "name": name,
+            "smiles": ligands[i][1],
+            "reason": f"duplicate ligand name (also at index {indices[0]})",
+        }
+        for name, indices in seen.items()
+        if len(indices) > 1 and name
+        for i in indices[1:]
+    ]
+    checks = start_chunks(
         partial(_ligand_problems, chosen, limits.max_heavy_atoms, _covalent_atom(target_input)),
         ligands,
         per_process=_CHECKS_PER_PROCESS,
         chunk=5_000,
     )
-    for index, ((name, smiles), problem) in enumerate(zip(ligands, checks, strict=True)):
-        seen[name.strip()].append(index)
-        if problem:
-            problems.append({"index": index, "name": name, "smiles": smiles, "reason": problem})
-    for name, indices in seen.items():
-        if len(indices) > 1 and name:
-            problems.extend(
-                {
-                    "index": i,
-                    "name": name,
-                    "smiles": ligands[i][1],
-                    "reason": f"duplicate ligand name (also at index {indices[0]})",
-                }
-                for i in indices[1:]
-            )
-    problems.sort(key=lambda p: p["index"])
+    common: dict[str, Any] = {
+        "owner": owner,
+        "predictor": chosen,
+        "protein_sequence": sequence,
+        "batch_name": batch_name.strip(),
+        "params": checked_params,
+        "target": target_input,
+        "max_concurrent": max_concurrent,
+        "priority": priority,
+        "idempotency_key": idempotency_key,
+        "max_attempts": settings.max_attempts,
+    }
+    if defer_checks and checks.pooled and not skip_invalid and checked_filters is None and not duplicates:
+        # every ligand is queued unless one is refused, which refuses the batch: the queue inserts
+        # them while the checks run, and commits only if they pass
+        _check_pending(limits, pending_jobs, len(ligands))
+        everyone = [Ligand(name=name.strip(), smiles=smiles.strip()) for name, smiles in ligands]
+        return BatchSubmission(ligands=everyone, check=_LigandChecks(checks, ligands), **common)
 
+    problems = sorted(_problems(ligands, checks.result()) + duplicates, key=lambda p: p["index"])
     bad = {p["index"] for p in problems}
     if problems and not skip_invalid:
-        raise InvalidInput(
-            f"{len(bad)} of {len(ligands)} ligands are invalid; nothing was queued "
-            "(fix them, or send skip_invalid=true to queue only the valid ones)",
-            code="invalid_ligands",
-            details={"ligands": problems},
-        )
+        raise _refusal(problems, len(ligands))
     positions = [i for i in range(len(ligands)) if i not in bad]
     kept = [Ligand(name=ligands[i][0].strip(), smiles=ligands[i][1].strip()) for i in positions]
     if not kept:
@@ -330,19 +345,44 @@ def build_batch_submission(
             )
     _check_pending(limits, pending_jobs, len(kept))
     return BatchSubmission(
-        owner=owner,
-        predictor=chosen,
-        protein_sequence=sequence,
-        batch_name=batch_name.strip(),
         ligands=kept,
-        params=checked_params,
-        target=target_input,
-        max_concurrent=max_concurrent,
-        priority=priority,
-        idempotency_key=idempotency_key,
-        max_attempts=settings.max_attempts,
         skipped=problems,
         filtered=filtered,
         filters=checked_filters.model_dump() if checked_filters is not None else None,
         properties=properties,
+        **common,
     )
+
+
+def _problems(ligands: Sequence[tuple[str, str]], checks: list[str | None]) -> list[dict[str, Any]]:
+    return [
+        {"index": index, "name": name, "smiles": smiles, "reason": problem}
+        for index, ((name, smiles), problem) in enumerate(zip(ligands, checks, strict=True))
+        if problem
+    ]
+
+
+def _refusal(problems: list[dict[str, Any]], total: int) -> InvalidInput:
+    return InvalidInput(
+        f"{len({p['index'] for p in problems})} of {total} ligands are invalid; nothing was queued "
+        "(fix them, or send skip_invalid=true to queue only the valid ones)",
+        code="invalid_ligands",
+        details={"ligands": problems},
+    )
+
+
+class _LigandChecks:
+    """A batch's ligand checks running in a process pool while the queue inserts its rows
+    (:class:`~omtx_hub.queue.types.DeferredCheck`); any problem refuses the batch, as it does when
+    the checks run first."""
+
+    def __init__(self, checks: Chunks[str | None], ligands: Sequence[tuple[str, str]]) -> None:
+        self._checks, self._ligands = checks, ligands
+
+    def wait(self) -> None:
+        problems = _problems(self._ligands, self._checks.result())
+        if problems:
+            raise _refusal(problems, len(self._ligands))
+
+    def cancel(self) -> None:
+        self._checks.cancel()

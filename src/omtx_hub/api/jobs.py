@@ -135,19 +135,24 @@ def _submit_batch(
         idempotency_key=body.idempotency_key,
         skip_invalid=body.skip_invalid,
         filters=body.filters,
+        defer_checks=not dry_run,  # the queue writes the rows while the ligands' checks run
     )
-    if body.required_interactions or body.pose_checks:
-        residues = target_residues(hub, sub.predictor, target, sub.protein_sequence)
-        required = parse_requirements(body.required_interactions or [], residues)
-        rules = RankingRules(tuple(required), body.pose_checks or "any")
-        sub = dataclasses.replace(sub, ranking=rules.as_document())
-    if dry_run:
-        return JSONResponse(status_code=200, content=estimate(hub, sub))
-    if source is not None:
-        sub = dataclasses.replace(sub, source=source)
-    if endpoint is not None:
-        sub = dataclasses.replace(sub, endpoint=endpoint)
-    result = hub.manager.submit_batch(sub)
+    try:
+        if body.required_interactions or body.pose_checks:
+            residues = target_residues(hub, sub.predictor, target, sub.protein_sequence)
+            required = parse_requirements(body.required_interactions or [], residues)
+            rules = RankingRules(tuple(required), body.pose_checks or "any")
+            sub = dataclasses.replace(sub, ranking=rules.as_document())
+        if dry_run:
+            return JSONResponse(status_code=200, content=estimate(hub, sub))
+        if source is not None:
+            sub = dataclasses.replace(sub, source=source)
+        if endpoint is not None:
+            sub = dataclasses.replace(sub, endpoint=endpoint)
+        result = hub.manager.submit_batch(sub)
+    finally:
+        if sub.check is not None:
+            sub.check.cancel()  # a refusal before the queue waited on the checks: stop them
     r = result.record
     content = {
         "batch_id": r["job_id"],

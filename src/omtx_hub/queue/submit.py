@@ -171,15 +171,28 @@ def submit_batch(q: QueueCore, sub: BatchSubmission) -> Submitted:
 
     def insert(conn: sa.Connection) -> None:
         conn.execute(jobs.insert(), parent)
-        with _large_cache(q, conn, total):
-            for start in range(0, total, _INSERT_CHUNK):
-                chunk = sub.ligands[start : start + _INSERT_CHUNK]
-                ids = new_ids("job", len(chunk))
-                _insert_rows(q, conn, names, [child(ids[i], start + i, lig) for i, lig in enumerate(chunk)])
+        try:
+            with _large_cache(q, conn, total):
+                for start in range(0, total, _INSERT_CHUNK):
+                    chunk = sub.ligands[start : start + _INSERT_CHUNK]
+                    ids = new_ids("job", len(chunk))
+                    _insert_rows(q, conn, names, [child(ids[i], start + i, lig) for i, lig in enumerate(chunk)])
+        except Exception:
+            if sub.check is not None:
+                sub.check.wait()  # a ligand the checks refuse (a NUL in its name) explains the failure
+            raise
         # one event for the batch: a million children get theirs when they are claimed
         transitions.record(conn, batch_id, None, PENDING, now, batch=True, reason=f"submitted with {total} ligands")
+        if sub.check is not None and q.postgres:
+            sub.check.wait()  # the rows are in; commit only if the checks pass
 
-    return _submit_once(q, sub.owner, sub.idempotency_key, request, batch_id, insert)
+    try:
+        if sub.check is not None and not q.postgres:
+            sub.check.wait()  # before the write lock, which would hold every other writer meanwhile
+        return _submit_once(q, sub.owner, sub.idempotency_key, request, batch_id, insert)
+    finally:
+        if sub.check is not None:
+            sub.check.cancel()  # an idempotent replay, or an error: the checks are not needed any more
 
 
 def _submit_once(

@@ -6,11 +6,11 @@ import base64
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from omtx_hub.domain import Ligand
 
-__all__ = ["BatchSubmission", "Finished", "JobSubmission", "Record", "Submitted", "new_id", "new_ids"]
+__all__ = ["BatchSubmission", "DeferredCheck", "Finished", "JobSubmission", "Record", "Submitted", "new_id", "new_ids"]
 
 Record = dict[str, Any]  # a row of ``jobs`` (or ``job_events``, ``workers``) as a dict
 
@@ -41,6 +41,18 @@ class JobSubmission:
     endpoint: str = "POST /api/v1/jobs/predict"  # where it was asked for: an idempotency key is per endpoint
 
 
+class DeferredCheck(Protocol):
+    """Checks of a batch's ligands that are still running while it is submitted. The queue waits for
+    them before the batch is committed: on PostgreSQL after its rows are written in the open
+    transaction (the insert and the checks overlap), on SQLite before its write transaction begins
+    (that holds the only write lock). ``wait`` raises to refuse the batch (nothing is committed);
+    ``cancel`` stops them when the submission ends otherwise."""
+
+    def wait(self) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class BatchSubmission:
     owner: str
@@ -61,6 +73,7 @@ class BatchSubmission:
     source: dict[str, Any] | None = None  # a rescoring funnel: the batch (and ranking) these ligands came from
     ranking: dict[str, Any] | None = None  # what a pose must show to be ranked (analytics.RankingRules)
     endpoint: str = "POST /api/v1/jobs/predict/batch"
+    check: DeferredCheck | None = None  # the ligands' checks, still running: see DeferredCheck
 
 
 @dataclass(frozen=True)
