@@ -317,7 +317,11 @@ def build_batch_submission(
     if defer_checks and checks.pooled and not skip_invalid and checked_filters is None and not duplicates:
         # every ligand is queued unless one is refused, which refuses the batch: the queue inserts
         # them while the checks run, and commits only if they pass
-        _check_pending(limits, pending_jobs, len(ligands))
+        try:
+            _check_pending(limits, pending_jobs, len(ligands))
+        except RateLimited:
+            checks.cancel()
+            raise
         everyone = [Ligand(name=name.strip(), smiles=smiles.strip()) for name, smiles in ligands]
         return BatchSubmission(ligands=everyone, check=_LigandChecks(checks, ligands), **common)
 
