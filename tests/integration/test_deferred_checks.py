@@ -1,11 +1,12 @@
 """A large batch's ligand checks run in their process pool while the queue writes its rows: on
 PostgreSQL inside the open transaction, on SQLite before its write lock is taken. A refused ligand
 refuses the batch exactly as when the checks run first, and nothing is left behind: no row, no
-pool process. On SQLite and PostgreSQL, through the API."""
+pool process. On SQLite and PostgreSQL, through the API; and the started pool's own fallback."""
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sqlite3
 from typing import Any
 
@@ -13,10 +14,11 @@ import pytest
 import sqlalchemy as sa
 
 import omtx_hub.submission as submission
-from hub_testing import ApiClient
+from hub_testing import ApiClient, squares_unless_in_a_pool
 from omtx_hub.db.schema import jobs
 from omtx_hub.errors import InvalidInput
 from omtx_hub.hub import Hub
+from omtx_hub.parallel import start_chunks
 
 SEQ = "MKTAYIAKQRQISFVKSHFSRQ"
 BATCH = "/api/v1/jobs/predict/batch"
@@ -130,3 +132,17 @@ def test_a_ligand_the_database_refuses_is_named_by_the_checks(hub: Hub, api: Api
         (44, True)
     ]
     assert rows(hub) == 0
+
+
+def test_started_work_whose_pool_dies_is_done_here(caplog: pytest.LogCaptureFixture) -> None:
+    """The pool's processes die as they work: ``result()`` does it all in this process, with a warning,
+    and no pool process is left."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("a pool runs only with two cores or more")
+    others = set(multiprocessing.active_children())
+    work = start_chunks(squares_unless_in_a_pool, list(range(50)), per_process=10, chunk=5)
+    assert work.pooled
+    with caplog.at_level("WARNING", logger="omtx_hub.parallel"):
+        assert work.result() == [i * i for i in range(50)]
+    assert any("could not run" in r.getMessage() for r in caplog.records)
+    assert not work.pooled and not set(multiprocessing.active_children()) - others

@@ -50,6 +50,15 @@ def dying_pool_process(*_args: Any) -> None:
     os._exit(1)
 
 
+def squares_unless_in_a_pool(items: list[int]) -> list[int]:
+    """Squares, in the process that asked; a pool process running it dies (as one the OOM killer took)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is not None:
+        os._exit(1)
+    return [i * i for i in items]
+
+
 def run_all(worker: Any) -> None:
     """Drive a (not running) worker by hand: every runnable job, then the maintenance pass (aggregation)."""
     while worker.run_once():
