@@ -22,7 +22,7 @@ from PIL import Image
 
 from conftest import TINY_BOLTZ, make_settings
 from hub_testing import gapped_dimer
-from omtx_hub.db.schema import jobs
+from omtx_hub.db.schema import jobs, score_bins
 from omtx_hub.domain import Ligand
 from omtx_hub.hub import Hub, open_hub
 from omtx_hub.predictors.boltz2 import Boltz2Predictor
@@ -399,6 +399,7 @@ def test_a_million_ligand_batch_page_paints_its_best_rows_from_the_index(
     with hub.engine.begin() as conn:  # the module's other tests share this database
         conn.execute(jobs.delete().where(jobs.c.batch_parent_id == batch_id))
         conn.execute(jobs.delete().where(jobs.c.job_id == batch_id))
+        conn.execute(score_bins.delete().where(score_bins.c.batch_parent_id == batch_id))
 
 
 def test_the_batch_page_says_why_a_batch_waits(page: Any, hub_url: tuple[str, Hub, str, str]) -> None:
