@@ -221,3 +221,14 @@ def test_the_aggregation_counts_the_bins_again(hub: Hub, caplog: pytest.LogCaptu
     _check(hub, batch_id, values)
     assert hub.manager.get(batch_id)["results"]["score_summary"] == hub.manager.score_summary(batch_id)
     assert not hub.manager.recount_score_bins(batch_id)
+
+
+def test_an_infinite_score_is_no_score(hub: Hub) -> None:
+    """A predictor's infinite estimate is stored as null in the results (not JSON): the score index
+    and the bins leave it out too, so the summary is that of the finite scores (before, the index
+    held the infinity, ranked it first or last, and the summary failed on it)."""
+    batch_id = _completed(hub, [-8.0, math.inf, -6.5, -math.inf, -7.25])
+    children = {c["batch_index"]: c for c in hub.manager.iter_children(batch_id)}
+    assert [children[i]["score"] for i in range(5)] == [-8.0, None, -6.5, None, -7.25]
+    assert children[1]["results"] == {"test_score": None}
+    _check(hub, batch_id, [-8.0, -6.5, -7.25])

@@ -4,6 +4,7 @@ was lost finds its late result refused (``Finished.applied`` is False)."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -24,10 +25,17 @@ COMPLETED, FAILED, CANCELLED = transitions.COMPLETED, transitions.FAILED, transi
 Completion = tuple[ClaimedJob, dict[str, Any], float | None, float | None]  # job, results, wall s, accelerator s
 
 
+def _finite(value: Any) -> float | None:
+    """A result as the indexes keep it: a finite number, else None. An infinity is stored as null in
+    the results (not JSON), so it must rank as no score at all, not as the best or the worst."""
+    n = number(value)
+    return n if n is not None and math.isfinite(n) else None
+
+
 def _score(q: QueueCore, predictor: str, results: dict[str, Any]) -> float | None:
-    """The job's primary score as a float (None: the predictor's is unknown here, or not a number)."""
+    """The job's primary score as a float (None: the predictor's is unknown here, or not a finite number)."""
     name = q.score_fields.get(predictor)
-    return number(results.get(name)) if name else None
+    return _finite(results.get(name)) if name else None
 
 
 def _other_scores(q: QueueCore, job: ClaimedJob, parent: str, results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -37,7 +45,7 @@ def _other_scores(q: QueueCore, job: ClaimedJob, parent: str, results: dict[str,
     if job.batch_index is None:
         return rows
     for name in q.sortable_fields.get(job.predictor, ()):
-        value = number(results.get(name))
+        value = _finite(results.get(name))
         if value is not None:
             rows.append({"batch_parent_id": parent, "field": name, "value": value, "batch_index": job.batch_index})
     return rows
