@@ -166,7 +166,7 @@ def _median(conn: sa.Connection, scored: sa.ColumnElement[bool], kept: Sequence[
 
 
 def recount(q: QueueCore, batch_id: str) -> bool:
-    """Count a batch's bins again from its scores, and rewrite them only where the counts differ
+    """Count a batch's bins again from its scores, and rewrite them all when any count differs
     (True then): a batch that workers older than 0009 completed in part, or any drift, gets a true
     summary at its aggregation. One scan of its score index; the rewrite locks the batch's row
     first, as completions do."""
